@@ -1,0 +1,304 @@
+// Command roster-sandbox runs a real, local Kubernetes control plane for
+// Roster's tests and demo: embedded etcd and kube-apiserver in this process,
+// kube-controller-manager in a child process (the same binary), all on
+// 127.0.0.1. It writes an admin kubeconfig into its directory, prints one
+// "ready" line once /readyz answers, and stops everything on SIGTERM/SIGINT.
+//
+// Restarting it on the same directory keeps the data and the ports, so a test
+// can stop the control plane and bring it back "on the same data".
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+	kubeapiserver "k8s.io/kubernetes/cmd/kube-apiserver/app"
+	kcm "k8s.io/kubernetes/cmd/kube-controller-manager/app"
+)
+
+const defaultControllers = "garbage-collector-controller,namespace-controller"
+
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, " ") }
+func (m *multiFlag) Set(v string) error { *m = append(*m, v); return nil }
+
+// state is persisted in the sandbox directory so a restart reuses the ports.
+type state struct {
+	APIServerPort int `json:"apiServerPort"`
+	EtcdPort      int `json:"etcdPort"`
+	EtcdPeerPort  int `json:"etcdPeerPort"`
+}
+
+func main() {
+	// The controller manager runs as a child process of this same binary:
+	// its global flag, feature-gate and signal state must not mix with the
+	// apiserver's.
+	if len(os.Args) > 1 && os.Args[1] == "controller-manager" {
+		cmd := kcm.NewControllerManagerCommand()
+		cmd.SetArgs(os.Args[2:])
+		if err := cmd.Execute(); err != nil {
+			os.Exit(1)
+		}
+		return
+	}
+	if err := run(); err != nil {
+		fmt.Fprintf(os.Stderr, "roster-sandbox: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	var (
+		dir         = flag.String("dir", ".sandbox", "directory for certificates, etcd data, kubeconfig and logs")
+		port        = flag.Int("port", 0, "kube-apiserver secure port (0: reuse the previous one on this dir, else a free port)")
+		controllers = flag.String("controllers", defaultControllers, "kube-controller-manager controllers to run (comma-separated; \"\" runs none)")
+		logFile     = flag.String("log-file", "", "write component logs here instead of stderr")
+		withParent  = flag.Bool("exit-with-parent", false, "shut down when the parent process dies (for test harnesses)")
+		apiArgs     multiFlag
+		kcmArgs     multiFlag
+	)
+	flag.Var(&apiArgs, "apiserver-arg", "extra kube-apiserver flag, e.g. --apiserver-arg=--etcd-compaction-interval=10s (repeatable)")
+	flag.Var(&kcmArgs, "controller-manager-arg", "extra kube-controller-manager flag (repeatable)")
+	flag.Parse()
+
+	root, err := filepath.Abs(*dir)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(root, 0o700); err != nil {
+		return err
+	}
+	if *logFile != "" {
+		f, err := os.OpenFile(*logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			return err
+		}
+		// klog writes to fd 2; redirect it so stdout carries only our lines.
+		if err := unix.Dup2(int(f.Fd()), 2); err != nil {
+			return err
+		}
+	}
+
+	st, err := loadState(root, *port)
+	if err != nil {
+		return err
+	}
+	pki, err := ensurePKI(filepath.Join(root, "pki"))
+	if err != nil {
+		return fmt.Errorf("certificates: %w", err)
+	}
+	server := fmt.Sprintf("https://127.0.0.1:%d", st.APIServerPort)
+	kubeconfig := filepath.Join(root, "kubeconfig")
+	if err := writeKubeconfig(kubeconfig, server, pki); err != nil {
+		return err
+	}
+
+	started := time.Now()
+	etcd, err := startEtcd(filepath.Join(root, "etcd"), st.EtcdPort, st.EtcdPeerPort)
+	if err != nil {
+		return fmt.Errorf("etcd: %w", err)
+	}
+	defer etcd.Close()
+
+	// NewAPIServerCommand installs the process's SIGTERM/SIGINT handler: the
+	// first signal starts a graceful shutdown, a second one exits at once.
+	api := kubeapiserver.NewAPIServerCommand()
+	api.SetArgs(append(apiServerArgs(st, pki), apiArgs...))
+	apiDone := make(chan error, 1)
+	go func() { apiDone <- api.Execute() }()
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if *withParent {
+		go watchParent()
+	}
+
+	if err := waitReady(ctx, server, pki, apiDone); err != nil {
+		return err
+	}
+
+	var manager *exec.Cmd
+	if *controllers != "" {
+		manager, err = startControllerManager(kubeconfig, *controllers, kcmArgs)
+		if err != nil {
+			return fmt.Errorf("controller-manager: %w", err)
+		}
+	}
+
+	fmt.Printf("roster-sandbox ready in %.1fs: server=%s kubeconfig=%s\n", time.Since(started).Seconds(), server, kubeconfig)
+
+	select {
+	case err = <-apiDone:
+		if err == nil {
+			err = errors.New("kube-apiserver stopped unexpectedly")
+		}
+	case <-ctx.Done():
+		// The apiserver saw the same signal; give it a bounded time to drain.
+		select {
+		case <-apiDone:
+		case <-time.After(15 * time.Second):
+		}
+		err = nil
+	}
+	if manager != nil {
+		_ = manager.Process.Signal(syscall.SIGTERM)
+		waitOrKill(manager, 5*time.Second)
+	}
+	return err
+}
+
+func loadState(root string, port int) (state, error) {
+	path := filepath.Join(root, "state.json")
+	var st state
+	if b, err := os.ReadFile(path); err == nil {
+		if err := json.Unmarshal(b, &st); err != nil {
+			return st, fmt.Errorf("%s: %w", path, err)
+		}
+	}
+	if port != 0 {
+		st.APIServerPort = port
+	}
+	for _, p := range []*int{&st.APIServerPort, &st.EtcdPort, &st.EtcdPeerPort} {
+		if *p == 0 {
+			free, err := freePort()
+			if err != nil {
+				return st, err
+			}
+			*p = free
+		}
+	}
+	b, _ := json.MarshalIndent(st, "", "  ")
+	return st, os.WriteFile(path, b, 0o600)
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func apiServerArgs(st state, pki pkiFiles) []string {
+	server := fmt.Sprintf("https://127.0.0.1:%d", st.APIServerPort)
+	return []string{
+		fmt.Sprintf("--etcd-servers=http://127.0.0.1:%d", st.EtcdPort),
+		fmt.Sprintf("--secure-port=%d", st.APIServerPort),
+		"--bind-address=127.0.0.1",
+		"--advertise-address=127.0.0.1",
+		"--service-cluster-ip-range=10.0.0.0/24",
+		"--allow-privileged=true",
+		// No kubelet and no token controller: pods need no service account token.
+		"--disable-admission-plugins=ServiceAccount",
+		"--authorization-mode=RBAC",
+		// The "kubernetes" Service cannot point at loopback; keep it endpoint-less.
+		"--endpoint-reconciler-type=none",
+		"--client-ca-file=" + pki.CACert,
+		"--tls-cert-file=" + pki.ServingCert,
+		"--tls-private-key-file=" + pki.ServingKey,
+		"--service-account-issuer=" + server + "/",
+		"--service-account-key-file=" + pki.SAKey,
+		"--service-account-signing-key-file=" + pki.SAKey,
+		"--cert-dir=" + filepath.Dir(pki.CACert),
+		// Tests and benchmarks create thousands of objects quickly.
+		"--max-requests-inflight=2000",
+		"--max-mutating-requests-inflight=1000",
+	}
+}
+
+func startControllerManager(kubeconfig, controllers string, extra []string) (*exec.Cmd, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	args := append([]string{
+		"controller-manager",
+		"--kubeconfig=" + kubeconfig,
+		"--authentication-kubeconfig=" + kubeconfig,
+		"--authorization-kubeconfig=" + kubeconfig,
+		"--controllers=" + controllers,
+		"--leader-elect=false",
+		// Several sandboxes may run at once: do not serve a fixed port.
+		"--secure-port=0",
+	}, extra...)
+	cmd := exec.Command(self, args...)
+	cmd.Stdout = os.Stderr
+	cmd.Stderr = os.Stderr
+	dieWithParent(cmd)
+	return cmd, cmd.Start()
+}
+
+func waitOrKill(cmd *exec.Cmd, grace time.Duration) {
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(grace):
+		_ = cmd.Process.Kill()
+		<-done
+	}
+}
+
+// waitReady polls /readyz until it answers ok, the apiserver exits, or the
+// context ends.
+func waitReady(ctx context.Context, server string, pki pkiFiles, apiDone <-chan error) error {
+	cert, err := tls.LoadX509KeyPair(pki.AdminCert, pki.AdminKey)
+	if err != nil {
+		return err
+	}
+	pool, err := loadPool(pki.CACert)
+	if err != nil {
+		return err
+	}
+	client := &http.Client{
+		Timeout:   2 * time.Second,
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}}},
+	}
+	deadline := time.After(3 * time.Minute)
+	for {
+		resp, err := client.Get(server + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case err := <-apiDone:
+			return fmt.Errorf("kube-apiserver exited before it was ready: %v", err)
+		case <-ctx.Done():
+			return errors.New("interrupted before ready")
+		case <-deadline:
+			return errors.New("kube-apiserver not ready after 3 minutes")
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// watchParent turns the death of the parent (a test runner killed with
+// SIGKILL, say) into our own SIGTERM, so no control plane is left behind.
+func watchParent() {
+	parent := os.Getppid()
+	for range time.Tick(500 * time.Millisecond) {
+		if os.Getppid() != parent {
+			_ = syscall.Kill(os.Getpid(), syscall.SIGTERM)
+			return
+		}
+	}
+}
