@@ -1,0 +1,516 @@
+/**
+ * The health check of a service: a list of probes (a discriminated union on
+ * `type`), how their results combine, and the timing, threshold and flap
+ * damping settings. Used by DiscoveryPolicy.spec.healthCheck and, as a
+ * whole-object override, by ServiceInstance.spec.healthCheck.
+ *
+ * Probes follow the Kubernetes union convention: a `type` discriminator plus
+ * one member field named after the type, e.g.
+ * `{ type: http, http: { path: /healthz, port: http } }`. The member may be
+ * omitted (all its fields have defaults); zod fills it in, so in parsed
+ * values `probe.http` is always present when `probe.type === "http"`.
+ */
+import { z } from "zod";
+import {
+  DNS1123_LABEL,
+  DURATION,
+  deepFreeze,
+  duplicates,
+  durationBetween,
+  HTTP_TOKEN,
+  ObjectName,
+  PortRef,
+  parseDuration,
+} from "./common.ts";
+import { celRegex, withRules } from "./rules.ts";
+
+// --- shared pieces -------------------------------------------------------------
+
+/** A reference to one key of a Secret in the same namespace. */
+export const SecretKeySelector = z
+  .strictObject({
+    name: ObjectName.describe("Name of the Secret, in the namespace of the object that holds this probe."),
+    key: z
+      .string()
+      .min(1)
+      .max(253)
+      .regex(/^[-._a-zA-Z0-9]+$/, "must be a Secret key: letters, digits, '-', '_' and '.'")
+      .describe("Key within the Secret's data."),
+  })
+  .describe("Selects a key of a Secret in the namespace of the object that holds this probe.");
+export type SecretKeySelector = z.output<typeof SecretKeySelector>;
+
+/** Header values must not smuggle extra header lines or control characters. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point
+const HEADER_VALUE = /^[^\x00-\x08\x0a-\x1f\x7f]*$/;
+
+/** One request header of an HTTP probe: a literal value or a value from a Secret. */
+export const HttpHeader = withRules(
+  z.strictObject({
+    name: z
+      .string()
+      .min(1)
+      .max(256)
+      .regex(HTTP_TOKEN, "must be an HTTP header name (RFC 9110 token)")
+      .describe("Header name, e.g. Authorization."),
+    value: z
+      .string()
+      .max(4096)
+      .regex(HEADER_VALUE, "must not contain control characters such as line breaks")
+      .optional()
+      .describe("Literal header value. Exactly one of value and valueFrom is set."),
+    valueFrom: z
+      .strictObject({
+        secretKeyRef: SecretKeySelector.describe("The Secret key whose value is sent as the header value."),
+      })
+      .optional()
+      .describe(
+        "Takes the header value from a Secret (e.g. a bearer token). Exactly one of value and valueFrom is set.",
+      ),
+  }),
+  [
+    {
+      rule: "has(self.value) != has(self.valueFrom)",
+      message: "set exactly one of value and valueFrom",
+      check: (h) => (h.value !== undefined) !== (h.valueFrom !== undefined),
+    },
+  ],
+).describe("A request header sent with an HTTP probe.");
+export type HttpHeader = z.output<typeof HttpHeader>;
+
+/** An inclusive range of HTTP status codes. */
+export const StatusRange = withRules(
+  z.strictObject({
+    min: z.int().min(100).max(599).describe("Lowest accepted status code (inclusive)."),
+    max: z
+      .int()
+      .min(100)
+      .max(599)
+      .describe("Highest accepted status code (inclusive); use min for a single code."),
+  }),
+  [
+    {
+      rule: "self.min <= self.max",
+      message: "max must be greater than or equal to min",
+      fieldPath: ".max",
+      check: (r) => r.min <= r.max,
+    },
+  ],
+).describe("An inclusive range of HTTP status codes, e.g. {min: 200, max: 399}.");
+export type StatusRange = z.output<typeof StatusRange>;
+
+/** What the body of an HTTP response must contain. */
+export const BodyMatch = withRules(
+  z.strictObject({
+    substring: z
+      .string()
+      .min(1)
+      .max(256)
+      .optional()
+      .describe("The body must contain this text. Exactly one of substring and regex is set."),
+    regex: z
+      .string()
+      .min(1)
+      .max(256)
+      .optional()
+      .describe(
+        "The body must match this regular expression (RE2 syntax, as in JavaScript without lookaround or backreferences). Exactly one of substring and regex is set.",
+      ),
+    maxBytes: z
+      .int()
+      .min(1)
+      .max(65536)
+      .default(4096)
+      .describe("Bytes of the body read at most and searched; the rest is ignored."),
+  }),
+  [
+    {
+      rule: "has(self.substring) != has(self.regex)",
+      message: "set exactly one of substring and regex",
+      check: (b) => (b.substring !== undefined) !== (b.regex !== undefined),
+    },
+    {
+      // Either side fails to evaluate when the pattern is not valid RE2, and the
+      // API server rejects an object whose rule cannot be evaluated.
+      rule: "!has(self.regex) || ''.matches(self.regex) || !''.matches(self.regex)",
+      message: "regex must be a valid regular expression",
+      fieldPath: ".regex",
+      check: (b) => b.regex === undefined || isValidRegex(b.regex),
+    },
+  ],
+).describe("Checks the response body: a substring or a regular expression, within the first maxBytes bytes.");
+export type BodyMatch = z.output<typeof BodyMatch>;
+
+/** JavaScript syntax that RE2 (the API server's engine) lacks: lookaround and backreferences. */
+const NOT_RE2 = /\(\?<?[=!]|\\[1-9]|\\k</;
+
+/** Whether `s` compiles as a JavaScript regex and uses only what RE2 also supports. */
+export function isValidRegex(s: string): boolean {
+  if (NOT_RE2.test(s)) return false;
+  try {
+    new RegExp(s);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** TLS settings for HTTPS and gRPC probes. */
+export const TlsOptions = withRules(
+  z.strictObject({
+    serverName: z
+      .string()
+      .min(1)
+      .max(253)
+      .regex(
+        /^[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?(\.[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?)*$/,
+        "must be a DNS name",
+      )
+      .optional()
+      .describe(
+        "Server name sent in SNI and verified against the certificate; defaults to the instance address when it is a DNS name.",
+      ),
+    caBundle: z
+      .string()
+      .max(32768)
+      .optional()
+      .describe("PEM-encoded CA certificates to trust instead of the system roots."),
+    insecureSkipVerify: z
+      .boolean()
+      .default(false)
+      .describe("Skip certificate verification. Only for testing; cannot be combined with caBundle."),
+  }),
+  [
+    {
+      rule: "!has(self.caBundle) || self.caBundle.contains('-----BEGIN CERTIFICATE-----')",
+      message: "caBundle must contain PEM-encoded certificates (-----BEGIN CERTIFICATE-----)",
+      fieldPath: ".caBundle",
+      check: (t) => t.caBundle === undefined || t.caBundle.includes("-----BEGIN CERTIFICATE-----"),
+    },
+    {
+      rule: "!(has(self.caBundle) && self.insecureSkipVerify)",
+      message: "insecureSkipVerify cannot be combined with caBundle",
+      fieldPath: ".insecureSkipVerify",
+      check: (t) => !(t.caBundle !== undefined && t.insecureSkipVerify),
+    },
+  ],
+).describe("TLS settings of a probe.");
+export type TlsOptions = z.output<typeof TlsOptions>;
+
+const probePortDescription =
+  "Port to probe: a number, or the name of one of the instance's spec.ports. Defaults to the instance's first port.";
+
+// --- probe members -----------------------------------------------------------
+
+/** Options of an `http` probe. */
+export const HttpProbeOptions = withRules(
+  z.strictObject({
+    path: z
+      .string()
+      .max(1024)
+      .regex(/^\/\S*$/, "must start with '/' and contain no spaces")
+      .default("/")
+      .describe("Request path, with an optional query string, e.g. /healthz."),
+    port: PortRef.optional().describe(probePortDescription),
+    scheme: z.enum(["HTTP", "HTTPS"]).default("HTTP").describe("HTTP or HTTPS."),
+    method: z.enum(["GET", "HEAD", "POST", "OPTIONS"]).default("GET").describe("Request method."),
+    headers: z
+      .array(HttpHeader)
+      .max(16)
+      .optional()
+      .describe(
+        "Extra request headers; values may come from Secrets. Header names are unique (case-insensitive).",
+      ),
+    expectedStatuses: z
+      .array(StatusRange)
+      .min(1)
+      .max(8)
+      .prefault([{ min: 200, max: 399 }])
+      .describe("Status codes that count as success; default 200-399."),
+    bodyMatch: BodyMatch.optional().describe("Optional check of the response body."),
+    followRedirects: z
+      .boolean()
+      .default(false)
+      .describe("Follow up to 5 redirects (to the same host); otherwise a 3xx status is judged as is."),
+    tls: TlsOptions.optional().describe("TLS settings; only with scheme HTTPS."),
+  }),
+  [
+    {
+      rule: "!has(self.tls) || self.scheme == 'HTTPS'",
+      message: "tls requires scheme HTTPS",
+      fieldPath: ".tls",
+      check: (h) => h.tls === undefined || h.scheme === "HTTPS",
+    },
+    {
+      rule: "!has(self.headers) || self.headers.all(h, self.headers.exists_one(g, g.name.lowerAscii() == h.name.lowerAscii()))",
+      message: "header names must be unique (case-insensitive)",
+      fieldPath: ".headers",
+      check: (h) =>
+        duplicates((h.headers ?? []).map((x) => x.name.toLowerCase())).map((i) => ["headers", i, "name"]),
+    },
+  ],
+).describe("Options of an http probe: the request sent and the response expected.");
+export type HttpProbeOptions = z.output<typeof HttpProbeOptions>;
+
+/** Options of a `tcp` probe: a TCP connect succeeds. */
+export const TcpProbeOptions = z
+  .strictObject({ port: PortRef.optional().describe(probePortDescription) })
+  .describe("Options of a tcp probe, which succeeds when a TCP connection opens.");
+export type TcpProbeOptions = z.output<typeof TcpProbeOptions>;
+
+/** Options of a `grpc` probe (grpc.health.v1 Check). */
+export const GrpcProbeOptions = z
+  .strictObject({
+    port: PortRef.optional().describe(probePortDescription),
+    service: z
+      .string()
+      .max(256)
+      .regex(/^[A-Za-z0-9_./-]*$/, "must be a gRPC service name such as my.pkg.Service")
+      .default("")
+      .describe(
+        "Service name sent in the grpc.health.v1 HealthCheckRequest; empty asks about the whole server.",
+      ),
+    tls: TlsOptions.optional().describe("Use TLS with these settings; plaintext when absent."),
+  })
+  .describe("Options of a grpc probe, which calls grpc.health.v1.Health/Check and expects SERVING.");
+export type GrpcProbeOptions = z.output<typeof GrpcProbeOptions>;
+
+/** Options of a `heartbeat` probe: the instance renews a Lease. */
+export const HeartbeatProbeOptions = z
+  .strictObject({
+    leaseName: ObjectName.optional().describe(
+      "Name of the coordination.k8s.io/v1 Lease the instance renews, in the instance's namespace; defaults to the ServiceInstance's name.",
+    ),
+  })
+  .describe(
+    "Options of a heartbeat probe: healthy while the instance keeps renewing a Lease (renewTime + leaseDurationSeconds in the future), like a TTL check.",
+  );
+export type HeartbeatProbeOptions = z.output<typeof HeartbeatProbeOptions>;
+
+// --- the probe union -----------------------------------------------------------------
+
+/** The probe types. */
+export const PROBE_TYPES = ["http", "tcp", "grpc", "heartbeat", "none"] as const;
+export type ProbeType = (typeof PROBE_TYPES)[number];
+
+const probeTypeField = <T extends ProbeType>(t: T) =>
+  z
+    .literal(t)
+    .describe(
+      "Probe type: http (an HTTP request), tcp (a TCP connect), grpc (grpc.health.v1), heartbeat (the instance renews a Lease) or none (always healthy). Only the member field named after the type may be set.",
+    );
+
+const probeName = z
+  .string()
+  .min(1)
+  .max(63)
+  .regex(DNS1123_LABEL, "must be a DNS-1123 label")
+  .optional()
+  .describe("Optional name of the probe, used in status messages and metrics; unique within the list.");
+
+/** Probe variants reject the members of other types with a message that says so. */
+const variant = <T extends ProbeType, M extends z.ZodRawShape>(type: T, member: M) =>
+  z.strictObject(
+    { type: probeTypeField(type), name: probeName, ...member },
+    {
+      error: (iss) =>
+        iss.code === "unrecognized_keys"
+          ? `only the "${type}" member is allowed for a probe of type ${type}`
+          : undefined,
+    },
+  );
+
+/** An `http` probe. */
+export const HttpProbe = variant("http", {
+  http: HttpProbeOptions.prefault({}).describe("Options of an http probe; only with type http."),
+});
+/** A `tcp` probe. */
+export const TcpProbe = variant("tcp", {
+  tcp: TcpProbeOptions.prefault({}).describe("Options of a tcp probe; only with type tcp."),
+});
+/** A `grpc` probe. */
+export const GrpcProbe = variant("grpc", {
+  grpc: GrpcProbeOptions.prefault({}).describe("Options of a grpc probe; only with type grpc."),
+});
+/** A `heartbeat` probe. */
+export const HeartbeatProbe = variant("heartbeat", {
+  heartbeat: HeartbeatProbeOptions.prefault({}).describe(
+    "Options of a heartbeat probe; only with type heartbeat.",
+  ),
+});
+/** A `none` probe: the instance is healthy as soon as it is registered. */
+export const NoneProbe = variant("none", {});
+
+export type HttpProbe = z.output<typeof HttpProbe>;
+export type TcpProbe = z.output<typeof TcpProbe>;
+export type GrpcProbe = z.output<typeof GrpcProbe>;
+export type HeartbeatProbe = z.output<typeof HeartbeatProbe>;
+export type NoneProbe = z.output<typeof NoneProbe>;
+
+const MEMBERS = ["http", "tcp", "grpc", "heartbeat"] as const;
+
+/** One probe: a discriminated union on `type`. */
+export const Probe = withRules(
+  z.discriminatedUnion("type", [HttpProbe, TcpProbe, GrpcProbe, HeartbeatProbe, NoneProbe]),
+  MEMBERS.map((m) => ({
+    rule: `!has(self.${m}) || self.type == '${m}'`,
+    message: `${m} is only allowed when type is ${m}`,
+    fieldPath: `.${m}`,
+    check: (p: { type: string }) => !(m in p) || p.type === m,
+  })),
+).describe("A probe. Set type and, optionally, the member field of the same name with its options.");
+export type Probe = z.output<typeof Probe>;
+
+/** The port a probe targets (undefined: the instance's first port; always undefined for heartbeat/none). */
+export function probePort(probe: Probe): PortRef | undefined {
+  switch (probe.type) {
+    case "http":
+      return probe.http.port;
+    case "tcp":
+      return probe.tcp.port;
+    case "grpc":
+      return probe.grpc.port;
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * Resolves a probe's port against an instance's ports: a number is used as
+ * is, a name is looked up, and no port means the first port. Returns
+ * undefined when a name is not among the ports.
+ */
+export function resolveProbePort(
+  ref: PortRef | undefined,
+  ports: readonly { name: string; port: number }[],
+): number | undefined {
+  if (typeof ref === "number") return ref;
+  if (ref === undefined) return ports[0]?.port;
+  return ports.find((p) => p.name === ref)?.port;
+}
+
+// --- the health check --------------------------------------------------------------
+
+/** A CEL guard so that `duration()` is only called on strings the pattern accepts. */
+const validDuration = (expr: string) => `${expr}.matches(${celRegex(DURATION)})`;
+
+/** Flap damping: too many verdict changes within a window hold the instance unhealthy. */
+export const FlapDamping = z
+  .strictObject({
+    maxTransitions: z
+      .int()
+      .min(1)
+      .max(100)
+      .default(4)
+      .describe(
+        "Verdict changes allowed within window; one more holds the instance unhealthy until it is stable.",
+      ),
+    window: durationBetween("1s", "24h")
+      .default("5m")
+      .describe("Sliding window over which transitions are counted, e.g. 5m (1s to 24h)."),
+  })
+  .describe("Rate-based flap damping. Off when absent.");
+export type FlapDamping = z.output<typeof FlapDamping>;
+
+/** How probe results combine into one verdict. */
+export const CombineMode = z.enum(["all", "any"]);
+export type CombineMode = z.output<typeof CombineMode>;
+
+/** The health check of a service (or, as an override, of one instance). */
+export const HealthCheck = withRules(
+  z.strictObject({
+    probes: z
+      .array(Probe)
+      .min(1)
+      .max(8)
+      .prefault([{ type: "tcp" }])
+      .describe("Probes run against each instance address; default: one tcp probe on the first port."),
+    combine: CombineMode.default("all").describe(
+      "all: healthy when every probe succeeds; any: healthy when at least one succeeds.",
+    ),
+    interval: durationBetween("1s", "1h").default("10s").describe("Time between probe runs (1s to 1h)."),
+    timeout: durationBetween("10ms", "1h")
+      .default("1s")
+      .describe("Time a probe run may take; must be less than interval (10ms to 1h)."),
+    initialDelay: durationBetween("0s", "1h")
+      .default("0s")
+      .describe("Delay before the first probe of a new instance (0s to 1h)."),
+    failureThreshold: z
+      .int()
+      .min(1)
+      .max(100)
+      .default(3)
+      .describe("Consecutive failures before a healthy instance becomes unhealthy (1-100)."),
+    successThreshold: z
+      .int()
+      .min(1)
+      .max(100)
+      .default(1)
+      .describe("Consecutive successes before an unhealthy instance becomes healthy (1-100)."),
+    jitter: z
+      .int()
+      .min(0)
+      .max(50)
+      .default(10)
+      .describe(
+        "Random spread of probe start times, in percent of interval (0-50), so probes do not fire in bursts.",
+      ),
+    flapDamping: FlapDamping.optional().describe(
+      "Holds instances that change verdict too often unhealthy; off when absent.",
+    ),
+  }),
+  [
+    {
+      rule: `!${validDuration("self.timeout")} || !${validDuration("self.interval")} || duration(self.timeout) < duration(self.interval)`,
+      message: "timeout must be less than interval (timeout defaults to 1s, interval to 10s)",
+      fieldPath: ".timeout",
+      check: (h) => lessThan(h.timeout, h.interval),
+    },
+    {
+      rule: `!has(self.flapDamping) || !${validDuration("self.flapDamping.window")} || !${validDuration("self.interval")} || duration(self.flapDamping.window) > duration(self.interval)`,
+      message: "flapDamping.window must be longer than interval",
+      fieldPath: ".flapDamping.window",
+      check: (h) => h.flapDamping === undefined || lessThan(h.interval, h.flapDamping.window),
+    },
+    {
+      rule: "!self.probes.exists(p, p.type == 'none') || size(self.probes) == 1",
+      message: "a probe of type none must be the only probe",
+      fieldPath: ".probes",
+      check: (h) => !h.probes.some((p) => p.type === "none") || h.probes.length === 1,
+    },
+    {
+      rule: "self.probes.filter(p, p.type == 'heartbeat').size() <= 1",
+      message: "at most one probe of type heartbeat is allowed",
+      fieldPath: ".probes",
+      check: (h) => h.probes.filter((p) => p.type === "heartbeat").length <= 1,
+    },
+    {
+      rule: "self.probes.all(p, !has(p.name) || self.probes.exists_one(q, has(q.name) && q.name == p.name))",
+      message: "probe names must be unique",
+      fieldPath: ".probes",
+      check: (h) =>
+        duplicates(h.probes.flatMap((p, i) => (p.name ? [p.name] : [`#${i}`]))).map((i) => [
+          "probes",
+          i,
+          "name",
+        ]),
+    },
+  ],
+).describe(
+  "How instances are probed: the probes, how their results combine, timing, thresholds and flap damping. On a ServiceInstance it replaces the policy's health check as a whole.",
+);
+export type HealthCheck = z.output<typeof HealthCheck>;
+/** A health check as written by a user (defaults not yet applied). */
+export type HealthCheckInput = z.input<typeof HealthCheck>;
+
+/** True when both are valid durations and a < b; true as well when either is invalid (reported elsewhere). */
+function lessThan(a: string, b: string): boolean {
+  try {
+    return parseDuration(a) < parseDuration(b);
+  } catch {
+    return true;
+  }
+}
+
+/** The health check with every default applied (one tcp probe every 10s). */
+export const DEFAULT_HEALTH_CHECK: HealthCheck = deepFreeze(HealthCheck.parse({}));

@@ -1,0 +1,275 @@
+/**
+ * ServiceInstance: one instance of a logical service (a VM, a database, a
+ * pod in another cluster: anything with an address), registered by
+ * `kubectl apply` and probed by Roster.
+ */
+import { z } from "zod";
+import {
+  Address,
+  API_VERSION,
+  CONDITION_REASON,
+  Conditions,
+  codePoints,
+  Dns1035Label,
+  duplicates,
+  GROUP,
+  LABEL_VALUE,
+  ObjectMeta,
+  PortName,
+  PortNumber,
+  QUALIFIED_NAME,
+  type ResourceType,
+  Timestamp,
+  VERSION,
+} from "./common.ts";
+import { HealthCheck, probePort } from "./health.ts";
+import { celRegex, withRules } from "./rules.ts";
+
+/** Kind, plural and short name of ServiceInstance. */
+export const ServiceInstanceResource: ResourceType = {
+  group: GROUP,
+  version: VERSION,
+  kind: "ServiceInstance",
+  plural: "serviceinstances",
+  singular: "serviceinstance",
+  shortNames: ["si"],
+};
+
+/** Transport protocols of a port. */
+export const Protocol = z.enum(["TCP", "UDP", "SCTP"]);
+export type Protocol = z.output<typeof Protocol>;
+
+/** One port of an instance. */
+export const ServicePort = z
+  .strictObject({
+    name: PortName.describe(
+      "Port name (DNS-1035 label), unique within the instance; becomes the Service and EndpointSlice port name and can be referenced by probes.",
+    ),
+    port: PortNumber.describe("Port number on the instance address (1-65535)."),
+    protocol: Protocol.default("TCP").describe("TCP, UDP or SCTP."),
+    appProtocol: z
+      .string()
+      .min(1)
+      .max(128)
+      .regex(
+        QUALIFIED_NAME,
+        "must be an IANA service name or a domain-prefixed name such as kubernetes.io/h2c",
+      )
+      .optional()
+      .describe(
+        "Application protocol, e.g. http, https, grpc or kubernetes.io/h2c; copied to the EndpointSlice port.",
+      ),
+  })
+  .describe("A port of the instance.");
+export type ServicePort = z.output<typeof ServicePort>;
+
+/** Bounds of spec.metadata (the published ConfigMap carries it for every endpoint). */
+export const METADATA_LIMITS = Object.freeze({
+  maxKeys: 32,
+  maxKeyLength: 128,
+  maxValueLength: 1024,
+  maxTotal: 4096,
+});
+
+/** A metadata key: a qualified name such as `version` or `example.com/owner`. */
+const METADATA_KEY = QUALIFIED_NAME;
+
+/** Free-form string metadata, bounded in key count, key/value size and total size. */
+export const Metadata = withRules(
+  z
+    .record(z.string(), z.string().max(METADATA_LIMITS.maxValueLength))
+    .meta({ maxProperties: METADATA_LIMITS.maxKeys }),
+  [
+    {
+      rule: `size(self) <= ${METADATA_LIMITS.maxKeys}`,
+      message: `metadata may have at most ${METADATA_LIMITS.maxKeys} keys`,
+      check: (m) => Object.keys(m).length <= METADATA_LIMITS.maxKeys,
+    },
+    {
+      rule: `self.all(k, size(k) <= ${METADATA_LIMITS.maxKeyLength} && k.matches(${celRegex(METADATA_KEY)}))`,
+      message: `metadata keys must be qualified names (letters, digits, '-', '_', '.', optional DNS prefix and '/') of at most ${METADATA_LIMITS.maxKeyLength} characters`,
+      check: (m) =>
+        Object.keys(m)
+          .filter((k) => codePoints(k) > METADATA_LIMITS.maxKeyLength || !METADATA_KEY.test(k))
+          .map((k) => [k]),
+    },
+    {
+      rule: `self.map(k, size(k) + size(self[k])).sum() <= ${METADATA_LIMITS.maxTotal}`,
+      message: `metadata keys and values may total at most ${METADATA_LIMITS.maxTotal} characters`,
+      check: (m) =>
+        Object.entries(m).reduce((n, [k, v]) => n + codePoints(k) + codePoints(v), 0) <=
+        METADATA_LIMITS.maxTotal,
+    },
+  ],
+);
+
+/** A tag. */
+const Tag = z
+  .string()
+  .min(1)
+  .max(63)
+  .regex(
+    /^[A-Za-z0-9]([-A-Za-z0-9_.:/=]*[A-Za-z0-9])?$/,
+    "must be letters, digits and '-', '_', '.', ':', '/', '='",
+  );
+
+/** Desired state of a ServiceInstance. */
+export const ServiceInstanceSpec = withRules(
+  z.strictObject({
+    service: Dns1035Label.describe(
+      "Logical service this instance belongs to (DNS-1035 label); the published Service and EndpointSlices carry this name.",
+    ),
+    address: Address.describe(
+      "Where the instance is reached: an IPv4 address, an IPv6 address or a DNS name (resolved and re-resolved by Roster; published endpoints are IPs).",
+    ),
+    ports: withRules(
+      z
+        .array(ServicePort)
+        .min(1)
+        .max(32)
+        .meta({ "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"] }),
+      [
+        {
+          rule: "self.all(p, self.exists_one(q, q.name == p.name))",
+          message: "port names must be unique",
+          check: (ports) => duplicates(ports.map((p) => p.name)).map((i) => [i, "name"]),
+        },
+        {
+          rule: "self.all(p, self.exists_one(q, q.port == p.port && q.protocol == p.protocol))",
+          message: "each port number may appear once per protocol",
+          check: (ports) => duplicates(ports.map((p) => `${p.port}/${p.protocol}`)).map((i) => [i, "port"]),
+        },
+      ],
+    ).describe("Ports of the instance, at least one; a map keyed by name."),
+    weight: z
+      .int()
+      .min(0)
+      .max(10000)
+      .default(100)
+      .describe("Relative share of traffic for weighted strategies (0-10000); 0 takes no new traffic."),
+    zone: z
+      .string()
+      .min(1)
+      .max(63)
+      .regex(LABEL_VALUE, "must be a label value such as eu-west-1a")
+      .optional()
+      .describe("Topology zone of the instance (like topology.kubernetes.io/zone); used for zone hints."),
+    tags: z
+      .array(Tag)
+      .max(32)
+      .superRefine((tags, ctx) => {
+        for (const i of duplicates(tags))
+          ctx.addIssue({ code: "custom", message: "tags must be unique", path: [i], input: tags });
+      })
+      .meta({ "x-kubernetes-list-type": "set" })
+      .optional()
+      .describe("Free-form tags (unique, at most 32), published for clients to filter on."),
+    metadata: Metadata.optional().describe(
+      `String key/value metadata published with the endpoint: at most ${METADATA_LIMITS.maxKeys} keys of up to ${METADATA_LIMITS.maxKeyLength} characters, values up to ${METADATA_LIMITS.maxValueLength}, ${METADATA_LIMITS.maxTotal} characters in total.`,
+    ),
+    drain: z
+      .boolean()
+      .default(false)
+      .describe(
+        "Maintenance mode: the endpoint stays published as serving but not ready (terminating), so new traffic avoids it.",
+      ),
+    healthCheck: HealthCheck.optional().describe(
+      "Per-instance health check; replaces the DiscoveryPolicy's (or the operator default's) health check as a whole.",
+    ),
+  }),
+  [
+    {
+      rule:
+        "!has(self.healthCheck) || self.healthCheck.probes.all(p, " +
+        "(has(p.http) && has(p.http.port) && type(p.http.port) == string ? self.ports.exists(q, q.name == p.http.port) : true) && " +
+        "(has(p.tcp) && has(p.tcp.port) && type(p.tcp.port) == string ? self.ports.exists(q, q.name == p.tcp.port) : true) && " +
+        "(has(p.grpc) && has(p.grpc.port) && type(p.grpc.port) == string ? self.ports.exists(q, q.name == p.grpc.port) : true))",
+      message: "a probe refers to a port name that is not among spec.ports[].name",
+      fieldPath: ".healthCheck.probes",
+      check: (spec) => {
+        const names = new Set(spec.ports.map((p) => p.name));
+        return (spec.healthCheck?.probes ?? []).flatMap((p, i) => {
+          const ref = probePort(p);
+          return typeof ref === "string" && !names.has(ref)
+            ? [["healthCheck", "probes", i, p.type, "port"]]
+            : [];
+        });
+      },
+    },
+  ],
+).describe("Desired state of the instance.");
+export type ServiceInstanceSpec = z.output<typeof ServiceInstanceSpec>;
+/** A spec as written by a user (defaults not yet applied). */
+export type ServiceInstanceSpecInput = z.input<typeof ServiceInstanceSpec>;
+
+/** The outcome of the most recent probe run that changed something. */
+export const LastProbe = z
+  .strictObject({
+    time: Timestamp.describe("When the probe run finished."),
+    result: z.enum(["Success", "Failure"]).describe("Success or Failure of the combined probes."),
+    reason: z
+      .string()
+      .max(128)
+      .regex(CONDITION_REASON, "must be CamelCase")
+      .optional()
+      .describe("CamelCase reason, e.g. HttpStatus, ConnectionRefused, Timeout."),
+    message: z
+      .string()
+      .max(1024)
+      .optional()
+      .describe("Short human-readable detail (at most 1024 characters)."),
+  })
+  .describe("The last probe outcome Roster recorded (status is written on transitions, not on every probe).");
+export type LastProbe = z.output<typeof LastProbe>;
+
+/**
+ * The ports as one string, the way `kubectl get service` shows them
+ * (`8080/TCP,9091/TCP`). Roster writes it to status.portSummary because a
+ * printer column cannot join a list (it shows only the first match).
+ */
+export function portSummary(ports: readonly Pick<ServicePort, "port" | "protocol">[]): string {
+  return ports.map((p) => `${p.port}/${p.protocol}`).join(",");
+}
+
+/** Observed state of a ServiceInstance, written by Roster. */
+export const ServiceInstanceStatus = z
+  .strictObject({
+    healthy: z.boolean().optional().describe("Whether the instance currently passes its health check."),
+    conditions: Conditions.optional().describe(
+      "Conditions: Ready, Healthy, Resolved, ... (a map keyed by type).",
+    ),
+    observedGeneration: z
+      .int()
+      .min(0)
+      .meta({ format: "int64" })
+      .optional()
+      .describe("metadata.generation that this status describes."),
+    portSummary: z
+      .string()
+      .max(512)
+      .optional()
+      .describe(
+        "The ports as kubectl shows Service ports (8080/TCP,9091/TCP), for the PORTS column; see portSummary() in src/api.",
+      ),
+    addresses: z
+      .array(z.string().max(45))
+      .max(16)
+      .optional()
+      .describe("IP addresses the instance address resolved to (the address itself when it is an IP)."),
+    lastProbe: LastProbe.optional().describe("The last recorded probe outcome."),
+    lastTransitionTime: Timestamp.optional().describe("When healthy last changed."),
+  })
+  .describe("Observed state of the instance, written by Roster.");
+export type ServiceInstanceStatus = z.output<typeof ServiceInstanceStatus>;
+
+/** A whole ServiceInstance object. */
+export const ServiceInstance = z.strictObject({
+  apiVersion: z.literal(API_VERSION),
+  kind: z.literal(ServiceInstanceResource.kind),
+  metadata: ObjectMeta,
+  spec: ServiceInstanceSpec,
+  status: ServiceInstanceStatus.optional(),
+});
+export type ServiceInstance = z.output<typeof ServiceInstance>;
+/** A ServiceInstance as written by a user (defaults not yet applied). */
+export type ServiceInstanceInput = z.input<typeof ServiceInstance>;
