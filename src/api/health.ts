@@ -12,6 +12,7 @@
  */
 import { z } from "zod";
 import {
+  Address,
   DNS1123_LABEL,
   DURATION,
   deepFreeze,
@@ -197,6 +198,9 @@ export const TlsOptions = withRules(
 ).describe("TLS settings of a probe.");
 export type TlsOptions = z.output<typeof TlsOptions>;
 
+const probeHostDescription =
+  "Host to connect to instead of the instance's address (IP or DNS name), like a kubelet probe's host: for instances whose health endpoint is reached through another address, such as a sidecar or a local tunnel. Subject to the operator's destination policy.";
+
 const probePortDescription =
   "Port to probe: a number, or the name of one of the instance's spec.ports. Defaults to the instance's first port.";
 
@@ -211,6 +215,7 @@ export const HttpProbeOptions = withRules(
       .regex(/^\/\S*$/, "must start with '/' and contain no spaces")
       .default("/")
       .describe("Request path, with an optional query string, e.g. /healthz."),
+    host: Address.optional().describe(probeHostDescription),
     port: PortRef.optional().describe(probePortDescription),
     scheme: z.enum(["HTTP", "HTTPS"]).default("HTTP").describe("HTTP or HTTPS."),
     method: z.enum(["GET", "HEAD", "POST", "OPTIONS"]).default("GET").describe("Request method."),
@@ -254,13 +259,17 @@ export type HttpProbeOptions = z.output<typeof HttpProbeOptions>;
 
 /** Options of a `tcp` probe: a TCP connect succeeds. */
 export const TcpProbeOptions = z
-  .strictObject({ port: PortRef.optional().describe(probePortDescription) })
+  .strictObject({
+    host: Address.optional().describe(probeHostDescription),
+    port: PortRef.optional().describe(probePortDescription),
+  })
   .describe("Options of a tcp probe, which succeeds when a TCP connection opens.");
 export type TcpProbeOptions = z.output<typeof TcpProbeOptions>;
 
 /** Options of a `grpc` probe (grpc.health.v1 Check). */
 export const GrpcProbeOptions = z
   .strictObject({
+    host: Address.optional().describe(probeHostDescription),
     port: PortRef.optional().describe(probePortDescription),
     service: z
       .string()
