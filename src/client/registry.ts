@@ -1,0 +1,233 @@
+/**
+ * The client's view of published services, fed by ConfigMap add/update/delete
+ * events and producing change events. No I/O: the client wires it to a
+ * source, tests drive it directly.
+ *
+ * Rules:
+ * - A ConfigMap counts when its `endpoints.json` parses (a supported format
+ *   version, valid) and names its own namespace. One without that key is not
+ *   a published document and is ignored.
+ * - An unreadable update keeps the last good document of that ConfigMap (the
+ *   consumer keeps routing on the last known set) and reports `invalid`.
+ * - Two ConfigMaps publishing the same service: the one whose name sorts
+ *   first wins, deterministically.
+ * - A document with the revision already applied changes nothing (resyncs,
+ *   label edits); anything else is diffed against the current set and
+ *   reported as deregistered, registered, healthChanged, then updated.
+ */
+import {
+  type LoadBalancing,
+  type PublishedEndpoints,
+  PublishedFormatError,
+  safeParsePublishedEndpoints,
+} from "../api/published.ts";
+import { objectKey } from "../kube/object.ts";
+import { diffEndpoints, type RosterEndpoint, toRosterEndpoints } from "./endpoint.ts";
+import type { ConfigMapObject } from "./source.ts";
+
+export interface ServiceRef {
+  namespace: string;
+  service: string;
+}
+
+export interface ServiceSnapshot extends ServiceRef {
+  /** The ConfigMap the document came from. */
+  configMap: string;
+  revision: number;
+  panic: boolean;
+  loadBalancing: LoadBalancing;
+  /** Every published endpoint, in every state, sorted by id. */
+  endpoints: readonly RosterEndpoint[];
+}
+
+export interface EndpointEvent extends ServiceRef {
+  revision: number;
+  endpoint: RosterEndpoint;
+}
+
+export interface HealthChangedEvent extends EndpointEvent {
+  /** The endpoint as it was in the previous revision. */
+  previous: RosterEndpoint;
+}
+
+export interface UpdatedEvent extends ServiceRef {
+  /** The new revision; on `deleted`, the last one seen. */
+  revision: number;
+  /** Undefined for the first document seen of this service. */
+  previousRevision: number | undefined;
+  /** The ConfigMap is gone: the service is no longer published. */
+  deleted: boolean;
+  panic: boolean;
+  /** Every published endpoint now (empty when deleted). */
+  endpoints: readonly RosterEndpoint[];
+  added: readonly RosterEndpoint[];
+  removed: readonly RosterEndpoint[];
+  /** Endpoints whose published content changed (state, weight, zone, ports, ...), as they are now. */
+  changed: readonly RosterEndpoint[];
+}
+
+export interface InvalidEvent {
+  namespace: string;
+  configMap: string;
+  error: PublishedFormatError;
+}
+
+export interface RosterClientEvents {
+  registered: EndpointEvent;
+  deregistered: EndpointEvent;
+  healthChanged: HealthChangedEvent;
+  updated: UpdatedEvent;
+  invalid: InvalidEvent;
+}
+
+export type EventName = keyof RosterClientEvents;
+export type Emit = <E extends EventName>(name: E, event: RosterClientEvents[E]) => void;
+
+interface ConfigMapEntry {
+  namespace: string;
+  name: string;
+  /** Last good document, if any. */
+  doc: PublishedEndpoints | undefined;
+  /** Last error, cleared by a good document. */
+  error: PublishedFormatError | undefined;
+  /** The service this ConfigMap's document (or, failing that, its label) names. */
+  service: string | undefined;
+}
+
+export interface Registry {
+  upsert(cm: ConfigMapObject): void;
+  remove(cm: ConfigMapObject): void;
+  get(namespace: string, service: string): ServiceSnapshot | undefined;
+  /** The read error of a service that has a ConfigMap but no readable document. */
+  errorOf(namespace: string, service: string): PublishedFormatError | undefined;
+  services(): ServiceRef[];
+}
+
+const serviceKey = (namespace: string, service: string) => `${namespace}/${service}`;
+
+export function createRegistry(emit: Emit, serviceLabel = "roster.dev/service"): Registry {
+  const configMaps = new Map<string, ConfigMapEntry>();
+  const services = new Map<string, ServiceSnapshot>();
+
+  /** The ConfigMap that publishes a service: the readable one whose name sorts first. */
+  function winner(namespace: string, service: string): ConfigMapEntry | undefined {
+    let best: ConfigMapEntry | undefined;
+    for (const e of configMaps.values()) {
+      if (e.namespace !== namespace || e.doc?.service !== service) continue;
+      if (!best || e.name < best.name) best = e;
+    }
+    return best;
+  }
+
+  /** Recomputes one service from its ConfigMaps and reports the difference. */
+  function refresh(namespace: string, service: string): void {
+    const key = serviceKey(namespace, service);
+    const prev = services.get(key);
+    const entry = winner(namespace, service);
+    if (!entry) {
+      if (!prev) return;
+      services.delete(key);
+      for (const endpoint of prev.endpoints) {
+        emit("deregistered", { namespace, service, revision: prev.revision, endpoint });
+      }
+      emit("updated", {
+        namespace,
+        service,
+        revision: prev.revision,
+        previousRevision: prev.revision,
+        deleted: true,
+        panic: false,
+        endpoints: [],
+        added: [],
+        removed: prev.endpoints,
+        changed: [],
+      });
+      return;
+    }
+    const doc = entry.doc!;
+    if (prev && prev.configMap === entry.name && prev.revision === doc.revision) return;
+    const endpoints = toRosterEndpoints(doc);
+    const next: ServiceSnapshot = {
+      namespace,
+      service,
+      configMap: entry.name,
+      revision: doc.revision,
+      panic: doc.panic,
+      loadBalancing: doc.loadBalancing,
+      endpoints,
+    };
+    services.set(key, next);
+    const diff = diffEndpoints(prev?.endpoints ?? [], endpoints);
+    const revision = doc.revision;
+    for (const endpoint of diff.removed) emit("deregistered", { namespace, service, revision, endpoint });
+    for (const endpoint of diff.added) emit("registered", { namespace, service, revision, endpoint });
+    for (const [previous, endpoint] of diff.healthChanged) {
+      emit("healthChanged", { namespace, service, revision, endpoint, previous });
+    }
+    emit("updated", {
+      namespace,
+      service,
+      revision,
+      previousRevision: prev?.revision,
+      deleted: false,
+      panic: doc.panic,
+      endpoints,
+      added: diff.added,
+      removed: diff.removed,
+      changed: diff.changed.map(([, after]) => after),
+    });
+  }
+
+  function remove(cm: ConfigMapObject): void {
+    const key = objectKey(cm);
+    const prev = configMaps.get(key);
+    if (!prev) return;
+    configMaps.delete(key);
+    if (prev.doc) refresh(prev.namespace, prev.doc.service);
+  }
+
+  return {
+    remove,
+    upsert(cm) {
+      const key = objectKey(cm);
+      const namespace = cm.metadata.namespace ?? "";
+      const name = cm.metadata.name ?? "";
+      const prev = configMaps.get(key);
+      const parsed = safeParsePublishedEndpoints(cm.data);
+      if (!parsed.ok && parsed.error.code === "MissingData") {
+        // Not (or no longer) a published document.
+        if (prev) remove(cm);
+        return;
+      }
+      let error = parsed.ok ? undefined : parsed.error;
+      let doc = parsed.ok ? parsed.document : undefined;
+      if (doc && doc.namespace !== namespace) {
+        error = new PublishedFormatError(
+          "InvalidDocument",
+          `document names namespace ${doc.namespace} but lives in ${namespace}`,
+          doc.formatVersion,
+        );
+        doc = undefined;
+      }
+      const entry: ConfigMapEntry = {
+        namespace,
+        name,
+        doc: doc ?? prev?.doc,
+        error,
+        service: doc?.service ?? prev?.service ?? cm.metadata.labels?.[serviceLabel],
+      };
+      configMaps.set(key, entry);
+      if (error) emit("invalid", { namespace, configMap: name, error });
+      if (prev?.doc && prev.doc.service !== entry.doc?.service) refresh(namespace, prev.doc.service);
+      if (entry.doc) refresh(namespace, entry.doc.service);
+    },
+    get: (namespace, service) => services.get(serviceKey(namespace, service)),
+    errorOf(namespace, service) {
+      for (const e of configMaps.values()) {
+        if (e.namespace === namespace && e.service === service && e.error) return e.error;
+      }
+      return undefined;
+    },
+    services: () => [...services.values()].map(({ namespace, service }) => ({ namespace, service })),
+  };
+}
