@@ -1,0 +1,156 @@
+/**
+ * The published ConfigMap: the document of src/api/published.ts with its
+ * revision handling.
+ *
+ * Revision rule: the revision is kept when the content (everything but the
+ * revision) is equal to the previous document's, and is the previous revision
+ * plus one otherwise. When the previous document cannot be read (a newer
+ * format, a hand edit), its revision is still honoured if it can be found, so
+ * the revision never goes backwards for readers.
+ */
+import type { V1ConfigMap, V1OwnerReference } from "@kubernetes/client-node";
+import { z } from "zod";
+import {
+  type LoadBalancing,
+  PUBLISHED_DATA_KEY,
+  PUBLISHED_FORMAT_VERSION,
+  PUBLISHED_MAX_BYTES,
+  PUBLISHED_REVISION_ANNOTATION,
+  type PublishedContent,
+  type PublishedEndpoints,
+  publishedContentKey,
+  publishedEndpointsSchema,
+  readRevision,
+  safeParsePublishedEndpoints,
+  serializePublishedEndpoints,
+} from "../api/published.ts";
+import type { DesiredPublication } from "./desired.ts";
+import { hasLabels, isOwnedBy, publishedLabels } from "./labels.ts";
+
+export class PublishedDocumentTooLargeError extends Error {
+  readonly bytes: number;
+  readonly limit: number;
+  constructor(bytes: number, limit: number) {
+    super(`published document is ${bytes} bytes, over the ${limit}-byte ConfigMap budget`);
+    this.name = "PublishedDocumentTooLargeError";
+    this.bytes = bytes;
+    this.limit = limit;
+  }
+}
+
+/** The document content of a desired publication under a load-balancing policy. */
+export function buildPublishedContent(
+  desired: Pick<DesiredPublication, "namespace" | "service" | "panic" | "endpoints">,
+  loadBalancing: LoadBalancing,
+): PublishedContent {
+  return {
+    formatVersion: PUBLISHED_FORMAT_VERSION,
+    namespace: desired.namespace,
+    service: desired.service,
+    panic: desired.panic,
+    loadBalancing:
+      loadBalancing.strategy === "ConsistentHash"
+        ? loadBalancing
+        : { strategy: loadBalancing.strategy, zoneAware: loadBalancing.zoneAware },
+    endpoints: desired.endpoints,
+  };
+}
+
+/**
+ * The revision for `content` given the previous document: unchanged when the
+ * content is equal, previous + 1 otherwise, 1 for a first document.
+ * `floor` is a revision known from an unreadable previous document.
+ */
+export function nextRevision(
+  previous: PublishedEndpoints | undefined,
+  content: PublishedContent,
+  floor?: number,
+): number {
+  if (previous && publishedContentKey(previous) === publishedContentKey(content)) return previous.revision;
+  return Math.max(previous?.revision ?? 0, floor ?? 0) + 1;
+}
+
+export interface ConfigMapPlanInput {
+  namespace: string;
+  /** The ConfigMap name (policy's, default defaultConfigMapName(service)). */
+  name: string;
+  content: PublishedContent;
+  /** The current ConfigMap, when there is one. The caller checks isManagedByRoster() first. */
+  previous?: V1ConfigMap;
+  /** Usually serviceOwnerReference(the managed Service). */
+  owner?: V1OwnerReference;
+}
+
+export interface ConfigMapPlan {
+  configMap: V1ConfigMap;
+  document: PublishedEndpoints;
+  revision: number;
+  /** The document content differs from the previous one (the revision went up). */
+  contentChanged: boolean;
+  /** Anything the writer owns differs (data, labels, annotation, owner): write only when true. */
+  changed: boolean;
+  /** Size of the document in UTF-8 bytes. */
+  bytes: number;
+}
+
+/**
+ * The ConfigMap to write. Throws PublishedDocumentTooLargeError over
+ * PUBLISHED_MAX_BYTES, and an Error when the content breaks the format's
+ * schema (an input bug: nothing is published rather than a document readers
+ * would reject).
+ */
+export function planConfigMap(input: ConfigMapPlanInput): ConfigMapPlan {
+  const previousText = input.previous?.data?.[PUBLISHED_DATA_KEY];
+  const previousRevision = readRevision(previousText);
+
+  // Fast path: the canonical bytes under the previous revision are the
+  // previous bytes, so the content is unchanged (the usual case when only the
+  // slices or nothing at all changed). No parse, no validation: these exact
+  // bytes were validated when they were written.
+  let revision = previousRevision ?? 1;
+  let text = serializePublishedEndpoints({ ...input.content, revision });
+  let contentChanged = false;
+  if (previousText === undefined || previousRevision === undefined || text !== previousText) {
+    // Slow path: compare content semantically, so that a previous document in
+    // another (older, non-canonical) spelling of the same content keeps its
+    // revision; a newer or unreadable one still bounds the revision from below.
+    const parsed = previousText !== undefined ? safeParsePublishedEndpoints(previousText) : undefined;
+    revision = nextRevision(parsed?.ok ? parsed.document : undefined, input.content, previousRevision);
+    contentChanged = !parsed?.ok || revision !== parsed.document.revision;
+    const document: PublishedEndpoints = { ...input.content, revision };
+    const checked = publishedEndpointsSchema.safeParse(document);
+    if (!checked.success) {
+      throw new Error(
+        `published document for ${input.namespace}/${input.name} is invalid:\n${z.prettifyError(checked.error)}`,
+      );
+    }
+    text = serializePublishedEndpoints(document);
+  }
+  const document: PublishedEndpoints = { ...input.content, revision };
+  const bytes = Buffer.byteLength(text, "utf8");
+  if (bytes > PUBLISHED_MAX_BYTES) throw new PublishedDocumentTooLargeError(bytes, PUBLISHED_MAX_BYTES);
+
+  const labels = publishedLabels(input.content.service);
+  const annotations = { [PUBLISHED_REVISION_ANNOTATION]: String(revision) };
+  const configMap: V1ConfigMap = {
+    apiVersion: "v1",
+    kind: "ConfigMap",
+    metadata: {
+      name: input.name,
+      namespace: input.namespace,
+      labels,
+      annotations,
+      ...(input.owner ? { ownerReferences: [{ ...input.owner }] } : {}),
+    },
+    data: { [PUBLISHED_DATA_KEY]: text },
+  };
+
+  const prev = input.previous;
+  const changed =
+    prev === undefined ||
+    previousText !== text ||
+    !hasLabels(prev.metadata?.labels, labels) ||
+    !hasLabels(prev.metadata?.annotations, annotations) ||
+    (input.owner !== undefined && !isOwnedBy(prev.metadata, input.owner));
+  return { configMap, document, revision, contentChanged, changed, bytes };
+}

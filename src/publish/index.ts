@@ -1,0 +1,56 @@
+/**
+ * What Roster publishes per (namespace, service), as pure functions: the
+ * desired endpoint model, the EndpointSlice planner, and the Service and
+ * ConfigMap builders. The reconciler reads the cluster, calls these, and
+ * applies the results; nothing here talks to the API server.
+ */
+export type { AddressCheck } from "./addresses.ts";
+export { canonicalIp, checkAddress, sliceRejection } from "./addresses.ts";
+export type { ConfigMapPlan, ConfigMapPlanInput } from "./configmap.ts";
+export {
+  buildPublishedContent,
+  nextRevision,
+  PublishedDocumentTooLargeError,
+  planConfigMap,
+} from "./configmap.ts";
+export type {
+  DesiredPublication,
+  DesiredSliceEndpoints,
+  InstanceInput,
+  InstancePort,
+  PublishCounts,
+  PublishPolicy,
+  SkippedAddress,
+  SliceEndpoint,
+  Verdict,
+} from "./desired.ts";
+export { computeDesired, DEFAULT_WEIGHT, endpointKey, isPanic, normalizePorts } from "./desired.ts";
+export {
+  defaultConfigMapName,
+  isManagedByRoster,
+  isOwnedBy,
+  LABEL_MANAGED_BY,
+  LABEL_ROSTER_SERVICE,
+  LABEL_SERVICE_NAME,
+  LABEL_SLICE_MANAGED_BY,
+  publishedLabels,
+  ROSTER_MANAGER,
+  SERVICE_INSTANCE_API_VERSION,
+  SERVICE_INSTANCE_KIND,
+  sliceLabels,
+  sliceSelector,
+} from "./labels.ts";
+export type { ServiceBuild, ServiceBuildInput, ServicePortConflict } from "./service.ts";
+export { buildService, serviceOwnerReference, servicePorts } from "./service.ts";
+export type { SlicePlan, SlicePlanOptions, SlicePlanStats } from "./slices.ts";
+export {
+  applySlicePlan,
+  DEFAULT_MAX_ENDPOINTS_PER_SLICE,
+  endpointFingerprint,
+  isEmptyPlan,
+  MAX_ENDPOINTS_PER_SLICE_LIMIT,
+  normalizeSlicePorts,
+  planEndpointSlices,
+  sameEndpoint,
+  sliceEndpoints,
+} from "./slices.ts";
