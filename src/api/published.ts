@@ -90,8 +90,10 @@ export type HashKey = z.infer<typeof hashKeySchema>;
 export const consistentHashSchema = z.object({
   algorithm: hashAlgorithmSchema,
   /**
-   * Ring: the number of points on the ring (virtual nodes in total, shared by
-   * weight). Maglev: the lookup table size (a prime such as 65537).
+   * Ring: the minimum number of points on the ring (virtual nodes in total,
+   * shared by weight; like Envoy's minimum_ring_size, so that a set change
+   * does not rescale the ring). Maglev: the lookup table size (a prime such
+   * as 65537).
    */
   tableSize: z.int().min(1).max(16_777_216),
   key: hashKeySchema,
