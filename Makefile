@@ -12,6 +12,7 @@ export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 K8S_VERSION := $(shell awk '$$1 == "k8s.io/kubernetes" { print $$2; exit }' sandbox/go.mod)
 K8S_MINOR := $(word 2,$(subst ., ,$(K8S_VERSION)))
 SANDBOX := bin/roster-sandbox
+HELM := bin/helm
 SANDBOX_DIR ?= .sandbox/dev
 VERSION_PKG := k8s.io/component-base/version
 SANDBOX_LDFLAGS := -s -w -X $(VERSION_PKG).gitVersion=$(K8S_VERSION) -X $(VERSION_PKG).gitMajor=1 \
@@ -21,8 +22,11 @@ SANDBOX_LDFLAGS := -s -w -X $(VERSION_PKG).gitVersion=$(K8S_VERSION) -X $(VERSIO
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{ printf "  make %-14s %s\n", $$1, $$2 }'
 
+# `npm install` rather than `npm ci`: npm 11 writes lock files without the
+# other platforms' optional packages (biome's), and `npm ci` then refuses them.
+# With the lock file present, `npm install` installs exactly the locked versions.
 node_modules/.package-lock.json: package.json package-lock.json
-	npm ci --no-audit --no-fund
+	npm install --no-audit --no-fund
 	@touch $@
 
 .PHONY: deps
@@ -42,6 +46,7 @@ sandbox-up: $(SANDBOX) ## Run the local control plane in the foreground (data in
 .PHONY: crds
 crds: deps ## Regenerate crds/ from the zod schemas in src/api
 	npm run --silent gen:crds
+	$(MAKE) --no-print-directory chart-crds
 
 .PHONY: lint
 lint: deps ## Lint, format check and type check
@@ -53,7 +58,7 @@ test-unit: deps
 	npm run --silent test:unit
 
 .PHONY: test-integration
-test-integration: deps $(SANDBOX)
+test-integration: deps $(SANDBOX) $(HELM)
 	npm run --silent test:integration
 
 .PHONY: test
@@ -66,3 +71,60 @@ run: deps $(SANDBOX) ## Start a local cluster, install the CRDs and the examples
 .PHONY: clean
 clean: ## Remove build output and sandbox data (keeps node_modules and Go caches)
 	rm -rf bin .sandbox dist bench/results
+
+# --- Helm, the chart and the image ------------------------------------------------
+HELM_VERSION := $(shell awk '$$1 == "helm.sh/helm/v3" { print $$2; exit }' helm/go.mod)
+# Helm's default Kubernetes version (offline `helm template`, lint) is that of its client-go, as upstream builds it.
+HELM_K8S_MINOR := $(word 2,$(subst ., ,$(shell awk '$$1 == "k8s.io/client-go" { print $$2; exit }' helm/go.mod)))
+HELM_LDFLAGS := -s -w -X helm.sh/helm/v3/internal/version.version=$(HELM_VERSION) \
+	-X helm.sh/helm/v3/internal/version.gitTreeState=clean \
+	-X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$(HELM_K8S_MINOR) \
+	-X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$(HELM_K8S_MINOR)
+
+IMAGE_REPO ?= roster
+IMAGE_TAG ?= dev
+IMAGE := $(IMAGE_REPO):$(IMAGE_TAG)
+KIND := bin/kind
+KIND_VERSION := v0.33.0
+KIND_CLUSTER ?= roster
+KIND_NODE_IMAGE ?=
+KUBE_CONTEXT ?= kind-$(KIND_CLUSTER)
+HELM_RELEASE ?= roster
+HELM_NAMESPACE ?= roster-system
+
+$(HELM): helm/go.mod helm/go.sum
+	@mkdir -p bin
+	cd helm && CGO_ENABLED=0 go build -trimpath -ldflags "$(HELM_LDFLAGS)" -o ../$(HELM) helm.sh/helm/v3/cmd/helm
+
+.PHONY: helm
+helm: $(HELM) ## Build Helm (version pinned in helm/go.mod) into bin/helm
+
+.PHONY: chart-crds
+chart-crds: ## Copy crds/ into the Helm chart (charts/roster/crds/ must stay identical; a test checks)
+	rm -f charts/roster/crds/*.yaml
+	cp crds/*.yaml charts/roster/crds/
+
+.PHONY: image
+image: ## Build the operator image (IMAGE_REPO:IMAGE_TAG, default roster:dev; needs Docker)
+	docker build -t $(IMAGE) .
+
+$(KIND):
+	@mkdir -p bin
+	GOBIN=$(CURDIR)/bin go install sigs.k8s.io/kind@$(KIND_VERSION)
+
+.PHONY: kind-up
+kind-up: $(KIND) ## Create the kind cluster KIND_CLUSTER (default roster) unless it exists (needs Docker)
+	$(KIND) get clusters 2>/dev/null | grep -qx '$(KIND_CLUSTER)' || \
+		$(KIND) create cluster --name $(KIND_CLUSTER) $(if $(KIND_NODE_IMAGE),--image $(KIND_NODE_IMAGE))
+
+.PHONY: kind-load
+kind-load: image $(KIND) ## Build the image and load it into the kind cluster
+	$(KIND) load docker-image $(IMAGE) --name $(KIND_CLUSTER)
+
+.PHONY: deploy
+deploy: $(HELM) ## Apply the CRDs and helm upgrade --install the chart with that image (KUBE_CONTEXT, default kind-roster)
+	kubectl --context $(KUBE_CONTEXT) apply --server-side --force-conflicts -f charts/roster/crds/
+	$(HELM) upgrade --install $(HELM_RELEASE) charts/roster --kube-context $(KUBE_CONTEXT) \
+		--namespace $(HELM_NAMESPACE) --create-namespace \
+		--set image.repository=$(IMAGE_REPO) --set image.tag=$(IMAGE_TAG) --set image.pullPolicy=IfNotPresent \
+		--wait --timeout 3m

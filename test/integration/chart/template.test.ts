@@ -1,0 +1,391 @@
+/**
+ * The Helm chart, rendered offline: `helm lint`, `helm template` with several
+ * value sets (what objects exist, the exact RBAC rules, the security
+ * settings, the operator config the operator's own schema accepts), and
+ * values.schema.json rejecting bad values with a message naming the field.
+ * Needs bin/helm (`make helm`), not a cluster.
+ */
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import type {
+  V1ClusterRole,
+  V1ClusterRoleBinding,
+  V1ConfigMap,
+  V1Deployment,
+  V1PolicyRule,
+  V1Role,
+  V1RoleBinding,
+  V1Service,
+} from "@kubernetes/client-node";
+import { parseConfig } from "../../../src/config/load.ts";
+import type { OperatorConfig } from "../../../src/config/schema.ts";
+import { chartDir, helm, kinds, kubeVersion, type Manifest, one, render, renderFailure } from "./support.ts";
+
+const release = "rel";
+const ns = "roster-system";
+const fullname = "rel-roster";
+
+/** Every (apiGroup, resource, verb) a rule set grants, as `group/resource:verb` ("core" for ""). */
+function grants(rules: V1PolicyRule[] | undefined, opts: { withNames?: boolean } = {}): string[] {
+  const out: string[] = [];
+  for (const r of rules ?? []) {
+    for (const g of r.apiGroups ?? []) {
+      for (const res of r.resources ?? []) {
+        for (const v of r.verbs) {
+          const names = opts.withNames && r.resourceNames ? `[${r.resourceNames.join(",")}]` : "";
+          out.push(`${g || "core"}/${res}${names}:${v}`);
+        }
+      }
+    }
+  }
+  return out.sort();
+}
+
+const crud = ["get", "list", "watch", "create", "update", "patch", "delete"];
+/** The least privilege Roster needs in a namespace it serves; anything more is a test failure. */
+const servedGrants = [
+  ...["get", "list", "watch", "delete"].map((v) => `roster.dev/serviceinstances:${v}`),
+  ...["get", "list", "watch"].map((v) => `roster.dev/discoverypolicies:${v}`),
+  ...["get", "update", "patch"].map((v) => `roster.dev/serviceinstances/status:${v}`),
+  ...["get", "update", "patch"].map((v) => `roster.dev/discoverypolicies/status:${v}`),
+  "roster.dev/serviceinstances/finalizers:update",
+  "roster.dev/discoverypolicies/finalizers:update",
+  ...crud.map((v) => `core/services:${v}`),
+  ...crud.map((v) => `core/configmaps:${v}`),
+  ...crud.map((v) => `discovery.k8s.io/endpointslices:${v}`),
+  ...["get", "list", "watch"].map((v) => `coordination.k8s.io/leases:${v}`),
+  "events.k8s.io/events:create",
+  "events.k8s.io/events:patch",
+  "core/events:create",
+  "core/events:patch",
+].sort();
+const secretGrants = ["core/secrets:get"];
+
+function configOf(objects: Manifest[]): OperatorConfig {
+  const cm = one<V1ConfigMap>(objects, "ConfigMap", `${fullname}-config`);
+  const text = cm.data?.["config.yaml"];
+  assert.ok(text, "the ConfigMap has config.yaml");
+  return parseConfig(text, "rendered ConfigMap");
+}
+
+function restartChecksum(objects: Manifest[]): string {
+  const d = one<V1Deployment>(objects, "Deployment", fullname);
+  const sum = d.spec?.template.metadata?.annotations?.["checksum/restart-config"];
+  assert.match(sum ?? "", /^[0-9a-f]{64}$/);
+  return sum!;
+}
+
+test("helm lint --strict passes for each value set", async () => {
+  const sets: string[][] = [
+    [],
+    ["--set", "watchNamespaces={team-a,team-b}"],
+    ["--set", "probeSecrets.enabled=true"],
+    ["--set", "metrics.serviceMonitor.enabled=true"],
+    ["--set", "replicaCount=1", "--set", "leaderElection.enabled=false"],
+  ];
+  for (const set of sets) {
+    const r = await helm(["lint", "--strict", chartDir, "--kube-version", kubeVersion, ...set]);
+    assert.equal(r.code, 0, `helm lint ${set.join(" ")}:\n${r.stdout}${r.stderr}`);
+    assert.match(r.stdout, /1 chart\(s\) linted, 0 chart\(s\) failed/);
+  }
+});
+
+describe("default values", () => {
+  test("render exactly the operator's objects, cluster-wide", async () => {
+    const objects = await render({}, { release, namespace: ns });
+    assert.deepEqual(kinds(objects), [
+      "ClusterRole",
+      "ClusterRoleBinding",
+      "ConfigMap",
+      "Deployment",
+      "PodDisruptionBudget",
+      "Role",
+      "RoleBinding",
+      "Service",
+      "ServiceAccount",
+    ]);
+    for (const o of objects) {
+      if (!o.kind.startsWith("Cluster")) assert.equal(o.metadata.namespace, ns, `${o.kind} namespace`);
+      assert.equal(o.metadata.labels?.["app.kubernetes.io/instance"], release);
+    }
+  });
+
+  test("a Deployment of 2 replicas with leader election, restricted security, probes and a read-only root", async () => {
+    const objects = await render({}, { release, namespace: ns });
+    const d = one<V1Deployment>(objects, "Deployment", fullname);
+    assert.equal(d.spec?.replicas, 2);
+    const pod = d.spec!.template.spec!;
+    assert.equal(pod.serviceAccountName, fullname);
+    assert.deepEqual(pod.securityContext, {
+      runAsNonRoot: true,
+      runAsUser: 65532,
+      runAsGroup: 65532,
+      seccompProfile: { type: "RuntimeDefault" },
+    });
+    assert.equal(pod.containers.length, 1);
+    const c = pod.containers[0]!;
+    assert.deepEqual(c.args, ["run", "--config", "/etc/roster/config.yaml"]);
+    assert.deepEqual(c.securityContext, {
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      runAsNonRoot: true,
+      capabilities: { drop: ["ALL"] },
+      seccompProfile: { type: "RuntimeDefault" },
+    });
+    assert.deepEqual(
+      c.ports?.map((p) => [p.name, p.containerPort]),
+      [
+        ["metrics", 8080],
+        ["health", 8081],
+      ],
+    );
+    assert.deepEqual(c.livenessProbe?.httpGet, { path: "/healthz", port: "health" });
+    assert.deepEqual(c.readinessProbe?.httpGet, { path: "/readyz", port: "health" });
+    assert.ok(c.resources?.requests?.cpu && c.resources.requests.memory && c.resources.limits?.memory);
+    // /tmp is the only writable path: an emptyDir, next to the read-only config volume.
+    assert.deepEqual(
+      c.volumeMounts?.map((m) => [m.mountPath, m.readOnly ?? false]),
+      [
+        ["/etc/roster", true],
+        ["/tmp", false],
+      ],
+    );
+    const tmp = pod.volumes?.find((v) => v.name === "tmp");
+    assert.ok(tmp?.emptyDir, "/tmp is an emptyDir");
+    assert.equal(pod.volumes?.find((v) => v.name === "config")?.configMap?.name, `${fullname}-config`);
+    // Two replicas prefer different nodes.
+    assert.ok(pod.affinity?.podAntiAffinity?.preferredDuringSchedulingIgnoredDuringExecution?.length);
+  });
+
+  test("the config file matches the operator's schema and the chart's ports and Lease", async () => {
+    const objects = await render({}, { release, namespace: ns });
+    const config = configOf(objects);
+    assert.equal(config.leaderElection.enabled, true);
+    assert.equal(config.leaderElection.namespace, ns);
+    assert.equal(config.leaderElection.leaseName, `${fullname}-leader`);
+    assert.deepEqual(config.namespaces, []);
+    assert.equal(config.metrics.port, 8080);
+    assert.equal(config.health.port, 8081);
+    assert.equal(config.logLevel, "info");
+  });
+
+  test("RBAC: exactly the served rules cluster-wide, and only its own Lease namespaced", async () => {
+    const objects = await render({}, { release, namespace: ns });
+    const cr = one<V1ClusterRole>(objects, "ClusterRole", fullname);
+    assert.deepEqual(grants(cr.rules), servedGrants);
+    const crb = one<V1ClusterRoleBinding>(objects, "ClusterRoleBinding", fullname);
+    assert.deepEqual(crb.roleRef, {
+      apiGroup: "rbac.authorization.k8s.io",
+      kind: "ClusterRole",
+      name: fullname,
+    });
+    assert.deepEqual(crb.subjects, [{ kind: "ServiceAccount", name: fullname, namespace: ns }]);
+
+    const le = one<V1Role>(objects, "Role", `${fullname}-leader-election`, ns);
+    assert.deepEqual(grants(le.rules, { withNames: true }), [
+      "coordination.k8s.io/leases:create",
+      `coordination.k8s.io/leases[${fullname}-leader]:get`,
+      `coordination.k8s.io/leases[${fullname}-leader]:patch`,
+      `coordination.k8s.io/leases[${fullname}-leader]:update`,
+    ]);
+    const rb = one<V1RoleBinding>(objects, "RoleBinding", `${fullname}-leader-election`, ns);
+    assert.deepEqual(rb.subjects, [{ kind: "ServiceAccount", name: fullname, namespace: ns }]);
+  });
+
+  test("the metrics Service selects the operator pods; the PDB keeps one replica", async () => {
+    const objects = await render({}, { release, namespace: ns });
+    const svc = one<V1Service>(objects, "Service", `${fullname}-metrics`);
+    const podLabels = one<V1Deployment>(objects, "Deployment").spec!.template.metadata!.labels!;
+    for (const [k, v] of Object.entries(svc.spec!.selector!)) assert.equal(podLabels[k], v, `selector ${k}`);
+    assert.deepEqual(
+      svc.spec?.ports?.map((p) => [p.name, p.port, p.targetPort]),
+      [["metrics", 8080, "metrics"]],
+    );
+    const pdb = one(objects, "PodDisruptionBudget", fullname);
+    assert.deepEqual(pdb.spec, {
+      maxUnavailable: 1,
+      selector: { matchLabels: svc.spec!.selector },
+    });
+  });
+});
+
+test("watchNamespaces: a Role and RoleBinding per namespace, no cluster-wide grant", async () => {
+  const objects = await render({ watchNamespaces: ["team-a", "team-b"] }, { release, namespace: ns });
+  assert.ok(!objects.some((o) => o.kind.startsWith("Cluster")), "no ClusterRole or ClusterRoleBinding");
+  for (const team of ["team-a", "team-b"]) {
+    const role = one<V1Role>(objects, "Role", fullname, team);
+    assert.deepEqual(grants(role.rules), servedGrants);
+    const rb = one<V1RoleBinding>(objects, "RoleBinding", fullname, team);
+    assert.deepEqual(rb.roleRef, { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: fullname });
+    assert.deepEqual(rb.subjects, [{ kind: "ServiceAccount", name: fullname, namespace: ns }]);
+  }
+  one(objects, "Role", `${fullname}-leader-election`, ns);
+  assert.deepEqual(configOf(objects).namespaces, ["team-a", "team-b"]);
+});
+
+test("probeSecrets.enabled: get on Secrets, only where Roster serves", async () => {
+  const cluster = await render({ probeSecrets: { enabled: true } }, { release, namespace: ns });
+  assert.deepEqual(
+    grants(one<V1ClusterRole>(cluster, "ClusterRole", fullname).rules),
+    [...servedGrants, ...secretGrants].sort(),
+  );
+  const scoped = await render(
+    { probeSecrets: { enabled: true }, watchNamespaces: ["team-a"] },
+    { release, namespace: ns },
+  );
+  assert.deepEqual(grants(one<V1Role>(scoped, "Role", fullname, "team-a").rules), [
+    ...[...servedGrants, ...secretGrants].sort(),
+  ]);
+  const le = one<V1Role>(scoped, "Role", `${fullname}-leader-election`, ns);
+  assert.ok(
+    !grants(le.rules).some((g) => g.includes("secrets")),
+    "no Secret access in the release namespace",
+  );
+});
+
+describe("ServiceMonitor", () => {
+  test("not rendered when the cluster does not serve monitoring.coreos.com/v1", async () => {
+    const objects = await render(
+      { metrics: { serviceMonitor: { enabled: true } } },
+      { release, namespace: ns },
+    );
+    assert.ok(!objects.some((o) => o.kind === "ServiceMonitor"));
+  });
+
+  test("rendered when the API exists, selecting the metrics Service", async () => {
+    const objects = await render(
+      { metrics: { serviceMonitor: { enabled: true, interval: "15s", labels: { release: "prom" } } } },
+      { release, namespace: ns, apiVersions: ["monitoring.coreos.com/v1"] },
+    );
+    const sm = one(objects, "ServiceMonitor", fullname);
+    assert.equal(sm.apiVersion, "monitoring.coreos.com/v1");
+    assert.equal(sm.metadata.labels?.release, "prom");
+    const spec = sm.spec as {
+      selector: { matchLabels: Record<string, string> };
+      endpoints: { port: string; path: string; interval: string }[];
+    };
+    const svcLabels = one<V1Service>(objects, "Service", `${fullname}-metrics`).metadata!.labels!;
+    for (const [k, v] of Object.entries(spec.selector.matchLabels)) assert.equal(svcLabels[k], v, k);
+    const podLabels = one<V1Deployment>(objects, "Deployment").spec!.template.metadata!.labels!;
+    assert.notEqual(
+      podLabels["app.kubernetes.io/component"],
+      "metrics",
+      "does not select the pods' own labels",
+    );
+    assert.deepEqual(spec.endpoints, [
+      { port: "metrics", path: "/metrics", interval: "15s", scrapeTimeout: "10s" },
+    ]);
+  });
+
+  test("needs the metrics Service", async () => {
+    const r = await renderFailure(
+      { metrics: { service: { enabled: false }, serviceMonitor: { enabled: true } } },
+      { apiVersions: ["monitoring.coreos.com/v1"] },
+    );
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /metrics\.serviceMonitor\.enabled needs metrics\.service\.enabled/);
+  });
+});
+
+test("operator settings from values reach the config file, as the operator parses them", async () => {
+  const objects = await render(
+    {
+      logLevel: "debug",
+      leaderElection: {
+        enabled: true,
+        leaseName: "custom-lease",
+        leaseDuration: "30s",
+        renewDeadline: "20s",
+      },
+      concurrency: { default: 8, perController: { serviceinstances: 16 } },
+      watch: { inactivityTimeout: "5m", resyncPeriod: "10m" },
+      defaultPolicy: {
+        healthCheck: { probes: [{ type: "tcp" }], interval: "20s", failureThreshold: 5 },
+        loadBalancing: { strategy: "LeastConnections" },
+        deregisterAfter: "24h",
+      },
+      metrics: { port: 9090 },
+      health: { port: 9091 },
+    },
+    { release, namespace: ns },
+  );
+  const config = configOf(objects);
+  assert.equal(config.logLevel, "debug");
+  assert.equal(config.leaderElection.leaseName, "custom-lease");
+  assert.equal(config.leaderElection.leaseDuration, "30s");
+  assert.equal(config.concurrency.default, 8);
+  assert.deepEqual(config.concurrency.perController, { serviceinstances: 16 });
+  assert.equal(config.watch.resyncPeriod, "10m");
+  assert.equal(config.defaultPolicy.healthCheck.interval, "20s");
+  assert.equal(config.defaultPolicy.loadBalancing.strategy, "LeastConnections");
+  assert.deepEqual([config.metrics.port, config.health.port], [9090, 9091]);
+  // The container ports, probes and the leader-election Role follow the same values.
+  const c = one<V1Deployment>(objects, "Deployment").spec!.template.spec!.containers[0]!;
+  assert.deepEqual(
+    c.ports?.map((p) => p.containerPort),
+    [9090, 9091],
+  );
+  const le = one<V1Role>(objects, "Role", `${fullname}-leader-election`);
+  assert.ok(
+    grants(le.rules, { withNames: true }).includes("coordination.k8s.io/leases[custom-lease]:update"),
+  );
+});
+
+test("only start-time settings roll the pods; the rest is hot-reloaded", async () => {
+  const base = restartChecksum(await render({}, { release, namespace: ns }));
+  for (const live of [
+    { logLevel: "debug" },
+    { defaultPolicy: { deregisterAfter: "1h" } },
+    { concurrency: { default: 2 } },
+  ]) {
+    const objects = await render(live, { release, namespace: ns });
+    assert.equal(restartChecksum(objects), base, `${JSON.stringify(live)} is applied live`);
+  }
+  for (const restart of [
+    { watchNamespaces: ["team-a"] },
+    { leaderElection: { enabled: true, leaseDuration: "20s" } },
+    { watch: { resyncPeriod: "1h" } },
+  ]) {
+    const objects = await render(restart, { release, namespace: ns });
+    assert.notEqual(restartChecksum(objects), base, `${JSON.stringify(restart)} needs a restart`);
+  }
+});
+
+test("bad values are rejected with a message naming the value", async () => {
+  const cases: [Record<string, unknown>, RegExp][] = [
+    [{ replicaCount: 0 }, /at '\/replicaCount': minimum: got 0, want 1/],
+    [{ replicas: 3 }, /additional properties 'replicas' not allowed/],
+    [{ logLevel: "loud" }, /at '\/logLevel': value must be one of 'trace'/],
+    [{ watchNamespaces: ["Team_A"] }, /at '\/watchNamespaces\/0': 'Team_A' does not match pattern/],
+    [{ watchNamespaces: ["a", "a"] }, /at '\/watchNamespaces': items at 0 and 1 are equal/],
+    [{ leaderElection: { enabled: true, leaseDuration: "15" } }, /at '\/leaderElection\/leaseDuration'/],
+    [{ probeSecrets: { enabled: "yes" } }, /at '\/probeSecrets\/enabled': got string, want boolean/],
+    [{ metrics: { port: 70000 } }, /at '\/metrics\/port': maximum: got 70,000, want 65,535/],
+    [{ image: { digest: "latest" } }, /at '\/image\/digest'/],
+    [{ concurrency: { default: 0 } }, /at '\/concurrency\/default': minimum: got 0, want 1/],
+    [
+      { leaderElection: { enabled: false } },
+      /leaderElection\.enabled=false needs replicaCount=1: two replicas without leader election/,
+    ],
+    [
+      { serviceAccount: { create: false } },
+      /serviceAccount\.name is required when serviceAccount\.create is false/,
+    ],
+  ];
+  for (const [values, message] of cases) {
+    const r = await renderFailure(values);
+    assert.notEqual(r.code, 0, `${JSON.stringify(values)} must be rejected`);
+    assert.match(r.stderr, message, `${JSON.stringify(values)}`);
+  }
+});
+
+test("renders for the oldest supported Kubernetes and refuses older ones", async () => {
+  const ok = await helm(["template", "rel", chartDir, "--kube-version", "v1.30.0"]);
+  assert.equal(ok.code, 0, ok.stderr);
+  const old = await helm(["template", "rel", chartDir, "--kube-version", "v1.29.9"]);
+  assert.notEqual(old.code, 0);
+  assert.match(
+    old.stderr,
+    /chart requires kubeVersion: >=1\.30\.0-0 which is incompatible with Kubernetes v1\.29\.9/,
+  );
+});
