@@ -1,0 +1,75 @@
+/**
+ * What the operator's reconcilers share: the client and writers, the caches
+ * (informers), the probe engine with its verdicts, and the live settings.
+ * Reconcilers read the caches and the verdicts only; they never branch on
+ * which event woke them (level-triggered).
+ */
+import type { V1ConfigMap, V1EndpointSlice, V1Service } from "@kubernetes/client-node";
+import { type DiscoveryPolicy, GROUP, type ServiceInstance, VERSION } from "../api/index.ts";
+import type { ProbeEngine } from "../health/index.ts";
+import type {
+  Applier,
+  EventRecorder,
+  Informer,
+  KubeClient,
+  KubeObject,
+  Logger,
+  ResourceType,
+} from "../kube/index.ts";
+import type { Clock } from "../util/clock.ts";
+import type { DefaultPolicy } from "./effective.ts";
+import type { VerdictSource } from "./verdicts.ts";
+
+export const rosterResources = {
+  serviceInstances: {
+    group: GROUP,
+    version: VERSION,
+    plural: "serviceinstances",
+    kind: "ServiceInstance",
+    namespaced: true,
+  },
+  discoveryPolicies: {
+    group: GROUP,
+    version: VERSION,
+    plural: "discoverypolicies",
+    kind: "DiscoveryPolicy",
+    namespaced: true,
+  },
+} as const satisfies Record<string, ResourceType>;
+
+/** Informer index of instances, policies and published objects by `namespace/service`. */
+export const byService = "service";
+
+/** client-node's models with the runtime's required metadata (raw JSON objects). */
+export type ServiceObject = V1Service & KubeObject;
+export type SliceObject = V1EndpointSlice & KubeObject;
+export type ConfigMapObject = V1ConfigMap & KubeObject;
+export type InstanceObject = ServiceInstance & KubeObject;
+export type PolicyObject = DiscoveryPolicy & KubeObject;
+
+/** Settings that may change at run time (config hot reload). */
+export interface OperatorSettings {
+  defaults: DefaultPolicy;
+  /** Verdict changes within this window become one write per published object. */
+  batchWindowMs: number;
+  /** After start, a service is published once all its instances were probed, or after this long. */
+  startupHoldMs: number;
+  /** Read probe header values from Secrets (in the instance's namespace). */
+  probeSecrets: boolean;
+}
+
+export interface OperatorContext {
+  client: KubeClient;
+  applier: Applier;
+  events: EventRecorder;
+  clock: Clock;
+  logger: Logger;
+  engine: ProbeEngine;
+  verdicts: VerdictSource;
+  instances: Informer<InstanceObject>;
+  policies: Informer<PolicyObject>;
+  services: Informer<ServiceObject>;
+  slices: Informer<SliceObject>;
+  configMaps: Informer<ConfigMapObject>;
+  settings(): OperatorSettings;
+}

@@ -1,0 +1,236 @@
+/**
+ * The Roster operator: one manager (caches, leader election, endpoints), one
+ * probe engine, and two controllers.
+ *
+ * - `serviceinstance` (key: namespace/name): probe target + instance status.
+ * - `service-publisher` (key: namespace/service): Service, EndpointSlices,
+ *   ConfigMap and the policy's status. Its primary type is Service; instances,
+ *   policies, slices and ConfigMaps map to their service's key.
+ *
+ * Verdict changes flow from the engine through the `VerdictSource` to both
+ * controllers; publisher keys are enqueued after `batchWindowMs`, so the
+ * transitions of many instances of one service within the window become one
+ * write per published object.
+ */
+import type { KubeConfig } from "@kubernetes/client-node";
+import { Counter, Histogram } from "prom-client";
+import {
+  createProbeEngine,
+  type DestinationPolicyConfig,
+  type LeaseInfo,
+  type ProbeEngine,
+} from "../health/index.ts";
+import {
+  createManager,
+  type KubeObject,
+  type LeaderElectionSettings,
+  type Logger,
+  type Manager,
+  type ManagerOptions,
+  resources,
+  secondary,
+} from "../kube/index.ts";
+import {
+  LABEL_MANAGED_BY,
+  LABEL_ROSTER_SERVICE,
+  LABEL_SERVICE_NAME,
+  LABEL_SLICE_MANAGED_BY,
+  ROSTER_MANAGER,
+} from "../publish/labels.ts";
+import { type Clock, systemClock } from "../util/clock.ts";
+import {
+  byService,
+  type ConfigMapObject,
+  type InstanceObject,
+  type OperatorContext,
+  type OperatorSettings,
+  type PolicyObject,
+  rosterResources,
+  type ServiceObject,
+  type SliceObject,
+} from "./context.ts";
+import { serviceKey } from "./effective.ts";
+import { instanceReconciler } from "./instances.ts";
+import { servicePublisher } from "./publisher.ts";
+import { engineVerdicts } from "./verdicts.ts";
+
+export interface ProbingOptions {
+  destinations?: DestinationPolicyConfig;
+  maxConcurrent?: number;
+  maxPerHost?: number;
+}
+
+export interface OperatorOptions extends Omit<ManagerOptions, "client" | "clock" | "logger"> {
+  kubeConfig: KubeConfig;
+  settings: OperatorSettings;
+  probing?: ProbingOptions;
+  leaderElection?: LeaderElectionSettings;
+  clock?: Clock;
+  logger?: Logger;
+}
+
+export interface Operator {
+  readonly manager: Manager;
+  readonly engine: ProbeEngine;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  /** Applies new settings (default policy, batching...) and re-reconciles everything. */
+  updateSettings(settings: OperatorSettings): void;
+  setDestinationPolicy(policy: DestinationPolicyConfig): void;
+}
+
+export function createOperator(options: OperatorOptions): Operator {
+  const clock = options.clock ?? systemClock;
+  const manager = createManager({ ...options, clock });
+  const log = manager.logger.child({ component: "operator" });
+  let settings = options.settings;
+
+  const instances = manager.informer<InstanceObject>(rosterResources.serviceInstances);
+  const policies = manager.informer<PolicyObject>(rosterResources.discoveryPolicies);
+  const services = manager.informer<ServiceObject>(resources.services);
+  // Only what Roster manages: unmanaged slices and ConfigMaps are never
+  // written, and a create that collides with one reports a conflict.
+  const slices = manager.informer<SliceObject>(resources.endpointSlices, {
+    labelSelector: `${LABEL_SLICE_MANAGED_BY}=${ROSTER_MANAGER}`,
+  });
+  const configMaps = manager.informer<ConfigMapObject>(resources.configMaps, {
+    labelSelector: `${LABEL_MANAGED_BY}=${ROSTER_MANAGER}`,
+  });
+  const leases = manager.informer<KubeObject & { spec?: LeaseSpec }>(resources.leases);
+
+  const ns = (o: KubeObject) => o.metadata.namespace ?? "";
+  instances.addIndex(byService, (o) => (o.spec?.service ? [serviceKey(ns(o), o.spec.service)] : []));
+  policies.addIndex(byService, (o) => (o.spec?.service ? [serviceKey(ns(o), o.spec.service)] : []));
+  slices.addIndex(byService, (o) => labelIndex(o, LABEL_SERVICE_NAME));
+  configMaps.addIndex(byService, (o) => labelIndex(o, LABEL_ROSTER_SERVICE));
+
+  const probeDuration = new Histogram({
+    name: "roster_probe_duration_seconds",
+    help: "Duration of health probes by type and result.",
+    labelNames: ["type", "result"],
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [manager.metrics.registry],
+  });
+  const probeFailures = new Counter({
+    name: "roster_probe_failures_total",
+    help: "Failed health probes by type and reason.",
+    labelNames: ["type", "reason"],
+    registers: [manager.metrics.registry],
+  });
+  const transitions = new Counter({
+    name: "roster_verdict_transitions_total",
+    help: "Instance verdict transitions by new verdict.",
+    labelNames: ["to"],
+    registers: [manager.metrics.registry],
+  });
+
+  const verdicts = engineVerdicts();
+  const engine = createProbeEngine({
+    clock,
+    policy: options.probing?.destinations,
+    maxConcurrent: options.probing?.maxConcurrent,
+    maxPerHost: options.probing?.maxPerHost,
+    leaseReader: (namespace, name) => leaseInfo(leases.get(`${namespace}/${name}`)?.spec),
+    onTransition: (t) => {
+      if (t.address === undefined) transitions.inc({ to: t.to });
+      verdicts.onTransition(t);
+    },
+    onProbe: (o) => {
+      probeDuration.observe({ type: o.type, result: o.ok ? "success" : "failure" }, o.latencyMs / 1000);
+      if (!o.ok) probeFailures.inc({ type: o.type, reason: o.reason });
+      verdicts.onProbe(o);
+    },
+    onError: (err) => log.error({ err }, "probe engine callback failed"),
+  });
+  verdicts.attach(engine);
+
+  const ctx: OperatorContext = {
+    client: manager.client,
+    applier: manager.applier,
+    events: manager.events,
+    clock,
+    logger: log,
+    engine,
+    verdicts,
+    instances,
+    policies,
+    services,
+    slices,
+    configMaps,
+    settings: () => settings,
+  };
+  const instanceRec = instanceReconciler(ctx);
+  const publisher = servicePublisher(ctx, instanceRec);
+
+  const instancesOf = (namespace: string, service: string) =>
+    instances.byIndex(byService, serviceKey(namespace, service)).map((i) => `${ns(i)}/${i.metadata.name}`);
+  const instanceController = manager.controller<InstanceObject>({
+    name: "serviceinstance",
+    primary: instances,
+    secondaries: [
+      secondary(policies, (p) => (p.spec?.service ? instancesOf(ns(p), p.spec.service) : [])),
+      secondary(services, (s) => instancesOf(ns(s), s.metadata.name ?? "")),
+    ],
+    reconcile: instanceRec.reconcile,
+  });
+  const toService = (o: KubeObject & { spec?: { service?: string } }) =>
+    o.spec?.service ? [serviceKey(ns(o), o.spec.service)] : [];
+  const publisherController = manager.controller<ServiceObject>({
+    name: "service-publisher",
+    primary: services,
+    secondaries: [
+      secondary(instances, toService),
+      secondary(policies, toService),
+      secondary(slices, (o) => labelIndex(o, LABEL_SERVICE_NAME)),
+      secondary(configMaps, (o) => labelIndex(o, LABEL_ROSTER_SERVICE)),
+    ],
+    reconcile: publisher.reconcile,
+  });
+
+  verdicts.subscribe((key) => {
+    instanceController.enqueue(key);
+    const si = instances.get(key);
+    if (si?.spec?.service) {
+      publisherController.enqueueAfter(serviceKey(ns(si), si.spec.service), settings.batchWindowMs);
+    }
+  });
+
+  return {
+    manager,
+    engine,
+    start: () => manager.start(),
+    async stop() {
+      await manager.stop();
+      instanceRec.reset();
+      engine.close();
+    },
+    updateSettings(next) {
+      settings = next;
+      for (const key of instances.keys()) instanceController.enqueue(key);
+      for (const key of services.keys()) publisherController.enqueue(key);
+      for (const si of instances.list()) {
+        if (si.spec?.service) publisherController.enqueue(serviceKey(ns(si), si.spec.service));
+      }
+    },
+    setDestinationPolicy(policy) {
+      engine.setPolicy(policy);
+    },
+  };
+}
+
+interface LeaseSpec {
+  renewTime?: string;
+  acquireTime?: string;
+  leaseDurationSeconds?: number;
+}
+
+function leaseInfo(spec: LeaseSpec | undefined): LeaseInfo | undefined {
+  const renewed = Date.parse(spec?.renewTime ?? spec?.acquireTime ?? "");
+  if (!spec || Number.isNaN(renewed) || spec.leaseDurationSeconds === undefined) return undefined;
+  return { renewTimeMs: renewed, leaseDurationMs: spec.leaseDurationSeconds * 1000 };
+}
+
+function labelIndex(o: KubeObject, label: string): string[] {
+  const v = o.metadata.labels?.[label];
+  return v ? [serviceKey(o.metadata.namespace ?? "", v)] : [];
+}

@@ -1,0 +1,172 @@
+/**
+ * Pure status computation for ServiceInstances: from the spec, the current
+ * verdict and what stands in the way of publication, the status Roster wants.
+ * The caller writes it through /status only when it differs (so a status
+ * changes on transitions and spec changes, not on every probe).
+ */
+import {
+  addressKind,
+  ConditionTypes,
+  portSummary,
+  type ServiceInstance,
+  type ServiceInstanceStatus,
+} from "../api/index.ts";
+import { type Condition, type ConditionInput, metaTime, setCondition } from "../kube/index.ts";
+import type { InstanceVerdict } from "./verdicts.ts";
+
+/** Why an instance cannot be probed or published at all (invalid spec, refused, conflict). */
+export interface Blocker {
+  reason: string;
+  message: string;
+}
+
+export interface InstanceStatusInput {
+  instance: ServiceInstance;
+  verdict: InstanceVerdict | undefined;
+  /** Addresses published for the instance (resolved IPs). */
+  addresses: readonly string[];
+  /** The instance cannot be probed (invalid health check, missing Secret...). */
+  blocker?: Blocker;
+  /** A Service of the same name that Roster does not manage is in the way. */
+  conflict?: Blocker;
+  now: number;
+}
+
+const MAX_MESSAGE = 1024;
+
+export function truncate(s: string, max = MAX_MESSAGE): string {
+  return s.length <= max ? s : `${s.slice(0, max - 1)}…`;
+}
+
+/**
+ * `healthy` is the last known verdict: while the engine has none yet (Unknown,
+ * e.g. right after an operator restart), the previous value stands.
+ */
+export function instanceHealthy(
+  previous: ServiceInstanceStatus | undefined,
+  verdict: InstanceVerdict | undefined,
+): boolean | undefined {
+  if (verdict?.verdict === "Healthy") return true;
+  if (verdict?.verdict === "Unhealthy") return false;
+  return previous?.healthy;
+}
+
+export function instanceStatus(input: InstanceStatusInput): ServiceInstanceStatus {
+  const { instance, verdict, blocker, conflict, now } = input;
+  const previous = instance.status;
+  const generation = instance.metadata.generation;
+  const healthy = blocker ? false : instanceHealthy(previous, verdict);
+
+  let conditions: Condition[] = (previous?.conditions as Condition[] | undefined) ?? [];
+  const set = (c: Omit<ConditionInput, "observedGeneration">) => {
+    conditions = setCondition(
+      conditions,
+      { ...c, message: truncate(c.message), observedGeneration: generation },
+      now,
+    );
+  };
+
+  if (blocker) {
+    set({ type: ConditionTypes.Healthy, status: "False", reason: blocker.reason, message: blocker.message });
+  } else if (!verdict || verdict.verdict === "Unknown") {
+    set({
+      type: ConditionTypes.Healthy,
+      status: healthy === undefined ? "Unknown" : healthy ? "True" : "False",
+      reason: healthy === undefined ? "AwaitingProbe" : "Restored",
+      message:
+        healthy === undefined
+          ? "no verdict yet: waiting for the probe thresholds"
+          : "last recorded verdict; waiting for fresh probes",
+    });
+  } else {
+    set({
+      type: ConditionTypes.Healthy,
+      status: verdict.verdict === "Healthy" ? "True" : "False",
+      reason: verdict.reason || verdict.verdict,
+      message: verdict.message || verdict.verdict.toLowerCase(),
+    });
+  }
+
+  if (addressKind(instance.spec.address) === "DNS") {
+    set(
+      input.addresses.length > 0
+        ? {
+            type: ConditionTypes.Resolved,
+            status: "True",
+            reason: "Resolved",
+            message: `${instance.spec.address} resolved to ${input.addresses.join(", ")}`,
+          }
+        : {
+            type: ConditionTypes.Resolved,
+            status: "False",
+            reason: "NotResolved",
+            message: `${instance.spec.address} has no address yet`,
+          },
+    );
+  }
+
+  if (conflict) {
+    set({
+      type: ConditionTypes.Conflict,
+      status: "True",
+      reason: conflict.reason,
+      message: conflict.message,
+    });
+  } else if (conditions.some((c) => c.type === ConditionTypes.Conflict)) {
+    set({ type: ConditionTypes.Conflict, status: "False", reason: "NoConflict", message: "" });
+  }
+
+  const ready: Omit<ConditionInput, "observedGeneration"> = blocker
+    ? { type: ConditionTypes.Ready, status: "False", reason: blocker.reason, message: blocker.message }
+    : conflict
+      ? { type: ConditionTypes.Ready, status: "False", reason: conflict.reason, message: conflict.message }
+      : instance.spec.drain
+        ? {
+            type: ConditionTypes.Ready,
+            status: "False",
+            reason: "Draining",
+            message: "spec.drain is set: published as serving but not ready (terminating)",
+          }
+        : healthy === true
+          ? { type: ConditionTypes.Ready, status: "True", reason: "Healthy", message: "published as ready" }
+          : healthy === false
+            ? {
+                type: ConditionTypes.Ready,
+                status: "False",
+                reason: "Unhealthy",
+                message: "not published while unhealthy (unless the service is in panic)",
+              }
+            : {
+                type: ConditionTypes.Ready,
+                status: "Unknown",
+                reason: "AwaitingProbe",
+                message: "no verdict yet",
+              };
+  set(ready);
+
+  const status: ServiceInstanceStatus = {
+    conditions: conditions as ServiceInstanceStatus["conditions"],
+    portSummary: portSummary(instance.spec.ports),
+    addresses: input.addresses.slice(0, 16),
+  };
+  if (generation !== undefined) status.observedGeneration = generation;
+  if (healthy !== undefined) {
+    status.healthy = healthy;
+    status.lastTransitionTime =
+      previous?.healthy === healthy && previous.lastTransitionTime
+        ? previous.lastTransitionTime
+        : metaTime(now);
+  }
+  const decided = verdict && verdict.verdict !== "Unknown" ? verdict : undefined;
+  if (decided) {
+    status.lastProbe = {
+      time: metaTime(decided.since),
+      result: decided.verdict === "Healthy" ? "Success" : "Failure",
+      reason: /^[A-Za-z][A-Za-z0-9]*$/.test(decided.reason) ? decided.reason : undefined,
+      message: decided.message ? truncate(decided.message) : undefined,
+    };
+  } else if (previous?.lastProbe) {
+    status.lastProbe = previous.lastProbe;
+  }
+  return status;
+}

@@ -1,0 +1,54 @@
+/**
+ * Runs the real operator in the test process against the test cluster,
+ * scoped to the test's namespace, with loopback probing allowed (the probe
+ * targets are real servers on 127.0.0.0/8), and stops it when the test ends.
+ */
+import type { TestContext } from "node:test";
+import { DefaultPolicy } from "../../src/config/schema.ts";
+import { createLogger, type LogLevel } from "../../src/kube/log.ts";
+import type { OperatorSettings } from "../../src/operator/context.ts";
+import { createOperator, type Operator } from "../../src/operator/operator.ts";
+import { testCluster } from "./cluster.ts";
+
+export interface TestOperatorOptions {
+  namespaces: string[];
+  settings?: Partial<OperatorSettings>;
+  leaderElection?: { namespace: string; name: string; identity?: string };
+}
+
+export function testSettings(overrides: Partial<OperatorSettings> = {}): OperatorSettings {
+  return {
+    defaults: DefaultPolicy.parse({}),
+    batchWindowMs: 20,
+    startupHoldMs: 10_000,
+    probeSecrets: true,
+    ...overrides,
+  };
+}
+
+export async function startTestOperator(t: TestContext, options: TestOperatorOptions): Promise<Operator> {
+  const { kc } = await testCluster();
+  const operator = createOperator({
+    kubeConfig: kc,
+    namespaces: options.namespaces,
+    settings: testSettings(options.settings),
+    probing: { destinations: { allowLoopback: true } },
+    leaderElection: options.leaderElection
+      ? {
+          enabled: true,
+          ...options.leaderElection,
+          leaseDurationMs: 3000,
+          renewDeadlineMs: 2000,
+          retryPeriodMs: 500,
+        }
+      : { enabled: false, namespace: "default", name: "unused" },
+    concurrency: { default: 4 },
+    // ROSTER_TEST_LOG=debug shows the operator's logs while debugging a test.
+    logger: process.env.ROSTER_TEST_LOG
+      ? createLogger({ level: process.env.ROSTER_TEST_LOG as LogLevel })
+      : undefined,
+  });
+  await operator.start();
+  t.after(() => operator.stop());
+  return operator;
+}
