@@ -66,7 +66,7 @@ test: lint test-unit test-integration ## The whole suite: lint, types, unit and 
 
 .PHONY: run
 run: deps $(SANDBOX) ## Start a local cluster, install the CRDs and the examples, and run Roster on it
-	node scripts/dev.ts
+	node src/cli/main.ts dev
 
 .PHONY: clean
 clean: ## Remove build output and sandbox data (keeps node_modules and Go caches)

@@ -1,0 +1,112 @@
+/**
+ * `roster check -f manifest.yaml`: runs the health checks of the
+ * ServiceInstances in a manifest once, from this machine, and prints the
+ * verdicts — a way to debug a health check without a cluster. A
+ * DiscoveryPolicy in the same manifest applies to its service's instances;
+ * otherwise the operator's default policy does.
+ */
+import { readFileSync } from "node:fs";
+import { loadAll } from "js-yaml";
+import {
+  type DiscoveryPolicy,
+  formatFieldErrors,
+  parseDuration,
+  type ServiceInstance,
+  validateRosterObject,
+} from "../api/index.ts";
+import { parseConfig } from "../config/index.ts";
+import { createProbeEngine, type TargetSummary } from "../health/index.ts";
+import { effectiveSettings, instanceTarget, rankPolicies } from "../operator/effective.ts";
+import { CliError, flags } from "./common.ts";
+
+const USAGE = `Usage: roster check -f FILE [-f FILE...] [--allow-loopback] [--timeout SECONDS]
+
+Probes every ServiceInstance in the files once, with its effective health check, and prints the
+verdicts. Exit code 0 when all are healthy, 1 otherwise.
+
+  --allow-loopback   allow probing 127.0.0.0/8 and ::1 (denied by default, as in the operator)
+  --timeout S        give up waiting for verdicts after S seconds (default: from the checks)
+`;
+
+export async function check(args: string[]): Promise<number> {
+  const { values } = flags(
+    args,
+    {
+      file: { type: "string", short: "f", multiple: true },
+      "allow-loopback": { type: "boolean" },
+      timeout: { type: "string" },
+    },
+    USAGE,
+  );
+  if (!values.file?.length) throw new CliError("-f FILE is required", { exitCode: 2, usage: USAGE });
+  const instances: ServiceInstance[] = [];
+  const policies: DiscoveryPolicy[] = [];
+  const problems: string[] = [];
+  for (const file of values.file) {
+    let docs: unknown[];
+    try {
+      docs = loadAll(readFileSync(file, "utf8"));
+    } catch (err) {
+      throw new CliError(`${file}: ${(err as Error).message}`);
+    }
+    for (const doc of docs) {
+      if (!doc || typeof doc !== "object") continue;
+      const r = validateRosterObject(doc);
+      if (!r.ok) {
+        const name = (doc as { metadata?: { name?: string } }).metadata?.name ?? "?";
+        problems.push(`${file}: ${name}:\n${formatFieldErrors(r.errors)}`);
+      } else if (r.value.kind === "ServiceInstance") instances.push(r.value as ServiceInstance);
+      else policies.push(r.value as DiscoveryPolicy);
+    }
+  }
+  if (problems.length) throw new CliError(`invalid objects:\n${problems.join("\n")}`);
+  if (instances.length === 0) throw new CliError("no ServiceInstance in the given files");
+
+  const defaults = parseConfig("").defaultPolicy;
+  const engine = createProbeEngine({ policy: { allowLoopback: values["allow-loopback"] ?? false } });
+  let waitMs = 0;
+  const refused = new Map<string, string>();
+  for (const si of instances) {
+    si.metadata.namespace ??= "default";
+    const policy = rankPolicies(policies.filter((p) => p.spec.service === si.spec.service))[0];
+    const hc = effectiveSettings(policy, defaults, si).healthCheck;
+    const t = instanceTarget(si, hc, () => undefined);
+    if (!t.ok) {
+      refused.set(si.metadata.name!, `${t.reason}: ${t.message}`);
+      continue;
+    }
+    // Probes run immediately here: only the thresholds matter, not the phase.
+    engine.set({ ...t.target, check: { ...t.target.check, initialDelayMs: 0, jitterMs: 0 } });
+    const rounds = Math.max(hc.failureThreshold, hc.successThreshold);
+    waitMs = Math.max(waitMs, rounds * parseDuration(hc.interval) + parseDuration(hc.timeout) + 1000);
+  }
+  const deadline = Date.now() + (values.timeout ? Number(values.timeout) * 1000 : waitMs);
+  const settled = () => [...engine.summaries()].every((s) => s.verdict !== "Unknown");
+  while (Date.now() < deadline && !settled()) await new Promise((r) => setTimeout(r, 100));
+  const summaries = new Map<string, TargetSummary>([...engine.summaries()].map((s) => [s.id, s]));
+  engine.close();
+
+  const rows = [["INSTANCE", "ADDRESS", "VERDICT", "REASON", "MESSAGE"]];
+  let healthy = true;
+  for (const si of instances) {
+    const s = summaries.get(`${si.metadata.namespace}/${si.metadata.name}`);
+    const verdict = refused.has(si.metadata.name!) ? "Refused" : (s?.verdict ?? "Unknown");
+    if (verdict !== "Healthy") healthy = false;
+    rows.push([
+      si.metadata.name!,
+      si.spec.address,
+      verdict,
+      s?.reason ?? "",
+      refused.get(si.metadata.name!) ?? s?.message ?? "",
+    ]);
+  }
+  const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+  for (const r of rows)
+    process.stdout.write(
+      `${r
+        .map((cell, c) => cell.padEnd(widths[c]!))
+        .join("  ")
+        .trimEnd()}\n`,
+    );
+  return healthy ? 0 : 1;
+}

@@ -1,0 +1,63 @@
+#!/usr/bin/env node
+/**
+ * The `roster` command line. Each subcommand lives in its own module; this
+ * file only dispatches and turns errors into messages and exit codes
+ * (0 ok, 1 failure, 2 usage error).
+ */
+import { CliError, usage } from "./common.ts";
+
+const commands: Record<string, { summary: string; run: (args: string[]) => Promise<number> }> = {
+  run: { summary: "run the operator", run: async (a) => (await import("./run.ts")).run(a) },
+  dev: {
+    summary: "local cluster + operator + demo (what `make run` does)",
+    run: async (a) => (await import("./dev.ts")).dev(a),
+  },
+  status: {
+    summary: "table of services and instances",
+    run: async (a) => (await import("./status.ts")).status(a),
+  },
+  check: {
+    summary: "probe instances from a manifest once, locally",
+    run: async (a) => (await import("./check.ts")).check(a),
+  },
+  crds: {
+    summary: "print the CustomResourceDefinitions",
+    run: async (a) => (await import("./crds.ts")).crds(a),
+  },
+};
+
+function help(): string {
+  const lines = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(8)} ${c.summary}`);
+  return `roster: a health-checked roster of service instances, published as EndpointSlices and ConfigMaps
+
+Usage: roster <command> [flags]   (roster <command> --help for its flags)
+
+Commands:
+${lines.join("\n")}
+`;
+}
+
+const [name, ...rest] = process.argv.slice(2);
+if (!name || name === "--help" || name === "-h" || name === "help") {
+  process.stdout.write(help());
+  process.exit(name ? 0 : 2);
+}
+const command = commands[name];
+if (!command) {
+  process.stderr.write(`roster: unknown command ${JSON.stringify(name)}\n\n${help()}`);
+  process.exit(2);
+}
+try {
+  process.exitCode = await command.run(rest);
+} catch (err) {
+  if (err instanceof CliError) {
+    process.stderr.write(`roster ${name}: ${err.message}\n`);
+    if (err.usage) process.stderr.write(`\n${usage(name, err.usage)}`);
+    process.exitCode = err.exitCode;
+  } else {
+    process.stderr.write(
+      `roster ${name}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
+    );
+    process.exitCode = 1;
+  }
+}

@@ -1,0 +1,123 @@
+/** `roster run`: the operator. */
+import {
+  ConfigError,
+  loadConfig,
+  managerOptions,
+  type OperatorConfig,
+  parseConfig,
+  watchConfig,
+} from "../config/index.ts";
+import { applyConfigChange } from "../config/runtime.ts";
+import { createLogger, type LogLevel } from "../kube/index.ts";
+import { createOperator } from "../operator/operator.ts";
+import { operatorSettings, probingOptions } from "../operator/settings.ts";
+import { CliError, checkCluster, flags, loadKubeConfig } from "./common.ts";
+
+const USAGE = `Usage: roster run [flags]
+
+Runs the operator against the cluster of the kubeconfig (or in-cluster).
+
+Flags:
+  --kubeconfig PATH      kubeconfig (default: $KUBECONFIG, ~/.kube/config, in-cluster)
+  --config PATH          operator config file (YAML); hot-reloaded when it changes
+  -n, --namespace NS     watch only this namespace (repeatable; default: the config's, else all)
+  --[no-]leader-elect    leader election (default: the config's, on)
+  --metrics-port N       /metrics port (default 8080)
+  --health-port N        /healthz and /readyz port (default 8081)
+  --log-level LEVEL      trace|debug|info|warn|error (default: the config's, info)
+`;
+
+function port(value: string | undefined, name: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535)
+    throw new CliError(`--${name} must be a port number`, { exitCode: 2 });
+  return n;
+}
+
+export async function run(args: string[]): Promise<number> {
+  const { values } = flags(
+    args,
+    {
+      kubeconfig: { type: "string" },
+      config: { type: "string" },
+      namespace: { type: "string", short: "n", multiple: true },
+      "leader-elect": { type: "boolean" },
+      "no-leader-elect": { type: "boolean" },
+      "metrics-port": { type: "string" },
+      "health-port": { type: "string" },
+      "log-level": { type: "string" },
+    },
+    USAGE,
+  );
+  let config: OperatorConfig;
+  try {
+    config = values.config ? loadConfig(values.config) : parseConfig("");
+  } catch (err) {
+    if (err instanceof ConfigError) throw new CliError(err.message);
+    throw err;
+  }
+  const withFlags = (c: OperatorConfig): OperatorConfig => ({
+    ...c,
+    logLevel: (values["log-level"] as OperatorConfig["logLevel"] | undefined) ?? c.logLevel,
+    namespaces: values.namespace ?? c.namespaces,
+    leaderElection: {
+      ...c.leaderElection,
+      enabled: values["no-leader-elect"] ? false : (values["leader-elect"] ?? c.leaderElection.enabled),
+    },
+    metrics: { ...c.metrics, port: port(values["metrics-port"], "metrics-port") ?? c.metrics.port },
+    health: { ...c.health, port: port(values["health-port"], "health-port") ?? c.health.port },
+  });
+  config = withFlags(config);
+
+  const kc = loadKubeConfig(values.kubeconfig);
+  await checkCluster(kc);
+  const logger = createLogger({ level: config.logLevel as LogLevel, name: "roster" });
+  const options = managerOptions(config);
+  const operator = createOperator({
+    ...options,
+    kubeConfig: kc,
+    logger,
+    leaderElection: options.leaderElection && {
+      ...options.leaderElection,
+      identity: process.env.POD_NAME || undefined,
+    },
+    settings: operatorSettings(config),
+    probing: probingOptions(config),
+  });
+
+  const watcher = values.config
+    ? watchConfig({
+        path: values.config,
+        logger,
+        onChange: async (next, _prev, changed) => {
+          const effective = withFlags(next);
+          await applyConfigChange(operator.manager, effective, changed, logger);
+          operator.updateSettings(operatorSettings(effective));
+          operator.setDestinationPolicy(probingOptions(effective).destinations ?? {});
+          logger.info({ changed }, "config reloaded");
+        },
+        onError: (err) =>
+          logger.error({ err: err.message }, "config file rejected; keeping the previous config"),
+      })
+    : undefined;
+
+  const signalled = new Promise<string>((resolve) => {
+    process.once("SIGTERM", () => resolve("SIGTERM"));
+    process.once("SIGINT", () => resolve("SIGINT"));
+  });
+  await operator.start();
+  logger.info(
+    { server: kc.getCurrentCluster()?.server, identity: operator.manager.identity },
+    "roster started",
+  );
+  const outcome = await Promise.race([operator.manager.done, signalled]);
+  watcher?.close();
+  await operator.stop();
+  if (outcome === "lost") {
+    logger.error("leadership lost; exiting so that the process restarts cleanly");
+    return 1;
+  }
+  logger.info({ reason: outcome }, "roster stopped");
+  return 0;
+}

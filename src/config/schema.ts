@@ -1,0 +1,174 @@
+/**
+ * The operator's config file: what it may contain, its defaults, and which
+ * settings apply live on reload.
+ *
+ * Every field is optional; an empty file is a valid config (all defaults).
+ * Unknown fields are errors, so a typo never passes silently. Durations are
+ * strings like `15s` or `1m30s`, as in the Roster API.
+ *
+ * Live on reload: logLevel, metrics/health ports and bind address,
+ * concurrency, defaultPolicy (read by reconcilers at each use).
+ * On restart only: leaderElection, namespaces, watch (a change is logged as
+ * such; informers and the lease are never torn down by a reload).
+ */
+import { z } from "zod";
+import { durationBetween, tryParseDuration } from "../api/common.ts";
+import { DiscoveryPolicySpec, LoadBalancing, Publish } from "../api/discoverypolicy.ts";
+import { HealthCheck } from "../api/health.ts";
+
+const Port = z.int().min(1).max(65535);
+
+const Namespace = z
+  .string()
+  .min(1)
+  .max(63)
+  .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "must be a namespace name (DNS-1123 label)");
+
+export const LogLevel = z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]);
+
+export const LeaderElectionConfig = z
+  .strictObject({
+    enabled: z.boolean().default(true).describe("Run controllers only on the replica holding the Lease."),
+    namespace: Namespace.default("roster-system").describe(
+      "Namespace of the Lease (usually the operator's own).",
+    ),
+    leaseName: z
+      .string()
+      .min(1)
+      .max(253)
+      .regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, "must be a DNS-1123 subdomain")
+      .default("roster-leader"),
+    leaseDuration: durationBetween("1s", "10m").default("15s"),
+    renewDeadline: durationBetween("500ms", "10m").default("10s"),
+    retryPeriod: durationBetween("100ms", "1m").default("2s"),
+  })
+  .superRefine((le, ctx) => {
+    const [lease, renew, retry] = [le.leaseDuration, le.renewDeadline, le.retryPeriod].map(tryParseDuration);
+    // Invalid durations are reported by their own field checks.
+    if (lease === undefined || renew === undefined || retry === undefined) return;
+    if (!(lease > renew)) {
+      ctx.addIssue({ code: "custom", path: ["renewDeadline"], message: "must be less than leaseDuration" });
+    }
+    if (!(renew > retry * 1.2)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["retryPeriod"],
+        message: "must be less than renewDeadline / 1.2",
+      });
+    }
+  });
+
+export const ConcurrencyConfig = z.strictObject({
+  default: z.int().min(1).max(1024).default(4).describe("Concurrent reconciles per controller."),
+  perController: z
+    .record(z.string().min(1), z.int().min(1).max(1024))
+    .default({})
+    .describe("Overrides by controller name."),
+});
+
+export const WatchConfig = z.strictObject({
+  inactivityTimeout: durationBetween("1s", "1h")
+    .default("3m")
+    .describe("Restart a watch that received nothing (not even a bookmark) for this long."),
+  resyncPeriod: z
+    .union([z.literal("0s"), durationBetween("10s", "24h")])
+    .default("0s")
+    .describe("Re-reconcile every cached object this often; 0s disables."),
+});
+
+/**
+ * The policy applied to instances whose service has no DiscoveryPolicy: a
+ * DiscoveryPolicy spec without `service`, every section defaulted.
+ */
+export const DefaultPolicy = DiscoveryPolicySpec.omit({ service: true }).extend({
+  healthCheck: HealthCheck.prefault({}),
+  loadBalancing: LoadBalancing.prefault({}),
+  publish: Publish.prefault({}),
+});
+export type DefaultPolicy = z.output<typeof DefaultPolicy>;
+
+const Cidr = z
+  .string()
+  .min(1)
+  .max(64)
+  .regex(/^[0-9a-fA-F:.]+(\/[0-9]{1,3})?$/, "must be an IP address or CIDR such as 10.0.0.0/8 or fd00::/8");
+
+/** The probe engine: load limits and the destination policy (SSRF guard). */
+export const ProbingConfig = z.strictObject({
+  maxConcurrent: z
+    .int()
+    .min(1)
+    .max(100_000)
+    .default(512)
+    .describe("Probes in flight at once (applies on restart)."),
+  maxPerHost: z
+    .int()
+    .min(1)
+    .max(10_000)
+    .default(16)
+    .describe("Probes in flight to one IP (applies on restart)."),
+  secrets: z
+    .boolean()
+    .default(false)
+    .describe(
+      "Read probe header values from Secrets in the instance's namespace (needs RBAC to get Secrets).",
+    ),
+  destinations: z
+    .strictObject({
+      allow: z.array(Cidr).max(256).default([]).describe("When not empty, only these ranges are probed."),
+      deny: z
+        .array(Cidr)
+        .max(256)
+        .default(["169.254.0.0/16", "fe80::/10"])
+        .describe("Ranges never probed (default: link-local, where cloud metadata endpoints live)."),
+      allowLoopback: z
+        .boolean()
+        .default(false)
+        .describe("Allow probing 127.0.0.0/8 and ::1 (local development)."),
+    })
+    .prefault({}),
+});
+
+/** Publication batching and the start-up hold. */
+export const PublishingConfig = z.strictObject({
+  batchWindow: durationBetween("0s", "10s")
+    .default("20ms")
+    .describe("Verdict changes of one service within this window become one write per published object."),
+  startupHold: durationBetween("0s", "10m")
+    .default("30s")
+    .describe("After start, publish a service once all its instances were probed, or after this long."),
+});
+
+export const OperatorConfig = z.strictObject({
+  logLevel: LogLevel.default("info"),
+  metrics: z
+    .strictObject({ port: Port.default(8080), bindAddress: z.string().min(1).default("0.0.0.0") })
+    .prefault({}),
+  health: z.strictObject({ port: Port.default(8081) }).prefault({}),
+  leaderElection: LeaderElectionConfig.prefault({}),
+  concurrency: ConcurrencyConfig.prefault({}),
+  namespaces: z
+    .array(Namespace)
+    .max(1000)
+    .default([])
+    .describe("Namespaces to watch; empty means all namespaces."),
+  watch: WatchConfig.prefault({}),
+  defaultPolicy: DefaultPolicy.prefault({}),
+  probing: ProbingConfig.prefault({}),
+  publishing: PublishingConfig.prefault({}),
+});
+export type OperatorConfig = z.output<typeof OperatorConfig>;
+export type OperatorConfigInput = z.input<typeof OperatorConfig>;
+
+/** Top-level sections applied without a restart. */
+export const liveKeys = [
+  "logLevel",
+  "metrics",
+  "health",
+  "concurrency",
+  "defaultPolicy",
+  "probing",
+  "publishing",
+] as const;
+/** Top-level sections that need a restart to take effect. */
+export const restartKeys = ["leaderElection", "namespaces", "watch"] as const;
