@@ -1,0 +1,105 @@
+/**
+ * The HTTP endpoints every replica serves, leader or not: `/healthz`
+ * (liveness), `/readyz` (readiness) and `/metrics` (Prometheus).
+ *
+ * Checks are named functions returning `undefined` when fine or a reason
+ * when not; the answer is 200 `ok` or 503 listing the failing checks, in the
+ * Kubernetes `[+]name ok` / `[-]name failed: reason` style with `?verbose`.
+ *
+ * Guarantees: `close()` stops accepting connections and resolves once the
+ * server is closed (idle keep-alive connections are dropped); a check that
+ * throws counts as failed, never crashes the server; the bound port is
+ * reported (port 0 picks a free one, for tests).
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import type { Registry } from "prom-client";
+
+export type Check = () => string | undefined | Promise<string | undefined>;
+
+export interface Checks {
+  healthz: Map<string, Check>;
+  readyz: Map<string, Check>;
+}
+
+export interface EndpointServer {
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+export interface ServeOptions {
+  port: number;
+  host?: string;
+  /** Serve /healthz and /readyz from these checks. */
+  checks?: Checks;
+  /** Serve /metrics from this registry. */
+  registry?: Registry;
+}
+
+async function runChecks(checks: Map<string, Check>): Promise<{ ok: boolean; lines: string[] }> {
+  const lines: string[] = [];
+  let ok = true;
+  for (const [name, check] of checks) {
+    let reason: string | undefined;
+    try {
+      reason = await check();
+    } catch (err) {
+      reason = String(err);
+    }
+    if (reason === undefined) lines.push(`[+]${name} ok`);
+    else {
+      ok = false;
+      lines.push(`[-]${name} failed: ${reason}`);
+    }
+  }
+  return { ok, lines };
+}
+
+async function handle(req: IncomingMessage, res: ServerResponse, o: ServeOptions): Promise<void> {
+  const url = new URL(req.url ?? "/", "http://localhost");
+  const path = url.pathname.replace(/\/+$/, "") || "/";
+  if (o.registry && path === "/metrics") {
+    const body = await o.registry.metrics();
+    res.writeHead(200, { "Content-Type": o.registry.contentType });
+    res.end(body);
+    return;
+  }
+  if (o.checks && (path === "/healthz" || path === "/readyz" || path === "/livez")) {
+    const { ok, lines } = await runChecks(path === "/readyz" ? o.checks.readyz : o.checks.healthz);
+    const verbose = url.searchParams.has("verbose");
+    res.writeHead(ok ? 200 : 503, { "Content-Type": "text/plain; charset=utf-8" });
+    if (ok) res.end(verbose ? `${lines.join("\n")}\n${path.slice(1)} check passed\n` : "ok");
+    else res.end(`${lines.join("\n")}\n${path.slice(1)} check failed\n`);
+    return;
+  }
+  res.writeHead(404, { "Content-Type": "text/plain" });
+  res.end("not found\n");
+}
+
+export async function serveEndpoints(o: ServeOptions): Promise<EndpointServer> {
+  const server: Server = createServer((req, res) => {
+    handle(req, res, o).catch((err: unknown) => {
+      if (!res.headersSent) res.writeHead(500);
+      res.end(String(err));
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(o.port, o.host ?? "0.0.0.0", () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  let closing: Promise<void> | undefined;
+  return {
+    port,
+    close() {
+      closing ??= new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      });
+      return closing;
+    },
+  };
+}

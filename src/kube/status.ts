@@ -1,0 +1,72 @@
+/**
+ * Status writes: through the `/status` subresource, and only when the status
+ * actually changed.
+ *
+ * Guarantees:
+ * - `writeStatus` compares the desired status with the object's current one
+ *   (as read from the cache) semantically: key order and properties set to
+ *   `undefined` do not count as changes. Equal means no API call at all.
+ * - Otherwise it server-side-applies `{ status }` to `/status` with Roster's
+ *   field manager and `force` (the status of Roster's own resources is owned
+ *   by Roster), and returns the object the API server answered with.
+ * - Spec, labels and the rest of the object are never sent.
+ */
+import type { Applier } from "./apply.ts";
+import type { KubeObject, ResourceType } from "./object.ts";
+
+export interface WithStatus<S> extends KubeObject {
+  status?: S;
+}
+
+export interface StatusWrite<T> {
+  written: boolean;
+  object: T;
+}
+
+/** Deep equality of JSON-like values, ignoring key order and undefined-valued keys. */
+export function semanticEqual(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (a === null || b === null || typeof a !== "object" || typeof b !== "object") {
+    return a === b || (a === undefined && b === undefined);
+  }
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  if (Array.isArray(a) && Array.isArray(b)) {
+    return a.length === b.length && a.every((v, i) => semanticEqual(v, b[i]));
+  }
+  const ao = a as Record<string, unknown>;
+  const bo = b as Record<string, unknown>;
+  const keys = new Set([...Object.keys(ao), ...Object.keys(bo)]);
+  for (const k of keys) {
+    if (!semanticEqual(ao[k], bo[k])) return false;
+  }
+  return true;
+}
+
+/** The status with `observedGeneration` set from the object's generation. */
+export function observed<S extends object>(obj: KubeObject, status: S): S & { observedGeneration?: number } {
+  return obj.metadata.generation === undefined
+    ? status
+    : { ...status, observedGeneration: obj.metadata.generation };
+}
+
+export async function writeStatus<T extends WithStatus<unknown>>(
+  applier: Applier,
+  type: ResourceType,
+  current: T,
+  status: NonNullable<T["status"]>,
+  options: { signal?: AbortSignal } = {},
+): Promise<StatusWrite<T>> {
+  if (semanticEqual(current.status, status)) return { written: false, object: current };
+  const body = {
+    apiVersion: current.apiVersion,
+    kind: current.kind,
+    metadata: { name: current.metadata.name, namespace: current.metadata.namespace },
+    status,
+  } as WithStatus<T["status"]>;
+  const object = await applier.apply(type, body, {
+    subresource: "status",
+    force: true,
+    signal: options.signal,
+  });
+  return { written: true, object: object as T };
+}
