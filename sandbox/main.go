@@ -151,13 +151,13 @@ func run() error {
 		// The apiserver saw the same signal; give it a bounded time to drain.
 		select {
 		case <-apiDone:
-		case <-time.After(15 * time.Second):
+		case <-time.After(5 * time.Second):
 		}
 		err = nil
 	}
 	if manager != nil {
 		_ = manager.Process.Signal(syscall.SIGTERM)
-		waitOrKill(manager, 5*time.Second)
+		waitOrKill(manager, 3*time.Second)
 	}
 	return err
 }

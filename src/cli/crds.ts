@@ -14,7 +14,7 @@ export async function crds(args: string[]): Promise<number> {
     .filter((f) => f.endsWith(".yaml"))
     .sort();
   process.stdout.write(
-    files.map((f) => readFileSync(join(crdDir, f), "utf8").trimEnd()).join("\n---\n") + "\n",
+    `${files.map((f) => readFileSync(join(crdDir, f), "utf8").trimEnd()).join("\n---\n")}\n`,
   );
   return 0;
 }

@@ -10,7 +10,7 @@ import { parseConfig } from "../config/index.ts";
 import { installCrds } from "../dev/crds.ts";
 import { type DemoBackends, demoNamespace, startDemoBackends } from "../dev/demo.ts";
 import { repoRoot, type Sandbox, startSandbox } from "../dev/sandbox.ts";
-import { applier, createLogger, isAlreadyExists, type KubeObject, kubeClient } from "../kube/index.ts";
+import { applier, createLogger, isAlreadyExists, kubeClient } from "../kube/index.ts";
 import { rosterResources } from "../operator/context.ts";
 import { createOperator, type Operator } from "../operator/operator.ts";
 import { operatorSettings } from "../operator/settings.ts";

@@ -305,7 +305,7 @@ test("LeastConnections: release handles and in-flight counts survive a new revis
   // a and b each still have one request in flight: the new endpoint gets the next one.
   const p3 = client.pick("web");
   assert.equal(p3.endpoint.instance, "c");
-  assert.equal(client.inFlight("web", a.instance + "/" + a.address), 1);
+  assert.equal(client.inFlight("web", `${a.instance}/${a.address}`), 1);
   p1.release();
   p1.release();
   assert.equal(client.inFlight("web", p1.endpoint.id), 0);
