@@ -1,0 +1,171 @@
+/**
+ * Engine-level types of the probe engine. They mirror the DiscoveryPolicy
+ * `healthCheck` sketch but are independent of the API schemas and of
+ * Kubernetes objects: the operator maps its objects onto these (resolving
+ * defaults, Secret header values, named lease, durations to milliseconds).
+ */
+
+/** A verdict starts `Unknown` and only leaves it when a threshold is met. */
+export type Verdict = "Unknown" | "Healthy" | "Unhealthy";
+
+export interface StatusRange {
+  /** Inclusive bounds. */
+  from: number;
+  to: number;
+}
+
+export interface TlsSpec {
+  /** SNI and certificate name to verify; default: the target's host when it is a DNS name. */
+  serverName?: string;
+  /** PEM bundle of CAs to trust instead of the system roots. */
+  caBundle?: string;
+  /** Skip certificate verification (only when asked). */
+  insecureSkipVerify?: boolean;
+}
+
+export interface HttpProbeSpec {
+  type: "http";
+  /** Port number, or a name looked up in the target's `ports`. */
+  port: number | string;
+  /** Default "/". */
+  path?: string;
+  /** Default "HTTP". */
+  scheme?: "HTTP" | "HTTPS";
+  /** Default "GET". */
+  method?: string;
+  /** Request headers, values already resolved (including those from Secrets). */
+  headers?: Record<string, string>;
+  /** Default [{ from: 200, to: 399 }]. */
+  expectedStatuses?: StatusRange[];
+  /** Substring that must appear within the first `maxBodyBytes` of the body. */
+  bodyMatch?: string;
+  /** Bytes of body read at most for `bodyMatch` (default 4096, capped at 65536). */
+  maxBodyBytes?: number;
+  /** Follow up to 5 redirects, each checked against the destination policy. Default false. */
+  followRedirects?: boolean;
+  tls?: TlsSpec;
+}
+
+export interface TcpProbeSpec {
+  type: "tcp";
+  port: number | string;
+}
+
+export interface GrpcProbeSpec {
+  type: "grpc";
+  port: number | string;
+  /** grpc.health.v1 service name; "" (default) asks about the whole server. */
+  service?: string;
+  /** Use TLS; default false (plaintext, as most in-cluster health endpoints). */
+  tls?: TlsSpec | boolean;
+}
+
+export interface HeartbeatProbeSpec {
+  type: "heartbeat";
+  /** The `coordination.k8s.io/v1` Lease the instance renews. */
+  lease: { namespace: string; name: string };
+}
+
+export interface NoneProbeSpec {
+  type: "none";
+}
+
+export type ProbeSpec = HttpProbeSpec | TcpProbeSpec | GrpcProbeSpec | HeartbeatProbeSpec | NoneProbeSpec;
+export type ProbeType = ProbeSpec["type"];
+
+export interface FlapDamping {
+  /** More verdict changes than this within `windowMs` hold the target unhealthy. */
+  maxTransitions: number;
+  windowMs: number;
+}
+
+export interface CheckSpec {
+  /** Empty means `none`: healthy as soon as registered. */
+  probes: ProbeSpec[];
+  /** Default "all". */
+  combine?: "all" | "any";
+  intervalMs: number;
+  timeoutMs: number;
+  /** Default 0. */
+  initialDelayMs?: number;
+  /** Consecutive failures before Unhealthy; default 3. */
+  failureThreshold?: number;
+  /** Consecutive successes before Healthy; default 1. */
+  successThreshold?: number;
+  /** Each run is delayed by a random 0..jitterMs on top of its stable phase; default 0. */
+  jitterMs?: number;
+  flapDamping?: FlapDamping;
+}
+
+export interface Target {
+  /** Stable identity, e.g. "namespace/name"; also seeds the target's phase. */
+  id: string;
+  /** IPv4, IPv6 or DNS name. Names are resolved (and re-resolved); each address gets its own verdict. */
+  host: string;
+  /** Named ports for probes that give a port name. */
+  ports?: Record<string, number>;
+  check: CheckSpec;
+}
+
+/** What the engine reports: a change of verdict (or the start of flap damping). */
+export interface Transition {
+  id: string;
+  /** Set for a resolved address's verdict; absent for the target's overall verdict. */
+  address?: string;
+  from: Verdict;
+  to: Verdict;
+  /** CamelCase reason, see reasons.ts. */
+  reason: string;
+  /** Short human-readable detail (at most 256 characters). */
+  message: string;
+  at: number;
+}
+
+/** One finished probe, for metrics (latency histograms, counters). */
+export interface ProbeObservation {
+  id: string;
+  address?: string;
+  type: ProbeType;
+  ok: boolean;
+  reason: string;
+  /** When the probe started (after it got a concurrency slot). */
+  at: number;
+  /** Time from the probe's start to its outcome. */
+  latencyMs: number;
+  /** How late the run started relative to its plan (queueing for slots included). */
+  lateMs: number;
+}
+
+export interface AddressSummary {
+  address: string;
+  verdict: Verdict;
+  reason: string;
+  message: string;
+  /** When the verdict last changed (or the address appeared). */
+  since: number;
+  lastProbeAt?: number;
+}
+
+export interface TargetSummary {
+  id: string;
+  verdict: Verdict;
+  reason: string;
+  message: string;
+  since: number;
+  addresses: AddressSummary[];
+  lastProbeAt?: number;
+}
+
+export interface LeaseInfo {
+  renewTimeMs: number;
+  leaseDurationMs: number;
+}
+
+/** Reads a Lease (the operator backs it with an informer cache); undefined when it does not exist. */
+export type LeaseReader = (
+  namespace: string,
+  name: string,
+) => LeaseInfo | undefined | Promise<LeaseInfo | undefined>;
+
+/** Resolves a DNS name to IP addresses; rejects with a Node-style `code` (ENOTFOUND, EAI_AGAIN...). */
+export type Resolver = (host: string) => Promise<string[]>;

@@ -1,0 +1,153 @@
+/**
+ * The verdict state machine of one address: consecutive-count thresholds and
+ * rate-based flap damping. Pure: (state, outcome, now) -> (state, transition),
+ * so it is tested on its own with plain numbers for time.
+ *
+ * - A new address starts Unknown; it becomes Healthy after `successThreshold`
+ *   consecutive successes or Unhealthy after `failureThreshold` consecutive
+ *   failures, and moves between the two the same way.
+ * - Flap damping: when the threshold verdict changes more than
+ *   `maxTransitions` times within `windowMs`, the published verdict is held
+ *   Unhealthy (reason Flapping) until the threshold verdict has not changed
+ *   for `windowMs`.
+ * - A `definitive` outcome (destination denied, `none` probe) meets the
+ *   threshold at once: waiting for more of the same would only delay it.
+ */
+import { Reason } from "./reasons.ts";
+import type { FlapDamping, Verdict } from "./types.ts";
+
+export interface VerdictConfig {
+  failureThreshold: number;
+  successThreshold: number;
+  flapDamping?: FlapDamping | undefined;
+}
+
+export interface VerdictInput {
+  ok: boolean;
+  reason: string;
+  message: string;
+  definitive?: boolean;
+}
+
+export interface VerdictState {
+  /** Published verdict. */
+  readonly verdict: Verdict;
+  readonly reason: string;
+  readonly message: string;
+  /** When `verdict` (or damping) last changed. */
+  readonly since: number;
+  /** Threshold verdict before flap damping. */
+  readonly underlying: Verdict;
+  readonly successes: number;
+  readonly failures: number;
+  /** Times of recent underlying changes between Healthy and Unhealthy (newest last). */
+  readonly changes: readonly number[];
+  readonly damped: boolean;
+  /** Latest failure, to explain an Unhealthy verdict once damping ends. */
+  readonly lastFailure?: { reason: string; message: string };
+}
+
+export interface VerdictChange {
+  from: Verdict;
+  to: Verdict;
+  reason: string;
+  message: string;
+}
+
+export function initialVerdict(
+  now: number,
+  reason: string = Reason.Pending,
+  message = "not probed yet",
+): VerdictState {
+  return {
+    verdict: "Unknown",
+    reason,
+    message,
+    since: now,
+    underlying: "Unknown",
+    successes: 0,
+    failures: 0,
+    changes: [],
+    damped: false,
+  };
+}
+
+export function normalizeConfig(c: Partial<VerdictConfig>): VerdictConfig {
+  return {
+    failureThreshold: Math.max(1, Math.floor(c.failureThreshold ?? 3)),
+    successThreshold: Math.max(1, Math.floor(c.successThreshold ?? 1)),
+    flapDamping: c.flapDamping,
+  };
+}
+
+export function step(
+  state: VerdictState,
+  input: VerdictInput,
+  now: number,
+  config: VerdictConfig,
+): { state: VerdictState; change?: VerdictChange } {
+  const successes = input.ok
+    ? Math.max(state.successes + 1, input.definitive ? config.successThreshold : 0)
+    : 0;
+  const failures = input.ok
+    ? 0
+    : Math.max(state.failures + 1, input.definitive ? config.failureThreshold : 0);
+
+  let underlying = state.underlying;
+  if (input.ok && successes >= config.successThreshold) underlying = "Healthy";
+  if (!input.ok && failures >= config.failureThreshold) underlying = "Unhealthy";
+
+  const fd = config.flapDamping;
+  let changes = state.changes;
+  let damped = state.damped;
+  if (fd && fd.maxTransitions >= 0 && fd.windowMs > 0) {
+    const horizon = now - fd.windowMs;
+    if (underlying !== state.underlying && state.underlying !== "Unknown") {
+      changes = [...changes.filter((t) => t > horizon), now].slice(-(fd.maxTransitions + 1));
+    }
+    const last = changes.at(-1);
+    if (damped && (last === undefined || now - last >= fd.windowMs)) damped = false;
+    if (!damped && changes.filter((t) => t > horizon).length > fd.maxTransitions) damped = true;
+    if (!damped && changes.length > 0 && (last === undefined || last <= horizon)) changes = [];
+  } else {
+    changes = [];
+    damped = false;
+  }
+
+  const verdict: Verdict = damped ? "Unhealthy" : underlying;
+  let reason = state.reason;
+  let message = state.message;
+  if (damped) {
+    reason = Reason.Flapping;
+    message = `verdict changed more than ${fd!.maxTransitions} times within ${fd!.windowMs / 1000}s; held unhealthy until stable for ${fd!.windowMs / 1000}s`;
+  } else if (verdict === "Unknown" || (verdict === "Healthy") === input.ok) {
+    // The latest outcome explains the verdict: keep the reason current.
+    reason = input.reason;
+    message = input.message;
+  } else if (state.damped) {
+    // Damping ended but the latest outcome disagrees with the verdict it released to.
+    reason =
+      verdict === "Healthy" ? Reason.ProbeSucceeded : (state.lastFailure?.reason ?? Reason.NetworkError);
+    message =
+      verdict === "Healthy"
+        ? "stable after flapping"
+        : (state.lastFailure?.message ?? "stable after flapping");
+  }
+
+  const changed = verdict !== state.verdict || damped !== state.damped;
+  const next: VerdictState = {
+    verdict,
+    reason,
+    message,
+    since: changed ? now : state.since,
+    underlying,
+    successes,
+    failures,
+    changes,
+    damped,
+    lastFailure: input.ok ? state.lastFailure : { reason: input.reason, message: input.message },
+  };
+  return changed
+    ? { state: next, change: { from: state.verdict, to: verdict, reason, message } }
+    : { state: next };
+}

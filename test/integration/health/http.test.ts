@@ -1,0 +1,361 @@
+// HTTP(S) probes against real servers on loopback.
+import assert from "node:assert/strict";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
+import { createServer as createNetServer, type Socket } from "node:net";
+import { after, before, test } from "node:test";
+import { type HttpProbeDeps, httpProbe } from "../../../src/health/http-probe.ts";
+import { connectionPool } from "../../../src/health/http1.ts";
+import { destinationPolicy } from "../../../src/health/policy.ts";
+import { fail, Reason } from "../../../src/health/reasons.ts";
+import type { HttpProbeSpec } from "../../../src/health/types.ts";
+import { closeAll, closedPort, deadline, listen, testCerts } from "./support.ts";
+
+type Handler = (req: IncomingMessage, res: ServerResponse) => void;
+const routes = new Map<string, Handler>();
+const seen: { path: string; headers: IncomingMessage["headers"] }[] = [];
+const server = createServer((req, res) => {
+  seen.push({ path: req.url ?? "", headers: req.headers });
+  const handler = routes.get((req.url ?? "").split("?")[0]!);
+  if (handler) handler(req, res);
+  else res.writeHead(404).end("not found");
+});
+let connections = 0;
+server.on("connection", () => connections++);
+const https = createHttpsServer({ cert: testCerts().cert, key: testCerts().key }, (_req, res) =>
+  res.end("secure ok"),
+);
+let port = 0;
+let tlsPort = 0;
+
+routes.set("/ok", (_req, res) => res.end("all good"));
+routes.set("/status", (req, res) => {
+  const code = Number(new URL(req.url!, "http://x").searchParams.get("code"));
+  res.writeHead(code).end();
+});
+routes.set("/hang", () => {});
+routes.set("/endless", (_req, res) => {
+  res.writeHead(200, { "content-type": "text/plain" });
+  const chunk = Buffer.alloc(16 * 1024, "a");
+  const pump = () => {
+    while (res.write(chunk)) {}
+  };
+  res.on("drain", pump);
+  pump();
+});
+routes.set("/split", (_req, res) => {
+  res.writeHead(200);
+  res.write("status: rea");
+  setTimeout(() => res.end("dy and more"), 20);
+});
+routes.set("/redirect", (req, res) => {
+  const to = new URL(req.url!, "http://x").searchParams.get("to")!;
+  res.writeHead(302, { location: to }).end();
+});
+routes.set("/loop", (_req, res) => res.writeHead(301, { location: "/loop" }).end());
+
+const probeDeps = (keepAlive = false): HttpProbeDeps => {
+  const policy = destinationPolicy({ allowLoopback: true });
+  return {
+    pool: connectionPool({ keepAlive, maxAgeMs: 60_000, maxIdlePerKey: 4, idleTimeoutMs: 30_000 }),
+    async resolveAllowed(host) {
+      const address = host === "localhost" ? "127.0.0.1" : host;
+      const d = policy.check(address);
+      return d.allowed ? { address } : fail(Reason.DestinationDenied, d.message);
+    },
+  };
+};
+const deps = probeDeps();
+
+function probe(spec: Partial<HttpProbeSpec>, timeoutMs = 2000, d = deps, p = port) {
+  return httpProbe(
+    { type: "http", port: p, ...spec },
+    { address: "127.0.0.1", host: "127.0.0.1", port: p, signal: deadline(timeoutMs) },
+    d,
+  );
+}
+
+before(async () => {
+  port = await listen(server);
+  tlsPort = await listen(https);
+});
+after(async () => {
+  await closeAll(server);
+  await closeAll(https);
+});
+
+test("healthy: a 2xx answer", async () => {
+  const o = await probe({ path: "/ok" });
+  assert.deepEqual([o.ok, o.reason, o.message], [true, "ProbeSucceeded", "HTTP 200"]);
+});
+
+test("wrong status: HTTPStatus with the code in the message; expected ranges are configurable", async () => {
+  const o = await probe({ path: "/status?code=503" });
+  assert.equal(o.ok, false);
+  assert.equal(o.reason, "HTTPStatus");
+  assert.equal(o.message, "HTTP 503 Service Unavailable (expected 200-399)");
+  assert.equal(
+    (await probe({ path: "/status?code=204", expectedStatuses: [{ from: 204, to: 204 }] })).ok,
+    true,
+  );
+  const notIn = await probe({
+    path: "/status?code=200",
+    expectedStatuses: [
+      { from: 204, to: 204 },
+      { from: 300, to: 302 },
+    ],
+  });
+  assert.match(notIn.message, /expected 204, 300-302/);
+});
+
+test("sends the configured method and headers, and a Host header", async () => {
+  seen.length = 0;
+  await probe({ path: "/ok", method: "HEAD", headers: { authorization: "Bearer s3cret", "x-probe": "1" } });
+  const h = seen.at(-1)!.headers;
+  assert.equal(h.authorization, "Bearer s3cret");
+  assert.equal(h["x-probe"], "1");
+  assert.equal(h.host, `127.0.0.1:${port}`);
+  await probe({ path: "/ok", headers: { Host: "api.example" } });
+  assert.equal(seen.at(-1)!.headers.host, "api.example");
+});
+
+test("connection refused", async () => {
+  const closed = await closedPort();
+  const o = await probe({ path: "/" }, 2000, deps, closed);
+  assert.equal(o.reason, "ConnectionRefused");
+});
+
+test("timeout: a server that accepts and never answers", async () => {
+  const start = Date.now();
+  const o = await probe({ path: "/hang" }, 300);
+  assert.equal(o.reason, "Timeout");
+  assert.ok(Date.now() - start < 2000, "the deadline ends the probe");
+});
+
+test("slow headers (slowloris): a server that trickles the status line is cut at the deadline", async () => {
+  const sockets = new Set<Socket>();
+  let closedByProbe = false;
+  const slow = createNetServer((socket) => {
+    sockets.add(socket);
+    const text = "HTTP/1.1 200 OK\r\nX-Slow: ";
+    let i = 0;
+    const timer = setInterval(() => socket.write(i < text.length ? text[i++]! : "a"), 20);
+    socket.on("close", () => {
+      clearInterval(timer);
+      closedByProbe = true;
+    });
+    socket.on("error", () => {});
+  });
+  const slowPort = await listen(slow);
+  try {
+    const start = Date.now();
+    const o = await probe({ path: "/" }, 400, deps, slowPort);
+    assert.equal(o.reason, "Timeout");
+    assert.ok(Date.now() - start < 2000);
+    await new Promise((r) => setTimeout(r, 100));
+    assert.ok(closedByProbe, "the probe destroyed its socket");
+  } finally {
+    await closeAll(slow, sockets);
+  }
+});
+
+test("endless body: the verdict comes from the status line and the body is never buffered", async () => {
+  const before = process.memoryUsage().rss;
+  const o = await probe({ path: "/endless" }, 2000);
+  assert.equal(o.ok, true);
+  const mismatch = await probe({ path: "/endless", bodyMatch: "needle", maxBodyBytes: 1000 }, 2000);
+  assert.equal(mismatch.reason, "BodyMismatch");
+  assert.match(mismatch.message, /first 1000 bytes/);
+  assert.ok(process.memoryUsage().rss - before < 64 * 2 ** 20);
+});
+
+test("body match: found across chunks, or BodyMismatch", async () => {
+  assert.equal((await probe({ path: "/split", bodyMatch: "ready" })).ok, true);
+  const o = await probe({ path: "/ok", bodyMatch: "ready" });
+  assert.equal(o.reason, "BodyMismatch");
+});
+
+test("redirects are not followed by default; 3xx is judged by the expected statuses", async () => {
+  assert.equal((await probe({ path: "/redirect?to=/status?code=500" })).ok, true);
+  const strict = await probe({ path: "/redirect?to=/ok", expectedStatuses: [{ from: 200, to: 299 }] });
+  assert.equal(strict.reason, "HTTPStatus");
+  assert.match(strict.message, /HTTP 302/);
+});
+
+test("redirects when followed: each hop is probed, and denied destinations are never contacted", async () => {
+  assert.equal(
+    (await probe({ path: "/redirect?to=/status?code=500", followRedirects: true })).reason,
+    "HTTPStatus",
+  );
+  assert.equal(
+    (await probe({ path: `/redirect?to=http://localhost:${port}/ok`, followRedirects: true })).ok,
+    true,
+  );
+  const denied = await probe({
+    path: "/redirect?to=http://169.254.169.254/latest/meta-data/",
+    followRedirects: true,
+  });
+  assert.equal(denied.reason, "DestinationDenied");
+  assert.match(denied.message, /169\.254\.0\.0\/16/);
+  assert.equal((await probe({ path: "/loop", followRedirects: true })).reason, "TooManyRedirects");
+  assert.equal(
+    (await probe({ path: "/redirect?to=ftp://x/", followRedirects: true })).reason,
+    "ProtocolError",
+  );
+});
+
+test("HTTPS: verified against a CA bundle and server name; a bad certificate is a TLSError", async () => {
+  const { ca } = testCerts();
+  const https = (spec: Partial<HttpProbeSpec>) =>
+    probe({ scheme: "HTTPS", path: "/", ...spec }, 2000, deps, tlsPort);
+  assert.equal((await https({ tls: { caBundle: ca, serverName: "localhost" } })).ok, true);
+  // Verified against the IP SAN when no server name is given.
+  assert.equal((await https({ tls: { caBundle: ca } })).ok, true);
+  const untrusted = await https({});
+  assert.equal(untrusted.reason, "TLSError");
+  assert.match(untrusted.message, /UNABLE_TO_VERIFY_LEAF_SIGNATURE|self.signed|unable to verify/i);
+  const wrongName = await https({ tls: { caBundle: ca, serverName: "other.example" } });
+  assert.equal(wrongName.reason, "TLSError");
+  assert.equal((await https({ tls: { insecureSkipVerify: true } })).ok, true);
+  // Plain HTTP to a TLS port, TLS to a plain port.
+  assert.equal((await probe({ path: "/" }, 2000, deps, tlsPort)).ok, false);
+  assert.equal(
+    (await probe({ scheme: "HTTPS", path: "/ok", tls: { insecureSkipVerify: true } })).reason,
+    "TLSError",
+  );
+});
+
+test("keep-alive reuses the connection between probes", async () => {
+  const kept = probeDeps(true);
+  const startConnections = connections;
+  for (let i = 0; i < 5; i++) assert.equal((await probe({ path: "/ok" }, 2000, kept)).ok, true);
+  assert.equal(connections - startConnections, 1);
+  assert.equal(kept.pool.idle, 1);
+  kept.pool.destroy();
+  const fresh = connections;
+  for (let i = 0; i < 3; i++) await probe({ path: "/ok" });
+  assert.equal(connections - fresh, 3, "without keep-alive, a connection per probe");
+});
+
+test("IPv6 loopback", async (t) => {
+  const v6 = createServer((_req, res) => res.end("ok"));
+  let v6Port: number;
+  try {
+    v6Port = await listen(v6, "::1");
+  } catch {
+    t.skip("no IPv6 loopback here");
+    return;
+  }
+  try {
+    const o = await httpProbe(
+      { type: "http", port: v6Port },
+      { address: "::1", host: "::1", port: v6Port, signal: deadline(2000) },
+      deps,
+    );
+    assert.equal(o.ok, true);
+  } finally {
+    await closeAll(v6);
+  }
+});
+
+/** A raw TCP server answering every connection with `response` (then, optionally, closing). */
+async function rawServer(
+  response: string | Buffer | ((socket: Socket) => void),
+  t: { after: (fn: () => unknown) => void },
+) {
+  const sockets = new Set<Socket>();
+  const server = createNetServer((socket) => {
+    sockets.add(socket);
+    socket.on("error", () => {});
+    socket.once("data", () => {
+      if (typeof response === "function") response(socket);
+      else socket.end(response);
+    });
+  });
+  const p = await listen(server);
+  t.after(() => closeAll(server, sockets));
+  return p;
+}
+
+test("reads chunked bodies, HTTP/1.0, interim 1xx responses and bare-LF heads", async (t) => {
+  const chunked = await rawServer(
+    "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: 1\r\n\r\n",
+    t,
+  );
+  assert.equal((await probe({ bodyMatch: "lo wor" }, 2000, deps, chunked)).ok, true);
+  assert.equal(
+    (await probe({ bodyMatch: "\r\n6" }, 2000, deps, chunked)).reason,
+    "BodyMismatch",
+    "matched on decoded bytes",
+  );
+  const http10 = await rawServer("HTTP/1.0 503 Service Unavailable\r\n\r\ndown", t);
+  const o = await probe({}, 2000, deps, http10);
+  assert.equal(o.message, "HTTP 503 Service Unavailable (expected 200-399)");
+  const interim = await rawServer(
+    "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n",
+    t,
+  );
+  assert.equal((await probe({}, 2000, deps, interim)).message, "HTTP 204");
+  const upgrade = await rawServer(
+    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n\x81\x02hi",
+    t,
+  );
+  assert.equal((await probe({}, 2000, deps, upgrade)).reason, "HTTPStatus");
+  const bareLf = await rawServer("HTTP/1.1 200 OK\nContent-Length: 2\n\nok", t);
+  assert.equal((await probe({ bodyMatch: "ok" }, 2000, deps, bareLf)).ok, true);
+});
+
+test("malformed responses are ProtocolErrors", async (t) => {
+  const garbage = await rawServer("SSH-2.0-OpenSSH_9.6\r\n\r\n", t);
+  assert.equal((await probe({}, 2000, deps, garbage)).reason, "ProtocolError");
+  const conflicting = await rawServer(
+    "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok",
+    t,
+  );
+  assert.equal((await probe({}, 2000, deps, conflicting)).reason, "ProtocolError");
+  const huge = await rawServer(`HTTP/1.1 200 OK\r\nX-Big: ${"a".repeat(20_000)}\r\n\r\n`, t);
+  const big = await probe({}, 2000, deps, huge);
+  assert.equal(big.reason, "ProtocolError");
+  assert.match(big.message, /exceeds 16384 bytes/);
+  const truncated = await rawServer("HTTP/1.1 200 O", t);
+  assert.equal((await probe({}, 2000, deps, truncated)).reason, "ProtocolError");
+  const badChunk = await rawServer("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", t);
+  assert.equal((await probe({ bodyMatch: "x" }, 2000, deps, badChunk)).reason, "ProtocolError");
+});
+
+test("header values and paths cannot smuggle CR/LF into the request", async () => {
+  const bad = await probe({ headers: { "x-a": "1\r\nX-Injected: 1" } });
+  assert.equal(bad.reason, "InvalidProbe");
+  assert.equal((await probe({ path: "/ok HTTP/1.1\r\nX: y" })).reason, "InvalidProbe");
+  assert.equal((await probe({ method: "GET /" })).reason, "InvalidProbe");
+});
+
+test("a keep-alive connection closed by the server between probes is retried on a new one", async (t) => {
+  let conns = 0;
+  const closing = await rawServer((socket) => {
+    conns++;
+    // Answers as keep-alive, then closes the idle connection a moment later.
+    socket.write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    setTimeout(() => socket.destroy(), 20);
+  }, t);
+  const kept = probeDeps(true);
+  t.after(() => kept.pool.destroy());
+  assert.equal((await probe({}, 2000, kept, closing)).ok, true);
+  await new Promise((r) => setTimeout(r, 60));
+  assert.equal((await probe({}, 2000, kept, closing)).ok, true);
+  assert.equal(conns, 2);
+});
+
+test("connections are reused for at most their max age", async () => {
+  const aged = probeDeps(true);
+  const pool = connectionPool({ keepAlive: true, maxAgeMs: 50, maxIdlePerKey: 4, idleTimeoutMs: 30_000 });
+  const d = { ...aged, pool };
+  const before = connections;
+  await probe({ path: "/ok" }, 2000, d);
+  await probe({ path: "/ok" }, 2000, d);
+  await new Promise((r) => setTimeout(r, 80));
+  await probe({ path: "/ok" }, 2000, d);
+  assert.equal(connections - before, 2);
+  pool.destroy();
+  aged.pool.destroy();
+});
