@@ -17,6 +17,7 @@ import { isIP, type Socket } from "node:net";
 import type { ConnectionPool } from "./http1.ts";
 import { ResponseReader } from "./http1.ts";
 import { classifyError, fail, type Outcome, ok, Reason } from "./reasons.ts";
+import { linearRegex } from "./regex.ts";
 import type { ProbeSignal } from "./signal.ts";
 import type { HttpProbeSpec, StatusRange, TlsSpec } from "./types.ts";
 
@@ -195,6 +196,13 @@ function oneRequest(
     const tls = spec.tls;
     const serverName = tls?.serverName ?? (isIP(hop.host) === 0 ? hop.host : undefined);
     const key = `${hop.https ? "s" : "h"}|${hop.address}|${hop.port}|${hop.https ? `${serverName ?? ""}|${tlsId(tls)}` : ""}`;
+    let matcher: ((body: Buffer) => boolean) | undefined;
+    try {
+      matcher = bodyMatcher(spec);
+    } catch (err) {
+      resolve(fail(Reason.InvalidProbe, `bodyMatch regex: ${(err as Error).message}`));
+      return;
+    }
     let conn: { socket: Socket; reused: boolean };
     try {
       const options = { address: hop.address, port: hop.port };
@@ -207,7 +215,7 @@ function oneRequest(
     const { socket, reused } = conn;
     const method = spec.method ?? "GET";
     const limit = Math.min(Math.max(1, spec.maxBodyBytes ?? defaultMaxBody), maxBodyCap);
-    const needle = spec.bodyMatch ? Buffer.from(spec.bodyMatch) : undefined;
+    const needle = matcher;
     const prefix: Buffer[] = [];
     let prefixBytes = 0;
     let matched = false;
@@ -220,7 +228,7 @@ function oneRequest(
             prefix.push(take === bytes.length ? bytes : bytes.subarray(0, take));
             prefixBytes += take;
             // Search the whole prefix read so far, so a match split across chunks is found.
-            matched = Buffer.concat(prefix, prefixBytes).includes(needle);
+            matched = needle(Buffer.concat(prefix, prefixBytes));
           }
         : undefined,
     );
@@ -264,10 +272,10 @@ function oneRequest(
         } else if (matched) {
           decided = ok(`HTTP ${head.status}, body matched`);
         } else if (prefixBytes >= limit) {
-          const m = `HTTP ${head.status}: the first ${limit} bytes of the body do not contain the expected text`;
+          const m = `HTTP ${head.status}: the first ${limit} bytes of the body do not match ${spec.bodyRegex ? "the expected pattern" : "the expected text"}`;
           decided = fail(Reason.BodyMismatch, m);
         } else if (reader.done) {
-          const m = `HTTP ${head.status}: the body (${reader.bodyBytes} bytes) does not contain the expected text`;
+          const m = `HTTP ${head.status}: the body (${reader.bodyBytes} bytes) does not match ${spec.bodyRegex ? "the expected pattern" : "the expected text"}`;
           decided = fail(Reason.BodyMismatch, m);
         }
       }
@@ -306,4 +314,17 @@ function oneRequest(
     socket.on("close", onClose);
     socket.write(request);
   });
+}
+
+/** The body check of a probe: a substring, or a regex run by the linear-time engine. */
+function bodyMatcher(spec: HttpProbeSpec): ((body: Buffer) => boolean) | undefined {
+  if (spec.bodyMatch) {
+    const needle = Buffer.from(spec.bodyMatch);
+    return (body) => body.includes(needle);
+  }
+  if (spec.bodyRegex) {
+    const re = linearRegex(spec.bodyRegex);
+    return (body) => re.test(body.toString("utf8"));
+  }
+  return undefined;
 }

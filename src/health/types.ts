@@ -39,6 +39,8 @@ export interface HttpProbeSpec {
   expectedStatuses?: StatusRange[];
   /** Substring that must appear within the first `maxBodyBytes` of the body. */
   bodyMatch?: string;
+  /** Regular expression the first `maxBodyBytes` of the body (as UTF-8) must match; run in linear time. */
+  bodyRegex?: string;
   /** Bytes of body read at most for `bodyMatch` (default 4096, capped at 65536). */
   maxBodyBytes?: number;
   /** Follow up to 5 redirects, each checked against the destination policy. Default false. */

@@ -29,6 +29,7 @@ let port = 0;
 let tlsPort = 0;
 
 routes.set("/ok", (_req, res) => res.end("all good"));
+routes.set("/as", (_req, res) => res.end(`${"a".repeat(60000)}!`));
 routes.set("/status", (req, res) => {
   const code = Number(new URL(req.url!, "http://x").searchParams.get("code"));
   res.writeHead(code).end();
@@ -173,6 +174,17 @@ test("body match: found across chunks, or BodyMismatch", async () => {
   assert.equal((await probe({ path: "/split", bodyMatch: "ready" })).ok, true);
   const o = await probe({ path: "/ok", bodyMatch: "ready" });
   assert.equal(o.reason, "BodyMismatch");
+});
+
+test("body regex: matched in linear time, even for a pattern that backtracks catastrophically", async () => {
+  assert.equal((await probe({ path: "/ok", bodyRegex: "^all go+d$" })).ok, true);
+  const miss = await probe({ path: "/ok", bodyRegex: "^ready" });
+  assert.equal(miss.reason, "BodyMismatch");
+  assert.match(miss.message, /pattern/);
+  // (a+)+$ against 60,000 a's and a "!": a backtracking engine would never
+  // finish (this test would hang); the linear engine answers at once.
+  const evil = await probe({ path: "/as", bodyRegex: "(a+)+$", maxBodyBytes: 65536 }, 2000);
+  assert.equal(evil.reason, "BodyMismatch");
 });
 
 test("redirects are not followed by default; 3xx is judged by the expected statuses", async () => {
