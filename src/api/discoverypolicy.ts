@@ -133,7 +133,12 @@ export type ConfigMapPublish = z.output<typeof ConfigMapPublish>;
 /** What is published for the service. */
 export const Publish = withRules(
   z.strictObject({
-    service: z.boolean().default(true).describe("Publish a selector-less Service named after the service."),
+    service: z
+      .boolean()
+      .default(true)
+      .describe(
+        "Publish a selector-less Service named after the service. EndpointSlices belong to their Service, so it is published whenever endpointSlices is on.",
+      ),
     endpointSlices: z
       .boolean()
       .default(true)
