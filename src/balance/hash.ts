@@ -8,6 +8,8 @@
  * Lone surrogates are encoded as U+FFFD, exactly as TextEncoder does.
  */
 
+import { fmix32 } from "../util/hash.ts";
+
 const C1 = 0xcc9e2d51;
 const C2 = 0x1b873593;
 
@@ -87,12 +89,7 @@ export function murmur3(s: string, seed = 0): number {
     h ^= k;
   }
   h ^= len;
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
+  return fmix32(h);
 }
 
 /** murmur3_x86_32 over raw bytes; the reference the string version is tested against. */
@@ -115,10 +112,5 @@ export function murmur3Bytes(data: Uint8Array, seed = 0): number {
     h ^= k;
   }
   h ^= data.length;
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
+  return fmix32(h);
 }

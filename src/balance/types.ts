@@ -4,13 +4,9 @@
  * or the published ConfigMap format (the client maps that format onto these).
  */
 
-export const strategyNames = [
-  "RoundRobin",
-  "WeightedRoundRobin",
-  "LeastConnections",
-  "Random",
-  "ConsistentHash",
-] as const;
+import { LOAD_BALANCING_STRATEGIES } from "../api/published.ts";
+
+export const strategyNames = LOAD_BALANCING_STRATEGIES;
 export type StrategyName = (typeof strategyNames)[number];
 
 /** What a strategy needs to know about one endpoint. */

@@ -7,6 +7,8 @@
  * probe), and a restart or another replica computes the same schedule.
  */
 
+import { fmix32 } from "../util/hash.ts";
+
 /** FNV-1a with a murmur3 finalizer, so ids that differ in one character spread evenly. */
 export function hash32(s: string): number {
   let h = 0x811c9dc5;
@@ -14,12 +16,7 @@ export function hash32(s: string): number {
     h ^= s.charCodeAt(i);
     h = Math.imul(h, 0x01000193);
   }
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
+  return fmix32(h);
 }
 
 /** The target's offset within its interval, in [0, intervalMs). */
