@@ -21,12 +21,17 @@ import { CliError, flags } from "./common.ts";
 
 const USAGE = `Usage: roster check -f FILE [-f FILE...] [--allow-loopback] [--timeout SECONDS]
 
-Probes every ServiceInstance in the files once, with its effective health check, and prints the
-verdicts. Exit code 0 when all are healthy, 1 otherwise.
+Probes every ServiceInstance in the files from this machine with its effective health check (its
+own, else its service's DiscoveryPolicy in the files, else the operator's default), until the
+thresholds give a verdict, and prints the verdicts. Probes run at most a second apart. Exit code
+0 when all are healthy, 1 otherwise.
 
   --allow-loopback   allow probing 127.0.0.0/8 and ::1 (denied by default, as in the operator)
   --timeout S        give up waiting for verdicts after S seconds (default: from the checks)
 `;
+
+/** The longest pause between two probes of one instance during a check. */
+const CHECK_INTERVAL_MS = 1000;
 
 export async function check(args: string[]): Promise<number> {
   const { values } = flags(
@@ -39,6 +44,10 @@ export async function check(args: string[]): Promise<number> {
     USAGE,
   );
   if (!values.file?.length) throw new CliError("-f FILE is required", { exitCode: 2, usage: USAGE });
+  const timeoutS = values.timeout === undefined ? undefined : Number(values.timeout);
+  if (timeoutS !== undefined && !(timeoutS > 0)) {
+    throw new CliError("--timeout must be a positive number of seconds", { exitCode: 2, usage: USAGE });
+  }
   const instances: ServiceInstance[] = [];
   const policies: DiscoveryPolicy[] = [];
   const problems: string[] = [];
@@ -75,12 +84,22 @@ export async function check(args: string[]): Promise<number> {
       refused.set(si.metadata.name!, `${t.reason}: ${t.message}`);
       continue;
     }
-    // Probes run immediately here: only the thresholds matter, not the phase.
-    engine.set({ ...t.target, check: { ...t.target.check, initialDelayMs: 0, jitterMs: 0 } });
+    // Probes run back to back, at most a second apart, without delay or
+    // jitter: the verdict needs max(failureThreshold, successThreshold)
+    // probes, and waiting the production interval between them (10s by
+    // default) would make checking a failing instance take half a minute.
+    const intervalMs = Math.min(parseDuration(hc.interval), CHECK_INTERVAL_MS);
+    const timeoutMs = parseDuration(hc.timeout);
+    engine.set({
+      ...t.target,
+      check: { ...t.target.check, intervalMs, initialDelayMs: 0, jitterMs: 0 },
+    });
     const rounds = Math.max(hc.failureThreshold, hc.successThreshold);
-    waitMs = Math.max(waitMs, rounds * parseDuration(hc.interval) + parseDuration(hc.timeout) + 1000);
+    // The first probe lands within one interval (the target's phase); a probe
+    // slower than the interval delays the next one.
+    waitMs = Math.max(waitMs, (rounds + 1) * Math.max(intervalMs, timeoutMs) + timeoutMs + 1000);
   }
-  const deadline = Date.now() + (values.timeout ? Number(values.timeout) * 1000 : waitMs);
+  const deadline = Date.now() + (timeoutS !== undefined ? timeoutS * 1000 : waitMs);
   const settled = () => [...engine.summaries()].every((s) => s.verdict !== "Unknown");
   while (Date.now() < deadline && !settled()) await new Promise((r) => setTimeout(r, 100));
   const summaries = new Map<string, TargetSummary>([...engine.summaries()].map((s) => [s.id, s]));
@@ -108,5 +127,11 @@ export async function check(args: string[]): Promise<number> {
         .join("  ")
         .trimEnd()}\n`,
     );
+  const loopbackDenied = [...summaries.values()].some(
+    (s) => s.reason === "DestinationDenied" && /loopback/.test(s.message ?? ""),
+  );
+  if (loopbackDenied && !values["allow-loopback"]) {
+    process.stderr.write("roster check: loopback targets are denied by default; pass --allow-loopback\n");
+  }
   return healthy ? 0 : 1;
 }

@@ -14,17 +14,19 @@ import { applier, createLogger, isAlreadyExists, kubeClient } from "../kube/inde
 import { rosterResources } from "../operator/context.ts";
 import { createOperator, type Operator } from "../operator/operator.ts";
 import { operatorSettings } from "../operator/settings.ts";
-import { flags, loadKubeConfig } from "./common.ts";
+import { CliError, checkReachable, flags, loadKubeConfig, retryTransient } from "./common.ts";
 import { fetchView } from "./status.ts";
 import { renderView, type ServiceView } from "./table.ts";
 
-const USAGE = `Usage: roster dev [--once [--timeout SECONDS]] [--no-tty] [--kubeconfig PATH]
+const USAGE = `Usage: roster dev [--once [--timeout SECONDS]] [--no-tty] [--dir DIR | --kubeconfig PATH]
 
-Starts a local Kubernetes control plane (bin/roster-sandbox, data in .sandbox/dev), installs
-Roster's CRDs, starts demo backends on loopback, registers them, runs the operator and shows
-a live view of services and instances until Ctrl-C.
+Starts a local Kubernetes control plane (bin/roster-sandbox), installs Roster's CRDs, starts
+demo backends on loopback, registers them, runs the operator and shows a live view of services
+and instances until Ctrl-C, which stops everything it started.
 
-  --kubeconfig PATH  use this cluster instead of the local one (also: $KUBECONFIG)
+  --dir DIR          data directory of the local control plane (default .sandbox/dev); reusing
+                     one keeps its data, certificates and ports
+  --kubeconfig PATH  use this cluster instead of a local one (also: $KUBECONFIG)
   --once             exit once the demo reached its expected state (exit 1 on timeout)
   --timeout S        with --once, give up after S seconds (default 60)
   --no-tty           plain output: no screen redraws
@@ -49,10 +51,16 @@ export async function dev(args: string[]): Promise<number> {
       once: { type: "boolean" },
       timeout: { type: "string", default: "60" },
       "no-tty": { type: "boolean" },
+      dir: { type: "string" },
       kubeconfig: { type: "string" },
     },
     USAGE,
   );
+  if (values.dir && values.kubeconfig) {
+    throw new CliError("--dir and --kubeconfig exclude each other", { exitCode: 2, usage: USAGE });
+  }
+  const timeoutS = Number(values.timeout);
+  if (!(timeoutS > 0)) throw new CliError("--timeout must be a positive number of seconds", { exitCode: 2 });
   const tty = process.stdout.isTTY && !values["no-tty"];
   let sandbox: Sandbox | undefined;
   let backends: DemoBackends | undefined;
@@ -64,11 +72,13 @@ export async function dev(args: string[]): Promise<number> {
   };
   try {
     let kc: KubeConfig;
-    if (values.kubeconfig || process.env.KUBECONFIG) {
+    // --dir asks for the local control plane, even with $KUBECONFIG set.
+    if (values.kubeconfig || (process.env.KUBECONFIG && !values.dir)) {
       kc = loadKubeConfig(values.kubeconfig);
+      await checkReachable(kc);
     } else {
       console.log("Starting the local control plane (bin/roster-sandbox)...");
-      sandbox = await startSandbox({ dir: resolve(repoRoot, ".sandbox/dev") });
+      sandbox = await startSandbox({ dir: resolve(values.dir ?? resolve(repoRoot, ".sandbox/dev")) });
       kc = new KubeConfig();
       kc.loadFromFile(sandbox.kubeconfigPath);
       console.log(`  ready in ${sandbox.startSeconds.toFixed(1)}s at ${sandbox.server}`);
@@ -85,7 +95,8 @@ export async function dev(args: string[]): Promise<number> {
     for (const m of backends.manifests) {
       const type =
         m.kind === "DiscoveryPolicy" ? rosterResources.discoveryPolicies : rosterResources.serviceInstances;
-      await apply.apply(type, m, { force: true });
+      // A CRD that was just established may still answer 429 ("storage is (re)initializing").
+      await retryTransient(() => apply.apply(type, m, { force: true }));
     }
 
     const config = parseConfig("");
@@ -113,7 +124,7 @@ export async function dev(args: string[]): Promise<number> {
     ].join("\n");
     console.log(header);
 
-    const deadline = Date.now() + Number(values.timeout) * 1000;
+    const deadline = Date.now() + timeoutS * 1000;
     let stopped = false;
     const onSignal = () => {
       stopped = true;

@@ -54,7 +54,12 @@ try {
     process.stderr.write(`roster ${name}: ${err.message}\n`);
     if (err.usage) process.stderr.write(`\n${usage(name, err.usage)}`);
     process.exitCode = err.exitCode;
+  } else if (err instanceof Error && err.name === "ApiError") {
+    // The API server's own words are the useful part; a stack trace is noise.
+    process.stderr.write(`roster ${name}: ${err.message}\n`);
+    process.exitCode = 1;
   } else {
+    // Unexpected: keep the stack, it is a bug report.
     process.stderr.write(
       `roster ${name}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`,
     );

@@ -8,6 +8,7 @@ import {
   watchConfig,
 } from "../config/index.ts";
 import { applyConfigChange } from "../config/runtime.ts";
+import { LogLevel as LogLevelSchema } from "../config/schema.ts";
 import { createLogger, type LogLevel } from "../kube/index.ts";
 import { createOperator } from "../operator/operator.ts";
 import { operatorSettings, probingOptions } from "../operator/settings.ts";
@@ -24,7 +25,7 @@ Flags:
   --[no-]leader-elect    leader election (default: the config's, on)
   --metrics-port N       /metrics port (default 8080)
   --health-port N        /healthz and /readyz port (default 8081)
-  --log-level LEVEL      trace|debug|info|warn|error (default: the config's, info)
+  --log-level LEVEL      trace|debug|info|warn|error|fatal|silent (default: the config's, info)
 `;
 
 function port(value: string | undefined, name: string): number | undefined {
@@ -50,6 +51,13 @@ export async function run(args: string[]): Promise<number> {
     },
     USAGE,
   );
+  const logLevel = values["log-level"];
+  if (logLevel !== undefined && !LogLevelSchema.safeParse(logLevel).success) {
+    throw new CliError(`--log-level must be one of ${LogLevelSchema.options.join(", ")}`, {
+      exitCode: 2,
+      usage: USAGE,
+    });
+  }
   let config: OperatorConfig;
   try {
     config = values.config ? loadConfig(values.config) : parseConfig("");
@@ -59,7 +67,7 @@ export async function run(args: string[]): Promise<number> {
   }
   const withFlags = (c: OperatorConfig): OperatorConfig => ({
     ...c,
-    logLevel: (values["log-level"] as OperatorConfig["logLevel"] | undefined) ?? c.logLevel,
+    logLevel: (logLevel as OperatorConfig["logLevel"] | undefined) ?? c.logLevel,
     namespaces: values.namespace ?? c.namespaces,
     leaderElection: {
       ...c.leaderElection,

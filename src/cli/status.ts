@@ -1,26 +1,75 @@
 /** `roster status`: the services and instances in the cluster, as a table, JSON or YAML. */
 import { dump } from "js-yaml";
 import type { DiscoveryPolicy, ServiceInstance } from "../api/index.ts";
-import { type KubeClient, kubeClient, resourcePath } from "../kube/index.ts";
+import { safeParsePublishedEndpoints } from "../api/published.ts";
+import { PUBLISHED_CONFIGMAP_SELECTOR } from "../client/source.ts";
+import {
+  ApiError,
+  type KubeClient,
+  kubeClient,
+  type ResourceType,
+  resourcePath,
+  resources,
+} from "../kube/index.ts";
 import { rosterResources } from "../operator/context.ts";
-import { CliError, checkCluster, flags, loadKubeConfig } from "./common.ts";
-import { renderView, rosterView, type ServiceView } from "./table.ts";
+import { CliError, checkCluster, flags, loadKubeConfig, retryTransient } from "./common.ts";
+import { type PublishedSummary, renderView, rosterView, type ServiceView } from "./table.ts";
 
 const USAGE = `Usage: roster status [-n NAMESPACE | -A] [SERVICE] [-o table|json|yaml] [--kubeconfig PATH]
+
+Shows Roster's services and their instances: health, readiness and its reason, weight, zone,
+and per service the policy, strategy, published revision and panic flag.
+
+  -n, --namespace NS   the namespace (default: the kubeconfig context's, else default)
+  -A, --all-namespaces every namespace
+  SERVICE              only this service (exit code 1 if it does not exist)
+  -o, --output FORMAT  table (default), json or yaml
+  --kubeconfig PATH    kubeconfig (default: $KUBECONFIG, ~/.kube/config, in-cluster)
 `;
+
+interface ConfigMapLike {
+  data?: Record<string, string>;
+}
 
 export async function fetchView(
   client: KubeClient,
   namespace: string | undefined,
   service?: string,
 ): Promise<ServiceView[]> {
-  const list = async <T>(type: (typeof rosterResources)[keyof typeof rosterResources]) =>
-    (await client.request<{ items: T[] }>({ method: "GET", path: resourcePath(type, { namespace }) })).items;
-  const [instances, policies] = await Promise.all([
+  const list = <T>(type: ResourceType, labelSelector?: string) =>
+    retryTransient(
+      async () =>
+        (
+          await client.request<{ items: T[] }>({
+            method: "GET",
+            path: resourcePath(type, { namespace }),
+            query: { labelSelector },
+          })
+        ).items,
+    );
+  const [instances, policies, configMaps] = await Promise.all([
     list<ServiceInstance>(rosterResources.serviceInstances),
     list<DiscoveryPolicy>(rosterResources.discoveryPolicies),
+    // Best effort: someone allowed to read Roster's objects may not be allowed to read ConfigMaps.
+    list<ConfigMapLike>(resources.configMaps, PUBLISHED_CONFIGMAP_SELECTOR).catch((err: unknown) => {
+      if (err instanceof ApiError && (err.status === 403 || err.status === 401)) return [];
+      throw err;
+    }),
   ]);
-  const views = rosterView(instances, policies);
+  const published: PublishedSummary[] = [];
+  for (const cm of configMaps) {
+    const r = safeParsePublishedEndpoints(cm.data);
+    if (!r.ok) continue;
+    const d = r.document;
+    published.push({
+      namespace: d.namespace,
+      service: d.service,
+      revision: d.revision,
+      panic: d.panic,
+      strategy: d.loadBalancing.strategy,
+    });
+  }
+  const views = rosterView(instances, policies, published);
   return service ? views.filter((v) => v.service === service) : views;
 }
 

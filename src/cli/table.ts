@@ -1,7 +1,10 @@
 /**
  * The roster view shared by `roster status` and the `roster dev` demo: one
  * block per service (policy summary line, then its instances), computed from
- * ServiceInstance and DiscoveryPolicy objects as the API server returns them.
+ * ServiceInstance and DiscoveryPolicy objects as the API server returns them,
+ * and from the published ConfigMaps when they can be read: they are what
+ * consumers see (revision, panic, strategy), also for services without a
+ * DiscoveryPolicy.
  */
 import type { DiscoveryPolicy, ServiceInstance } from "../api/index.ts";
 
@@ -27,9 +30,19 @@ export interface InstanceView {
   zone: string;
 }
 
+/** What a service's published ConfigMap says, as far as the view shows it. */
+export interface PublishedSummary {
+  namespace: string;
+  service: string;
+  revision: number;
+  panic: boolean;
+  strategy: string;
+}
+
 export function rosterView(
   instances: readonly ServiceInstance[],
   policies: readonly DiscoveryPolicy[],
+  published: readonly PublishedSummary[] = [],
 ): ServiceView[] {
   const services = new Map<string, ServiceView>();
   const viewOf = (namespace: string, service: string) => {
@@ -68,6 +81,15 @@ export function rosterView(
       weight: si.spec.weight ?? 100,
       zone: si.spec.zone ?? "",
     });
+  }
+  // Only for services that exist: a ConfigMap outliving its service (until
+  // garbage collection) does not make the service reappear.
+  for (const p of published) {
+    const v = services.get(`${p.namespace}/${p.service}`);
+    if (!v) continue;
+    v.revision = p.revision;
+    v.panic = p.panic;
+    v.strategy = p.strategy;
   }
   return [...services.values()]
     .map((v) => ({ ...v, instances: v.instances.sort((a, b) => a.name.localeCompare(b.name)) }))

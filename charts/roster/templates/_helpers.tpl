@@ -64,9 +64,11 @@ app.kubernetes.io/component: operator
 
 {{/*
 Settings that the operator reads only at start (src/config/schema.ts
-restartKeys: leaderElection, namespaces, watch). Their checksum is a pod
+restartKeys: leaderElection, namespaces, watch; and the probe engine's
+probing.maxConcurrent and probing.maxPerHost). Their checksum is a pod
 annotation, so changing one of them rolls the pods; everything else in the
 config file is hot-reloaded from the mounted ConfigMap without a restart.
+The two halves are deep-merged into the config file (configmap.yaml).
 */}}
 {{- define "roster.restartConfig" -}}
 {{- $le := .Values.leaderElection }}
@@ -83,6 +85,16 @@ config file is hot-reloaded from the mounted ConfigMap without a restart.
 {{- with .Values.watch }}
 {{- $_ := set $config "watch" . }}
 {{- end }}
+{{- /* The probe engine's limits are sized when it starts. */}}
+{{- $probing := dict }}
+{{- range $key := list "maxConcurrent" "maxPerHost" }}
+{{- if hasKey $.Values.probing $key }}
+{{- $_ := set $probing $key (index $.Values.probing $key) }}
+{{- end }}
+{{- end }}
+{{- with $probing }}
+{{- $_ := set $config "probing" . }}
+{{- end }}
 {{- toYaml $config }}
 {{- end }}
 
@@ -98,6 +110,19 @@ config file is hot-reloaded from the mounted ConfigMap without a restart.
 {{- end }}
 {{- with .Values.defaultPolicy }}
 {{- $_ := set $config "defaultPolicy" . }}
+{{- end }}
+{{- /*
+probing.secrets always follows probeSecrets.enabled, which also grants the
+RBAC to read Secrets: the operator never tries reads it is refused, and
+never lacks a grant it was given.
+*/}}
+{{- $probing := dict "secrets" .Values.probeSecrets.enabled }}
+{{- with .Values.probing.destinations }}
+{{- $_ := set $probing "destinations" . }}
+{{- end }}
+{{- $_ := set $config "probing" $probing }}
+{{- with .Values.publishing }}
+{{- $_ := set $config "publishing" . }}
 {{- end }}
 {{- toYaml $config }}
 {{- end }}

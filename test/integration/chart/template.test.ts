@@ -82,6 +82,8 @@ test("helm lint --strict passes for each value set", async () => {
     ["--set", "probeSecrets.enabled=true"],
     ["--set", "metrics.serviceMonitor.enabled=true"],
     ["--set", "replicaCount=1", "--set", "leaderElection.enabled=false"],
+    ["--set", "probing.maxPerHost=4", "--set", "probing.destinations.allowLoopback=true"],
+    ["--set", "publishing.batchWindow=50ms", "--set", "publishing.startupHold=0s"],
   ];
   for (const set of sets) {
     const r = await helm(["lint", "--strict", chartDir, "--kube-version", kubeVersion, ...set]);
@@ -167,6 +169,11 @@ describe("default values", () => {
     assert.equal(config.metrics.port, 8080);
     assert.equal(config.health.port, 8081);
     assert.equal(config.logLevel, "info");
+    // Probing and publishing: the operator's defaults; no Secret reads (no RBAC for them either).
+    const defaults = parseConfig("");
+    assert.deepEqual(config.probing, defaults.probing);
+    assert.equal(config.probing.secrets, false);
+    assert.deepEqual(config.publishing, defaults.publishing);
   });
 
   test("RBAC: exactly the served rules cluster-wide, and only its own Lease namespaced", async () => {
@@ -229,10 +236,13 @@ test("probeSecrets.enabled: get on Secrets, only where Roster serves", async () 
     grants(one<V1ClusterRole>(cluster, "ClusterRole", fullname).rules),
     [...servedGrants, ...secretGrants].sort(),
   );
+  // The operator is told to read them (probing.secrets), exactly when RBAC lets it.
+  assert.equal(configOf(cluster).probing.secrets, true);
   const scoped = await render(
     { probeSecrets: { enabled: true }, watchNamespaces: ["team-a"] },
     { release, namespace: ns },
   );
+  assert.equal(configOf(scoped).probing.secrets, true);
   assert.deepEqual(grants(one<V1Role>(scoped, "Role", fullname, "team-a").rules), [
     ...[...servedGrants, ...secretGrants].sort(),
   ]);
@@ -331,12 +341,58 @@ test("operator settings from values reach the config file, as the operator parse
   );
 });
 
+test("probing and publishing values reach the config file, as the operator parses them", async () => {
+  const objects = await render(
+    {
+      probeSecrets: { enabled: true },
+      probing: {
+        maxConcurrent: 64,
+        maxPerHost: 4,
+        destinations: { allow: ["10.0.0.0/8", "fd00::/8"], deny: ["10.0.0.1"], allowLoopback: true },
+      },
+      publishing: { batchWindow: "100ms", startupHold: "5s" },
+    },
+    { release, namespace: ns },
+  );
+  const config = configOf(objects);
+  assert.deepEqual(config.probing, {
+    maxConcurrent: 64,
+    maxPerHost: 4,
+    secrets: true,
+    destinations: { allow: ["10.0.0.0/8", "fd00::/8"], deny: ["10.0.0.1"], allowLoopback: true },
+  });
+  assert.deepEqual(config.publishing, { batchWindow: "100ms", startupHold: "5s" });
+
+  // Partial sections: the rest keeps the operator's defaults (the deny list included).
+  const partial = configOf(
+    await render(
+      { probing: { destinations: { allowLoopback: true } }, publishing: { startupHold: "0s" } },
+      { release, namespace: ns },
+    ),
+  );
+  const defaults = parseConfig("");
+  assert.deepEqual(partial.probing, {
+    ...defaults.probing,
+    destinations: { ...defaults.probing.destinations, allowLoopback: true },
+  });
+  assert.deepEqual(partial.publishing, { ...defaults.publishing, startupHold: "0s" });
+});
+
+test("a value the chart's schema lets through but the operator refuses fails parseConfig naming it", async () => {
+  // The chart checks the shape (a duration); the operator checks the range (0s..10s).
+  const objects = await render({ publishing: { batchWindow: "1m" } }, { release, namespace: ns });
+  assert.throws(() => configOf(objects), /publishing\.batchWindow: /);
+});
+
 test("only start-time settings roll the pods; the rest is hot-reloaded", async () => {
   const base = restartChecksum(await render({}, { release, namespace: ns }));
   for (const live of [
     { logLevel: "debug" },
     { defaultPolicy: { deregisterAfter: "1h" } },
     { concurrency: { default: 2 } },
+    { probeSecrets: { enabled: true } },
+    { probing: { destinations: { allowLoopback: true, deny: ["10.0.0.0/8"] } } },
+    { publishing: { batchWindow: "50ms", startupHold: "5s" } },
   ]) {
     const objects = await render(live, { release, namespace: ns });
     assert.equal(restartChecksum(objects), base, `${JSON.stringify(live)} is applied live`);
@@ -345,6 +401,9 @@ test("only start-time settings roll the pods; the rest is hot-reloaded", async (
     { watchNamespaces: ["team-a"] },
     { leaderElection: { enabled: true, leaseDuration: "20s" } },
     { watch: { resyncPeriod: "1h" } },
+    // The probe engine's limits are sized at start.
+    { probing: { maxConcurrent: 100 } },
+    { probing: { maxPerHost: 4 } },
   ]) {
     const objects = await render(restart, { release, namespace: ns });
     assert.notEqual(restartChecksum(objects), base, `${JSON.stringify(restart)} needs a restart`);
@@ -363,6 +422,19 @@ test("bad values are rejected with a message naming the value", async () => {
     [{ metrics: { port: 70000 } }, /at '\/metrics\/port': maximum: got 70,000, want 65,535/],
     [{ image: { digest: "latest" } }, /at '\/image\/digest'/],
     [{ concurrency: { default: 0 } }, /at '\/concurrency\/default': minimum: got 0, want 1/],
+    [{ probing: { maxConcurrent: 0 } }, /at '\/probing\/maxConcurrent': minimum: got 0, want 1/],
+    // Secret reads are probeSecrets.enabled (with their RBAC), never probing.secrets alone.
+    [{ probing: { secrets: true } }, /at '\/probing': additional properties 'secrets' not allowed/],
+    [
+      { probing: { destinations: { deny: ["metadata.internal"] } } },
+      /at '\/probing\/destinations\/deny\/0': 'metadata.internal' does not match pattern/,
+    ],
+    [{ probing: { destinations: { allowLoopback: "yes" } } }, /at '\/probing\/destinations\/allowLoopback'/],
+    [
+      { publishing: { batchWindow: "soon" } },
+      /at '\/publishing\/batchWindow': 'soon' does not match pattern/,
+    ],
+    [{ publishing: { delay: "1s" } }, /at '\/publishing': additional properties 'delay' not allowed/],
     [
       { leaderElection: { enabled: false } },
       /leaderElection\.enabled=false needs replicaCount=1: two replicas without leader election/,
