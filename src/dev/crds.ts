@@ -12,6 +12,7 @@ import {
   type V1CustomResourceDefinition,
 } from "@kubernetes/client-node";
 import { loadAll } from "js-yaml";
+import { kubeClient } from "../kube/client.ts";
 import { repoRoot } from "./sandbox.ts";
 
 export const crdDir = resolve(repoRoot, "crds");
@@ -44,6 +45,26 @@ export async function installCrds(kc: KubeConfig, crds = readCrds(), timeoutMs =
       if (Date.now() > deadline)
         throw new Error(`CRD ${crd.metadata!.name} not established after ${timeoutMs} ms`);
       await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+  // Established is not the end: the new resource's storage can still answer
+  // 429 "storage is (re)initializing" for a moment. Wait until it lists.
+  const client = kubeClient(kc);
+  for (const crd of crds) {
+    const { group, names, versions } = crd.spec;
+    const version = versions.find((v) => v.storage)?.name ?? versions[0]!.name;
+    for (;;) {
+      try {
+        await client.request({
+          method: "GET",
+          path: `/apis/${group}/${version}/${names.plural}`,
+          query: { limit: 1 },
+        });
+        break;
+      } catch (err) {
+        if (Date.now() > deadline) throw err;
+        await new Promise((r) => setTimeout(r, 100));
+      }
     }
   }
 }

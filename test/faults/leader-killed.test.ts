@@ -1,0 +1,103 @@
+// Two `roster run` replicas with leader election (4 s lease). The leader is
+// SIGKILLed: the standby takes the Lease within the lease duration (plus
+// retry slack), the published set never loses a healthy endpoint during the
+// handover (a test-side watch sees every slice write), the instances that
+// stayed healthy never flap, and the new leader follows a failure that
+// happens after the handover.
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { test } from "node:test";
+import { CoordinationV1Api } from "@kubernetes/client-node";
+import { type RosterProcess, startRoster } from "../integration/cli/support.ts";
+import { eventually, testCluster, testNamespace } from "../support/cluster.ts";
+import { webInstance } from "../support/instances.ts";
+import {
+  createInstance,
+  createPolicy,
+  eventCounts,
+  getInstance,
+  readyAddresses,
+  watchSlices,
+} from "../support/roster.ts";
+import { httpTargets } from "../support/targets.ts";
+import { sleep } from "./support.ts";
+
+const LEASE_MS = 4000;
+const RETRY_MS = 500;
+
+test("leader SIGKILLed: the standby takes over within the lease, nothing healthy unpublished", async (t) => {
+  const { kc, kubeconfigPath } = await testCluster();
+  const ns = await testNamespace(t, "leader");
+  const dir = mkdtempSync(join(tmpdir(), "roster-leader-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const config = join(dir, "config.yaml");
+  writeFileSync(
+    config,
+    [
+      "logLevel: info",
+      `leaderElection: { enabled: true, namespace: ${ns}, leaseName: roster-leader, leaseDuration: 4s, renewDeadline: 3s, retryPeriod: 500ms }`,
+      "probing: { destinations: { allowLoopback: true } }",
+      "publishing: { batchWindow: 10ms, startupHold: 10s }",
+      "",
+    ].join("\n"),
+  );
+  const start = (identity: string): RosterProcess =>
+    startRoster(t, ["run", "--config", config, "-n", ns, "--metrics-port", "0", "--health-port", "0"], {
+      env: { KUBECONFIG: kubeconfigPath, POD_NAME: identity },
+    });
+  const leases = kc.makeApiClient(CoordinationV1Api);
+  const holder = async () =>
+    (await leases.readNamespacedLease({ namespace: ns, name: "roster-leader" }).catch(() => undefined))?.spec
+      ?.holderIdentity;
+
+  const targets = await httpTargets(t, 4);
+  await createPolicy(ns, "web", { service: "web" });
+  for (const [i, target] of targets.entries())
+    await createInstance(ns, `web-${i + 1}`, webInstance(target, i));
+  const replicas = { a: start("replica-a"), b: start("replica-b") };
+  await Promise.all(Object.values(replicas).map((r) => r.waitForOutput(/"msg":"roster started"/, 30_000)));
+  const all = ["192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4"];
+  await eventually(async () => ((await readyAddresses(ns, "web")).join() === all.join() ? true : undefined), {
+    timeoutMs: 20_000,
+    what: "four ready endpoints",
+  });
+  const leader = await eventually(holder, { what: "a leader" });
+  assert.ok(leader === "replica-a" || leader === "replica-b", `leader ${leader}`);
+  const [dead, standby] = leader === "replica-a" ? [replicas.a, "replica-b"] : [replicas.b, "replica-a"];
+  const watch = await watchSlices(ns, "web");
+
+  dead.proc.kill("SIGKILL");
+  const killedAt = Date.now();
+  await dead.exited;
+  await eventually(async () => ((await holder()) === standby ? true : undefined), {
+    timeoutMs: LEASE_MS + 4 * RETRY_MS + 2000,
+    intervalMs: 100,
+    what: `${standby} to take the Lease`,
+  });
+  const tookOver = Date.now() - killedAt;
+  t.diagnostic(`${standby} took over ${tookOver} ms after the kill (lease ${LEASE_MS} ms)`);
+
+  // A failure after the handover: the new leader must see and publish it.
+  await sleep(1000);
+  targets[3]!.healthy = false;
+  await eventually(
+    async () => ((await readyAddresses(ns, "web")).join() === all.slice(0, 3).join() ? true : undefined),
+    { timeoutMs: 15_000, what: "the new leader to unpublish web-4" },
+  );
+  assert.equal((await getInstance(ns, "web-4")).status?.healthy, false);
+  await sleep(2000);
+  watch.stop();
+
+  for (const e of watch.events) {
+    for (const a of all.slice(0, 3))
+      assert.ok(e.ready.includes(a), `${a} never unpublished (${e.type} ${e.name}: ${e.ready})`);
+  }
+  for (const name of ["web-1", "web-2", "web-3"]) {
+    assert.equal((await getInstance(ns, name)).status?.healthy, true);
+    const events = await eventCounts(ns, name);
+    assert.equal(events.BecameUnhealthy ?? 0, 0, `${name} never flapped (${JSON.stringify(events)})`);
+  }
+  t.diagnostic(`slice events during the handover: ${watch.events.length}`);
+});
