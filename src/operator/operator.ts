@@ -81,7 +81,15 @@ export interface Operator {
 
 export function createOperator(options: OperatorOptions): Operator {
   const clock = options.clock ?? systemClock;
-  const manager = createManager({ ...options, clock });
+  const manager = createManager({
+    ...options,
+    clock,
+    // A registry must converge soon after an API server outage: cap the
+    // watch reconnect backoff at 5 s (client-go's 30 s with full jitter can
+    // leave statuses stale for up to a minute). A few informers reconnecting
+    // every 5 s cost the API server nothing.
+    informerDefaults: { backoff: { maxMs: 5000, jitter: 0.2 }, ...options.informerDefaults },
+  });
   const log = manager.logger.child({ component: "operator" });
   let settings = options.settings;
 
@@ -164,11 +172,29 @@ export function createOperator(options: OperatorOptions): Operator {
 
   const instancesOf = (namespace: string, service: string) =>
     instances.byIndex(byService, serviceKey(namespace, service)).map((i) => `${ns(i)}/${i.metadata.name}`);
+  // Instances depend on a policy's spec (health check, deregisterAfter), not
+  // on its status, which the publisher rewrites on most verdict transitions:
+  // re-reconciling every instance of the service each time floods the
+  // instance queue and delays the status of the instance that changed.
+  const policySpecs = new Map<string, string>();
+  const policySpecChanged = (p: PolicyObject) => {
+    const key = `${ns(p)}/${p.metadata.name}`;
+    if (!policies.get(key)) {
+      policySpecs.delete(key);
+      return true;
+    }
+    const seen = `${p.metadata.uid}/${p.metadata.generation}`;
+    if (policySpecs.get(key) === seen) return false;
+    policySpecs.set(key, seen);
+    return true;
+  };
   const instanceController = manager.controller<InstanceObject>({
     name: "serviceinstance",
     primary: instances,
     secondaries: [
-      secondary(policies, (p) => (p.spec?.service ? instancesOf(ns(p), p.spec.service) : [])),
+      secondary(policies, (p) =>
+        p.spec?.service && policySpecChanged(p) ? instancesOf(ns(p), p.spec.service) : [],
+      ),
       secondary(services, (s) => instancesOf(ns(s), s.metadata.name ?? "")),
     ],
     reconcile: instanceRec.reconcile,
