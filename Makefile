@@ -128,3 +128,19 @@ deploy: $(HELM) ## Apply the CRDs and helm upgrade --install the chart with that
 		--namespace $(HELM_NAMESPACE) --create-namespace \
 		--set image.repository=$(IMAGE_REPO) --set image.tag=$(IMAGE_TAG) --set image.pullPolicy=IfNotPresent \
 		--wait --timeout 3m
+
+# --- Benchmarks (figures in bench/results/, never asserted) --------------------------
+.PHONY: bench
+bench: deps $(SANDBOX) ## All benchmarks (half an hour or more on 2 cores); summary in bench/results/summary.md
+	node bench/balance.bench.ts
+	node bench/publish.bench.ts
+	node bench/health.bench.ts
+	node bench/informer.bench.ts
+	node bench/operator.bench.ts
+	node bench/peer.bench.ts
+	node bench/suite.bench.ts
+
+.PHONY: bench-quick
+bench-quick: deps $(SANDBOX) ## Short version: peer comparison and the 1k scale scenarios, with ratios to bench/baseline.json
+	node bench/peer.bench.ts --quick
+	node bench/suite.bench.ts --quick

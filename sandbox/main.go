@@ -202,7 +202,8 @@ func apiServerArgs(st state, pki pkiFiles) []string {
 		fmt.Sprintf("--secure-port=%d", st.APIServerPort),
 		"--bind-address=127.0.0.1",
 		"--advertise-address=127.0.0.1",
-		"--service-cluster-ip-range=10.0.0.0/24",
+		// Room for thousands of Services: Roster publishes one ClusterIP Service per service.
+		"--service-cluster-ip-range=10.0.0.0/16",
 		"--allow-privileged=true",
 		// No kubelet and no token controller: pods need no service account token.
 		"--disable-admission-plugins=ServiceAccount",
