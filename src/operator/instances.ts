@@ -55,10 +55,52 @@ export interface InstanceReconciler {
   reset(): void;
 }
 
+/** How often an instance whose probe names a missing Secret looks for it again. */
+export const SECRET_RETRY_MS = 10_000;
+
+export type DeregisterDecision =
+  | { action: "keep" }
+  | { action: "wait"; afterMs: number }
+  | { action: "delete" };
+
+export interface DeregisterInput {
+  /** The policy's deregisterAfter; undefined: off. */
+  deregisterAfterMs: number | undefined;
+  /** status.healthy as just computed. */
+  healthy: boolean | undefined;
+  /** status.lastTransitionTime: when `healthy` last changed. */
+  lastTransitionTime: string | undefined;
+  /** This process's verdict for the instance (undefined or Unknown: not probed yet). */
+  verdict: InstanceVerdict["verdict"] | undefined;
+  /** The instance cannot be probed (invalid, missing Secret): a configuration problem, not a failure. */
+  blocked: boolean;
+  now: number;
+}
+
+/**
+ * deregisterAfter (Consul's deregister_critical_service_after): delete an
+ * instance that has stayed unhealthy that long. The time counts from the
+ * recorded status.lastTransitionTime, which survives operator restarts, but
+ * the deletion needs a fresh Unhealthy verdict from this process: a verdict
+ * recorded before a restart (or a long outage of the operator) is no evidence
+ * that the instance is still failing. `wait` says when to look again.
+ */
+export function deregisterDecision(input: DeregisterInput): DeregisterDecision {
+  const { deregisterAfterMs, now } = input;
+  if (deregisterAfterMs === undefined || input.blocked || input.healthy !== false) return { action: "keep" };
+  // No fresh verdict yet: the next verdict transition wakes the reconciler.
+  if (input.verdict !== "Unhealthy") return { action: "keep" };
+  const since = Date.parse(input.lastTransitionTime ?? "");
+  const left = (Number.isNaN(since) ? now : since) + deregisterAfterMs - now;
+  return left <= 0 ? { action: "delete" } : { action: "wait", afterMs: left };
+}
+
 export function instanceReconciler(ctx: OperatorContext): InstanceReconciler {
   const targets = new Map<string, Target>();
   let since: number | undefined;
   const runtimes = new Map<string, InstanceRuntime>();
+  /** The object our last status write returned, while the cache still shows the version it replaced. */
+  const written = new Map<string, { over: string | undefined; object: InstanceObject }>();
   // Resolves instance addresses when probes go to another host (host override).
   const dns: DnsCache = dnsCache({
     resolver: systemResolver,
@@ -71,6 +113,7 @@ export function instanceReconciler(ctx: OperatorContext): InstanceReconciler {
   function drop(key: string): void {
     if (targets.delete(key)) ctx.engine.remove(key);
     runtimes.delete(key);
+    written.delete(key);
   }
 
   /** Header values from the Secrets a health check names, read from the instance's namespace only. */
@@ -114,11 +157,18 @@ export function instanceReconciler(ctx: OperatorContext): InstanceReconciler {
   }
 
   const reconcile: Reconciler = async (key, rc) => {
-    const obj = ctx.instances.get(key) as InstanceObject | undefined;
-    if (!obj) {
+    const cached = ctx.instances.get(key) as InstanceObject | undefined;
+    if (!cached) {
       drop(key);
       return;
     }
+    // Until the cache shows our last status write, start from what that
+    // write returned: a reconcile in between (another instance of the service
+    // changed the policy's status, say) would otherwise see the old status,
+    // write the same status again and record the same Event twice.
+    const mine = written.get(key);
+    if (mine && mine.over !== cached.metadata.resourceVersion) written.delete(key);
+    const obj = mine && mine.over === cached.metadata.resourceVersion ? mine.object : cached;
     const settings = ctx.settings();
     const now = ctx.clock.now();
     since ??= now;
@@ -183,6 +233,7 @@ export function instanceReconciler(ctx: OperatorContext): InstanceReconciler {
     const write = await writeStatus(ctx.applier, rosterResources.serviceInstances, obj, status, {
       signal: rc.signal,
     });
+    if (write.written) written.set(key, { over: cached.metadata.resourceVersion, object: write.object });
     if (
       write.written &&
       status.healthy !== undefined &&
@@ -194,31 +245,32 @@ export function instanceReconciler(ctx: OperatorContext): InstanceReconciler {
       ctx.events.event(obj, status.healthy ? "Normal" : "Warning", reason, detail);
     }
 
-    // deregisterAfter: counted from when the recorded verdict became unhealthy,
-    // which survives operator restarts (the engine's own clock does not).
-    if (deregisterAfterMs !== undefined && status.healthy === false && !blocker) {
-      const since = Date.parse(status.lastTransitionTime ?? "") || now;
-      const left = since + deregisterAfterMs - now;
-      if (left <= 0) {
-        ctx.events.event(
-          obj,
-          "Warning",
-          "Deregistered",
-          `unhealthy for longer than deregisterAfter (${Math.round(deregisterAfterMs / 1000)}s): deleting the instance`,
-        );
-        await ctx.applier.delete(
-          rosterResources.serviceInstances,
-          obj.metadata.namespace,
-          obj.metadata.name!,
-          {
-            uid: obj.metadata.uid,
-            signal: rc.signal,
-          },
-        );
-        drop(key);
-        return;
-      }
-      return { requeueAfterMs: left };
+    // Secrets are read by name on demand (no watch: RBAC grants `get` only),
+    // so nothing wakes this instance when the missing Secret is created.
+    if (blocker?.reason === "SecretNotFound") return { requeueAfterMs: SECRET_RETRY_MS };
+
+    const deregister = deregisterDecision({
+      deregisterAfterMs,
+      healthy: status.healthy,
+      lastTransitionTime: status.lastTransitionTime,
+      verdict: verdict?.verdict,
+      blocked: blocker !== undefined,
+      now,
+    });
+    if (deregister.action === "wait") return { requeueAfterMs: deregister.afterMs };
+    if (deregister.action === "delete") {
+      ctx.events.event(
+        obj,
+        "Warning",
+        "Deregistered",
+        `unhealthy for longer than deregisterAfter (${Math.round(deregisterAfterMs! / 1000)}s): deleting the instance`,
+      );
+      await ctx.applier.delete(rosterResources.serviceInstances, obj.metadata.namespace, obj.metadata.name!, {
+        uid: obj.metadata.uid,
+        signal: rc.signal,
+      });
+      drop(key);
+      return;
     }
     return;
   };
@@ -232,6 +284,7 @@ export function instanceReconciler(ctx: OperatorContext): InstanceReconciler {
       for (const key of targets.keys()) ctx.engine.remove(key);
       targets.clear();
       runtimes.clear();
+      written.clear();
     },
   };
 }

@@ -197,7 +197,10 @@ export function servicePublisher(
         namespace,
         service,
         instances: siObjs.map((si) => ({ name: si.metadata.name!, ports: si.spec.ports })),
-        zoneHints: desired.zoneHints,
+        // The policy's setting, not desired.zoneHints (which also needs every
+        // ready endpoint to have a zone): the Service must not be rewritten
+        // when health or membership changes.
+        zoneHints: publish.zoneHints,
       });
       if (built.service) {
         owner = await upsert(
@@ -300,9 +303,47 @@ export function servicePublisher(
     desired.metadata.annotations = { ...desired.metadata.annotations, [APPLIED_HASH]: hash };
     if (!existing) return (await create(type, desired, signal, outcome)) as T | undefined;
     if (existing.metadata.annotations?.[APPLIED_HASH] === hash) return existing;
-    return ctx.applier.apply<T>(type, withVersion(desired, existing) as T, {
+    const current = await ownAsApplied(type, existing, signal);
+    return ctx.applier.apply<T>(type, withVersion(desired, current) as T, {
       force: true,
       precondition: true,
+      signal,
+    });
+  }
+
+  /**
+   * A create (POST, so that Roster never takes over an existing object)
+   * records Roster's fields under an `Update` entry of managedFields, and a
+   * later server-side apply can never remove fields owned there: a
+   * renumbered Service port stayed next to the new one (the Service became
+   * invalid: duplicate port name) and trafficDistribution could not be
+   * turned off. Before the first apply to such an object, re-label that
+   * entry as Roster's `Apply` entry (as kubectl's client-side to server-side
+   * apply upgrade does); the resourceVersion in the patch makes it apply to
+   * the object as read only. One GET and no write for objects already
+   * converted.
+   */
+  async function ownAsApplied(type: ResourceType, cached: KubeObject, signal: AbortSignal) {
+    const manager = ctx.applier.fieldManager;
+    const path = resourcePath(type, { namespace: cached.metadata.namespace, name: cached.metadata.name });
+    // Caches drop managedFields: read them (a Service is written rarely).
+    const live = await ctx.client.request<KubeObject>({ method: "GET", path, signal });
+    if (live.metadata.uid !== cached.metadata.uid) return cached; // replaced: the apply's precondition fails
+    const entries = (live.metadata.managedFields ?? []) as ManagedFieldsEntry[];
+    const created = entries.find((e) => e.manager === manager && e.operation === "Update");
+    if (!created) return live;
+    // An object applied to before (by an older Roster) also has an Apply
+    // entry: merge the two (managedFields allows one entry per manager and operation).
+    const applied = entries.find((e) => e.manager === manager && e.operation === "Apply");
+    const managedFields = entries
+      .filter((e) => e !== created)
+      .map((e) => (e === applied ? { ...e, fieldsV1: mergeFields(e.fieldsV1, created.fieldsV1) } : e));
+    if (!applied) managedFields.push({ ...created, operation: "Apply" });
+    return ctx.client.request<KubeObject>({
+      method: "PATCH",
+      path,
+      contentType: "application/merge-patch+json",
+      body: { metadata: { resourceVersion: live.metadata.resourceVersion, managedFields } },
       signal,
     });
   }
@@ -459,6 +500,21 @@ export function publishedHints(lb: LoadBalancing, publish: Publish): PublishedLo
     };
   }
   return hints;
+}
+
+interface ManagedFieldsEntry {
+  manager?: string;
+  operation?: string;
+  fieldsV1?: unknown;
+}
+
+/** The union of two FieldsV1 sets (nested objects whose leaves are `{}`). */
+function mergeFields(a: unknown, b: unknown): unknown {
+  if (typeof a !== "object" || a === null) return b;
+  if (typeof b !== "object" || b === null) return a;
+  const out: Record<string, unknown> = { ...(a as Record<string, unknown>) };
+  for (const [k, v] of Object.entries(b as Record<string, unknown>)) out[k] = mergeFields(out[k], v);
+  return out;
 }
 
 function contentHash(obj: KubeObject): string {

@@ -12,6 +12,7 @@ import {
   type ServiceInstanceStatus,
 } from "../api/index.ts";
 import { type Condition, type ConditionInput, metaTime, setCondition } from "../kube/index.ts";
+import { checkAddress } from "../publish/addresses.ts";
 import type { InstanceVerdict } from "./verdicts.ts";
 
 /** Why an instance cannot be probed or published at all (invalid spec, refused, conflict). */
@@ -69,15 +70,26 @@ export function instanceStatus(input: InstanceStatusInput): ServiceInstanceStatu
   if (blocker) {
     set({ type: ConditionTypes.Healthy, status: "False", reason: blocker.reason, message: blocker.message });
   } else if (!verdict || verdict.verdict === "Unknown") {
-    set({
-      type: ConditionTypes.Healthy,
-      status: healthy === undefined ? "Unknown" : healthy ? "True" : "False",
-      reason: healthy === undefined ? "AwaitingProbe" : "Restored",
-      message:
-        healthy === undefined
-          ? "no verdict yet: waiting for the probe thresholds"
-          : "last recorded verdict; waiting for fresh probes",
-    });
+    // No fresh verdict yet (new instance, or this process just started). A
+    // recorded Healthy condition that came from a probe verdict (its reason is
+    // the last probe's), agrees with `healthy` and describes this generation
+    // stays as it is, so an operator restart rewrites no status at all.
+    const recorded = conditions.find((c) => c.type === ConditionTypes.Healthy);
+    const agrees =
+      healthy !== undefined &&
+      recorded?.status === (healthy ? "True" : "False") &&
+      recorded.reason === previous?.lastProbe?.reason &&
+      recorded.observedGeneration === generation;
+    if (!agrees)
+      set({
+        type: ConditionTypes.Healthy,
+        status: healthy === undefined ? "Unknown" : healthy ? "True" : "False",
+        reason: healthy === undefined ? "AwaitingProbe" : "Restored",
+        message:
+          healthy === undefined
+            ? "no verdict yet: waiting for the probe thresholds"
+            : "last recorded verdict; waiting for fresh probes",
+      });
   } else {
     set({
       type: ConditionTypes.Healthy,
@@ -128,7 +140,7 @@ export function instanceStatus(input: InstanceStatusInput): ServiceInstanceStatu
             message: "spec.drain is set: published as serving but not ready (terminating)",
           }
         : healthy === true
-          ? { type: ConditionTypes.Ready, status: "True", reason: "Healthy", message: "published as ready" }
+          ? readyCondition(input.addresses)
           : healthy === false
             ? {
                 type: ConditionTypes.Ready,
@@ -159,14 +171,44 @@ export function instanceStatus(input: InstanceStatusInput): ServiceInstanceStatu
   }
   const decided = verdict && verdict.verdict !== "Unknown" ? verdict : undefined;
   if (decided) {
-    status.lastProbe = {
+    const probe = {
       time: metaTime(decided.since),
-      result: decided.verdict === "Healthy" ? "Success" : "Failure",
+      result: decided.verdict === "Healthy" ? ("Success" as const) : ("Failure" as const),
       reason: /^[A-Za-z][A-Za-z0-9]*$/.test(decided.reason) ? decided.reason : undefined,
       message: decided.message ? truncate(decided.message) : undefined,
     };
+    // The same outcome as recorded (typically the first verdict after an
+    // operator restart) changes nothing: keep the recorded time.
+    const last = previous?.lastProbe;
+    status.lastProbe =
+      last && last.result === probe.result && last.reason === probe.reason && last.message === probe.message
+        ? last
+        : probe;
   } else if (previous?.lastProbe) {
     status.lastProbe = previous.lastProbe;
   }
   return status;
+}
+
+/**
+ * Ready=True for a healthy, undrained instance. Addresses the API server
+ * refuses in EndpointSlices (loopback, link-local, unspecified) are published
+ * in the ConfigMap only; the condition says so, since cluster DNS and
+ * kube-proxy will not see them.
+ */
+function readyCondition(addresses: readonly string[]): Omit<ConditionInput, "observedGeneration"> {
+  const refused = addresses.flatMap((a) => {
+    const c = checkAddress(a);
+    return c.ok && !c.sliceable ? [`${c.address} (${c.reason})`] : [];
+  });
+  if (refused.length === 0) {
+    return { type: ConditionTypes.Ready, status: "True", reason: "Healthy", message: "published as ready" };
+  }
+  const all = refused.length === addresses.length;
+  return {
+    type: ConditionTypes.Ready,
+    status: "True",
+    reason: "NotInEndpointSlices",
+    message: `published as ready${all ? " in the ConfigMap only" : ""}: ${refused.join(", ")} cannot be in an EndpointSlice`,
+  };
 }

@@ -70,6 +70,11 @@ export function engineVerdicts(): EngineVerdicts {
       return () => listeners.delete(listener);
     },
     onTransition(t) {
+      // A transition is a finished run too. Registration-only targets (`none`)
+      // and addresses the destination policy refuses reach a verdict without
+      // any probe (so without onProbe); without this they would hold their
+      // service for the whole start-up hold.
+      probed.add(t.id);
       notify(t.id, t);
     },
     onProbe(o) {

@@ -3,8 +3,8 @@
 // follows a failure and a recovery, and records Events.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import type { ServiceInstanceInput } from "../../../src/api/index.ts";
 import { eventually, testNamespace } from "../../support/cluster.ts";
+import { webInstance } from "../../support/instances.ts";
 import { startTestOperator } from "../../support/operator.ts";
 import {
   createInstance,
@@ -15,29 +15,7 @@ import {
   publishedDocument,
   readyAddresses,
 } from "../../support/roster.ts";
-import { type HttpTarget, httpTargets } from "../../support/targets.ts";
-
-/** A web instance published at 192.0.2.N (documentation range) and probed at its loopback server. */
-export function webInstance(
-  target: HttpTarget,
-  index: number,
-  extra: Partial<ServiceInstanceInput["spec"]> = {},
-) {
-  return {
-    service: "web",
-    address: `192.0.2.${index + 1}`,
-    ports: [{ name: "http", port: target.port }],
-    healthCheck: {
-      probes: [{ type: "http" as const, http: { host: target.host, port: "http", path: "/healthz" } }],
-      interval: "1s",
-      timeout: "500ms",
-      failureThreshold: 2,
-      successThreshold: 1,
-      jitter: 0,
-    },
-    ...extra,
-  };
-}
+import { httpTargets } from "../../support/targets.ts";
 
 test("three instances: one fails and recovers; status, slices, ConfigMap and Events follow", async (t) => {
   const ns = await testNamespace(t, "life");
@@ -93,7 +71,10 @@ test("three instances: one fails and recovers; status, slices, ConfigMap and Eve
     // successThreshold (1) x interval, plus margin.
     { timeoutMs: 1000 + 2500, what: "web-2 to be published again" },
   );
-  assert.equal((await getInstance(ns, "web-2")).status?.healthy, true);
+  await eventually(async () => ((await getInstance(ns, "web-2")).status?.healthy ? true : undefined), {
+    timeoutMs: 2500,
+    what: "web-2 recorded healthy",
+  });
   const policy = await getPolicy(ns, "web");
   assert.equal(policy.status?.conditions?.find((c) => c.type === "Ready")?.status, "True");
   assert.equal(policy.status?.totalInstances, 3);
