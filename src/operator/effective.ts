@@ -6,7 +6,7 @@
  */
 import {
   type DiscoveryPolicy,
-  HealthCheck,
+  type HealthCheck,
   type LoadBalancing,
   type Probe,
   type Publish,
@@ -14,15 +14,11 @@ import {
   resolveProbePort,
   type ServiceInstance,
 } from "../api/index.ts";
+import type { DefaultPolicy } from "../config/schema.ts";
 import type { CheckSpec, ProbeSpec, Target, TlsSpec } from "../health/index.ts";
 
 /** The operator-wide default policy (from its config file). */
-export interface DefaultPolicy {
-  healthCheck: HealthCheck;
-  loadBalancing: LoadBalancing;
-  publish: Publish;
-  deregisterAfter?: string;
-}
+export type { DefaultPolicy };
 
 export interface EffectiveSettings {
   healthCheck: HealthCheck;
@@ -206,20 +202,4 @@ function toProbeSpec(
 
 function tlsSpec(tls: { serverName?: string; caBundle?: string; insecureSkipVerify?: boolean }): TlsSpec {
   return { serverName: tls.serverName, caBundle: tls.caBundle, insecureSkipVerify: tls.insecureSkipVerify };
-}
-
-/** The default policy with every API default applied. */
-export function builtinDefaultPolicy(): DefaultPolicy {
-  return {
-    healthCheck: HealthCheck.parse({}),
-    loadBalancing: { strategy: "RoundRobin" },
-    publish: {
-      service: true,
-      endpointSlices: true,
-      configMap: { enabled: true },
-      maxEndpointsPerSlice: 100,
-      panicThreshold: 0,
-      zoneHints: false,
-    },
-  };
 }

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { DefaultPolicy } from "../../../src/config/schema.ts";
 import {
-  builtinDefaultPolicy,
   effectiveSettings,
   instanceTarget,
   rankPolicies,
@@ -32,7 +32,7 @@ describe("rankPolicies", () => {
 });
 
 describe("effectiveSettings", () => {
-  const defaults = builtinDefaultPolicy();
+  const defaults = DefaultPolicy.parse({});
 
   it("without a policy: the operator default", () => {
     const e = effectiveSettings(undefined, defaults, instance());
