@@ -65,7 +65,7 @@ test-integration: deps $(SANDBOX) $(HELM)
 test: lint test-unit test-integration ## The whole suite: lint, types, unit and sandbox integration tests
 
 .PHONY: run
-run: deps $(SANDBOX) ## Start a local cluster, install the CRDs and the examples, and run Roster on it
+run: deps $(SANDBOX) ## Local cluster + CRDs + demo backends + the operator, with a live view (Ctrl-C stops all)
 	node src/cli/main.ts dev
 
 .PHONY: clean
