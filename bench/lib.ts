@@ -165,14 +165,14 @@ export function startOperatorProcess(): Promise<OperatorProcess> {
 
 // --- the API server's own counters ----------------------------------------------------
 
-/** `apiserver_request_total` summed by "VERB resource[/subresource]". */
-export async function apiserverRequests(kc: KubeConfig): Promise<Map<string, number>> {
+/** The API server's own /metrics text (Prometheus exposition format). */
+export async function apiserverMetrics(kc: KubeConfig): Promise<string> {
   const cluster = kc.getCurrentCluster();
   if (!cluster) throw new Error("no current cluster");
   const url = new URL("/metrics", cluster.server);
   const opts: RequestOptions = { method: "GET", hostname: url.hostname, port: url.port, path: url.pathname };
   await kc.applyToHTTPSOptions(opts);
-  const text = await new Promise<string>((done, fail) => {
+  return new Promise<string>((done, fail) => {
     const req = httpsRequest(opts, (res) => {
       let body = "";
       res.setEncoding("utf8");
@@ -184,6 +184,11 @@ export async function apiserverRequests(kc: KubeConfig): Promise<Map<string, num
     req.on("error", fail);
     req.end();
   });
+}
+
+/** `apiserver_request_total` summed by "VERB resource[/subresource]". */
+export async function apiserverRequests(kc: KubeConfig): Promise<Map<string, number>> {
+  const text = await apiserverMetrics(kc);
   const out = new Map<string, number>();
   for (const line of text.split("\n")) {
     if (!line.startsWith("apiserver_request_total{")) continue;

@@ -38,7 +38,6 @@
 import { type ChildProcess, fork } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:http";
-import { request as httpsRequest, type RequestOptions } from "node:https";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { monitorEventLoopDelay } from "node:perf_hooks";
@@ -61,6 +60,7 @@ import { installCrds } from "../src/dev/crds.ts";
 import { startSandbox } from "../src/dev/sandbox.ts";
 import { createLogger, type LogLevel } from "../src/kube/log.ts";
 import { createOperator, type Operator } from "../src/operator/operator.ts";
+import { apiserverMetrics, benchAddress, pool, until } from "./lib.ts";
 import { type Figure, percentile, report } from "./report.ts";
 
 const HOSTS = Array.from({ length: 20 }, (_, i) => `127.0.2.${i + 1}`);
@@ -480,23 +480,7 @@ async function writeWatchFloor(kc: KubeConfig, n: number): Promise<number[]> {
  * seconds. The difference of two readings is the distribution in between.
  */
 async function sliceWriteBuckets(kc: KubeConfig): Promise<Map<number, number>> {
-  const cluster = kc.getCurrentCluster();
-  if (!cluster) throw new Error("no current cluster");
-  const url = new URL("/metrics", cluster.server);
-  const opts: RequestOptions = { method: "GET", hostname: url.hostname, port: url.port, path: url.pathname };
-  await kc.applyToHTTPSOptions(opts);
-  const text = await new Promise<string>((done, fail) => {
-    const req = httpsRequest(opts, (res) => {
-      let body = "";
-      res.setEncoding("utf8");
-      res.on("data", (c: string) => {
-        body += c;
-      });
-      res.on("end", () => done(body));
-    });
-    req.on("error", fail);
-    req.end();
-  });
+  const text = await apiserverMetrics(kc);
   const out = new Map<number, number>();
   for (const line of text.split("\n")) {
     if (!line.startsWith("apiserver_request_duration_seconds_bucket{")) continue;
@@ -522,30 +506,6 @@ function slowerThan(after: Map<number, number>, before: Map<number, number>): Re
 }
 
 // --- helpers ------------------------------------------------------------------------
-
-async function until(what: string, timeoutMs: number, check: () => boolean): Promise<number> {
-  const start = Date.now();
-  while (!check()) {
-    if (Date.now() - start > timeoutMs)
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  return Date.now() - start;
-}
-
-async function pool<T>(items: readonly T[], parallel: number, fn: (item: T) => Promise<unknown>) {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: parallel }, async () => {
-      while (next < items.length) await fn(items[next++]!);
-    }),
-  );
-}
-
-/** Published at 198.18.0.0/15 (the benchmarking range): valid in slices, never contacted. */
-function address(i: number): string {
-  return `198.18.${Math.floor(i / 250)}.${(i % 250) + 1}`;
-}
 
 const ms = (xs: number[]) => [...xs].sort((a, b) => a - b);
 
@@ -632,7 +592,7 @@ async function main(): Promise<void> {
             metadata: { name: `i-${i}` },
             spec: {
               service: svc(Math.floor(i / M)),
-              address: address(i),
+              address: benchAddress(i),
               ports: [{ name: "http", port: servers.port }],
               healthCheck: {
                 probes: [
@@ -719,11 +679,11 @@ async function main(): Promise<void> {
       await servers.send(direction === "down" ? { fail: flipped } : { heal: flipped });
       const seen = direction === "down" ? w.left : w.entered;
       await until(`${K} endpoints to go ${direction}`, thresholdMs * 3 + 30_000, () =>
-        flipped.every((i) => (seen.get(address(i)) ?? 0) > flipAt),
+        flipped.every((i) => (seen.get(benchAddress(i)) ?? 0) > flipAt),
       );
       const since = await op.call<number[]>({ op: "since", ids: flipped.map((i) => `${ns}/i-${i}`) });
       for (const [k, i] of flipped.entries()) {
-        latency[direction].push(seen.get(address(i))! - since[k]!);
+        latency[direction].push(seen.get(benchAddress(i))! - since[k]!);
         detect.push(since[k]! - flipAt);
       }
     }
