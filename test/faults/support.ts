@@ -27,10 +27,9 @@ import type {
 import { installCrds } from "../../src/dev/crds.ts";
 import { type Sandbox, type SandboxOptions, startSandbox } from "../../src/dev/sandbox.ts";
 import type { DestinationPolicyConfig } from "../../src/health/index.ts";
-import { createLogger, type LogLevel } from "../../src/kube/log.ts";
 import type { OperatorSettings } from "../../src/operator/context.ts";
-import { createOperator, type Operator } from "../../src/operator/operator.ts";
-import { testSettings } from "../support/operator.ts";
+import type { Operator } from "../../src/operator/operator.ts";
+import { startTestOperator } from "../support/operator.ts";
 import { readyIn } from "../support/roster.ts";
 
 export function loadKc(path: string): KubeConfig {
@@ -89,25 +88,8 @@ export interface OperatorOn {
 }
 
 /** The real operator in this process against `kc`, stopped when the test ends. */
-export async function startOperatorOn(
-  t: TestContext,
-  kc: KubeConfig,
-  options: OperatorOn,
-): Promise<Operator> {
-  const operator = createOperator({
-    kubeConfig: kc,
-    namespaces: options.namespaces,
-    settings: testSettings(options.settings),
-    probing: { destinations: options.destinations ?? { allowLoopback: true } },
-    leaderElection: { enabled: false, namespace: "default", name: "unused" },
-    concurrency: { default: 4 },
-    logger: process.env.ROSTER_TEST_LOG
-      ? createLogger({ level: process.env.ROSTER_TEST_LOG as LogLevel })
-      : undefined,
-  });
-  await operator.start();
-  t.after(() => operator.stop());
-  return operator;
+export function startOperatorOn(t: TestContext, kc: KubeConfig, options: OperatorOn): Promise<Operator> {
+  return startTestOperator(t, { ...options, kubeConfig: kc });
 }
 
 const group = "roster.dev";

@@ -4,7 +4,9 @@
  * targets are real servers on 127.0.0.0/8), and stops it when the test ends.
  */
 import type { TestContext } from "node:test";
+import type { KubeConfig } from "@kubernetes/client-node";
 import { DefaultPolicy } from "../../src/config/schema.ts";
+import type { DestinationPolicyConfig } from "../../src/health/index.ts";
 import { createLogger, type LogLevel } from "../../src/kube/log.ts";
 import type { OperatorSettings } from "../../src/operator/context.ts";
 import { createOperator, type Operator } from "../../src/operator/operator.ts";
@@ -12,6 +14,10 @@ import { testCluster } from "./cluster.ts";
 
 export interface TestOperatorOptions {
   namespaces: string[];
+  /** Another cluster than the shared test cluster (e.g. a private sandbox). */
+  kubeConfig?: KubeConfig;
+  /** Default: loopback allowed (the probe targets are loopback servers). */
+  destinations?: DestinationPolicyConfig;
   settings?: Partial<OperatorSettings>;
   leaderElection?: { namespace: string; name: string; identity?: string };
 }
@@ -27,12 +33,12 @@ export function testSettings(overrides: Partial<OperatorSettings> = {}): Operato
 }
 
 export async function startTestOperator(t: TestContext, options: TestOperatorOptions): Promise<Operator> {
-  const { kc } = await testCluster();
+  const kc = options.kubeConfig ?? (await testCluster()).kc;
   const operator = createOperator({
     kubeConfig: kc,
     namespaces: options.namespaces,
     settings: testSettings(options.settings),
-    probing: { destinations: { allowLoopback: true } },
+    probing: { destinations: options.destinations ?? { allowLoopback: true } },
     leaderElection: options.leaderElection
       ? {
           enabled: true,
