@@ -141,6 +141,10 @@ bench: deps $(SANDBOX) ## All benchmarks (half an hour or more on 2 cores); summ
 	node bench/suite.bench.ts
 
 .PHONY: bench-quick
-bench-quick: deps $(SANDBOX) ## Short version: peer comparison and the 1k scale scenarios, with ratios to bench/baseline.json
-	node bench/peer.bench.ts --quick
+bench-quick: deps $(SANDBOX) ## About 2 minutes: peer comparison and the 1k scale scenarios in one sandbox, ratios to bench/baseline.json
 	node bench/suite.bench.ts --quick
+
+# --- Soak (not in CI) ----------------------------------------------------------------
+.PHONY: soak
+soak: deps $(SANDBOX) ## One hour of churn checked against ground truth (SOAK_DURATION=10m shortens it); bench/results/soak.json
+	node test/soak/soak.ts $(if $(SOAK_DURATION),--duration $(SOAK_DURATION))

@@ -1,8 +1,9 @@
 /**
- * Shared pieces of the scale suite (`suite.bench.ts`) and the peer bench
- * (`peer.bench.ts`): a private sandbox, cheap loopback probe targets, the
- * operator in a child process, an independent watcher, and the API server's
- * own request counters.
+ * Shared pieces of the scale suite (`suite.bench.ts`), the peer bench
+ * (`peer.bench.ts`), the operator bench and the soak test: a private
+ * sandbox, cheap loopback probe targets, the operator in a child process, an
+ * independent watcher, and the API server's own request counters. What the
+ * Roster benches set up on top (instances, replica groups) is in `setup.ts`.
  */
 import { type ChildProcess, fork } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -14,7 +15,7 @@ import { fileURLToPath } from "node:url";
 import { CoreV1Api, KubeConfig, Watch } from "@kubernetes/client-node";
 import { installCrds } from "../src/dev/crds.ts";
 import { type Sandbox, startSandbox } from "../src/dev/sandbox.ts";
-import type { ChildRequest, ChildStart, ChildStats } from "./operator-child.ts";
+import type { ChildLoad, ChildMemory, ChildRequest, ChildStart, ChildStats } from "./operator-child.ts";
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -23,7 +24,8 @@ const here = dirname(fileURLToPath(import.meta.url));
 export interface BenchCluster {
   sandbox: Sandbox;
   kc: KubeConfig;
-  stop(): Promise<void>;
+  /** `fast`: SIGKILL instead of the API server's graceful shutdown (seconds); its data is deleted anyway. */
+  stop(fast?: boolean): Promise<void>;
 }
 
 /**
@@ -49,7 +51,12 @@ export async function startCluster(controllers?: string[]): Promise<BenchCluster
   return {
     sandbox,
     kc,
-    async stop() {
+    async stop(fast = false) {
+      if (fast) {
+        try {
+          process.kill(sandbox.pid, "SIGKILL");
+        } catch {} // already gone
+      }
       await sandbox.stop();
       process.off("exit", onExit);
       onExit();
@@ -119,12 +126,24 @@ export interface OperatorProcess {
   stats(): Promise<ChildStats>;
   since(ids: string[]): Promise<number[]>;
   ages(): Promise<number[]>;
+  /** The operator's endpoint ports (metrics only when started with `metricsPort`). */
+  ports(): Promise<{ health?: number; metrics?: number }>;
+  /** Event-loop delay since the previous call, and work-queue depths. */
+  load(): Promise<ChildLoad>;
+  /** Memory breakdown; `gc` runs a full GC first (the child needs `--expose-gc`). */
+  memory(gc?: boolean): Promise<ChildMemory>;
+  /** Writes a heap snapshot; resolves to its path. */
+  snapshot(path: string): Promise<string>;
+  /** V8's sampling heap profiler: `true` starts it; `false` returns live allocations by site (MiB). */
+  sampling(start: boolean): Promise<[string, number][]>;
   stop(): Promise<void>;
 }
 
-export function startOperatorProcess(): Promise<OperatorProcess> {
+/** `execArgv`: Node/V8 flags for the operator process (e.g. `--max-semi-space-size=16`). */
+export function startOperatorProcess(execArgv: string[] = []): Promise<OperatorProcess> {
   const child = fork(resolve(here, "operator-child.ts"), [], {
     stdio: ["ignore", "inherit", "inherit", "ipc"],
+    execArgv: [...process.execArgv, ...execArgv],
   });
   let seq = 0;
   const pending = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
@@ -151,11 +170,16 @@ export function startOperatorProcess(): Promise<OperatorProcess> {
         stats: () => call<ChildStats>({ op: "stats" }),
         since: (ids) => call<number[]>({ op: "since", ids }),
         ages: () => call<number[]>({ op: "ages" }),
+        ports: () => call<{ health?: number; metrics?: number }>({ op: "ports" }),
+        load: () => call<ChildLoad>({ op: "load" }),
+        memory: (gc) => call<ChildMemory>({ op: "memory", gc }),
+        snapshot: (path) => call<string>({ op: "snapshot", path }),
+        sampling: (start) => call<[string, number][]>({ op: "sampling", start }),
         async stop() {
           if (child.exitCode !== null) return;
           const exited = new Promise((r) => child.once("exit", r));
           await Promise.race([call({ op: "stop" }).catch(() => undefined), exited]);
-          await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+          await Promise.race([exited, new Promise((r) => setTimeout(r, 5000).unref())]);
           if (child.exitCode === null) child.kill("SIGKILL");
         },
       }),
@@ -281,7 +305,15 @@ export interface Watcher {
 export async function watch(
   kc: KubeConfig,
   ns: string,
-  options: { sliceSelector?: string; configMaps?: boolean; instances?: boolean } = {},
+  options: {
+    sliceSelector?: string;
+    configMaps?: boolean;
+    instances?: boolean;
+    /** Every change as it is applied (resource: "endpointslices", "configmaps", "serviceinstances"). */
+    onEvent?: (resource: string, type: string, obj: unknown) => void;
+    /** Resources only counted in `events`, from now on (no state kept). */
+    count?: ("serviceinstances" | "discoverypolicies" | "services" | "events")[];
+  } = {},
 ): Promise<Watcher> {
   const w: Watcher = {
     sliceReady: new Map(),
@@ -302,10 +334,19 @@ export async function watch(
     resource: string,
     path: string,
     labelSelector: string | undefined,
-    apply: (type: string, obj: Item) => void,
+    applyOwn: (type: string, obj: Item) => void,
+    countOnly = false,
   ) => {
+    const apply = (type: string, obj: Item) => {
+      applyOwn(type, obj);
+      options.onEvent?.(resource, type, obj);
+    };
     const known = new Map<string, Item>();
     const list = async () => {
+      // Counted only: watch from the resourceVersion of a one-item list.
+      if (countOnly)
+        return (await getJson<{ metadata?: { resourceVersion?: string } }>(kc, `${path}?limit=1`)).metadata
+          ?.resourceVersion;
       const body = await getJson<{ items: Item[]; metadata?: { resourceVersion?: string } }>(
         kc,
         `${path}${labelSelector ? `?labelSelector=${encodeURIComponent(labelSelector)}` : ""}`,
@@ -340,6 +381,7 @@ export async function watch(
           rv = obj.metadata?.resourceVersion ?? rv;
           if (type === "BOOKMARK") return;
           w.events[resource] = (w.events[resource] ?? 0) + 1;
+          if (countOnly) return;
           const name = obj.metadata!.name!;
           if (type === "DELETED") known.delete(name);
           else known.set(name, obj);
@@ -424,6 +466,15 @@ export async function watch(
         else w.healthy.set(name, si.status.healthy);
       },
     );
+  }
+  const counted = {
+    serviceinstances: `/apis/roster.dev/v1alpha1/namespaces/${ns}/serviceinstances`,
+    discoverypolicies: `/apis/roster.dev/v1alpha1/namespaces/${ns}/discoverypolicies`,
+    services: `/api/v1/namespaces/${ns}/services`,
+    events: `/apis/events.k8s.io/v1/namespaces/${ns}/events`,
+  };
+  for (const resource of options.count ?? []) {
+    await follow(resource, counted[resource], undefined, () => undefined, true);
   }
   w.stop = () => {
     stopping = true;

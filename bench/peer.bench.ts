@@ -27,23 +27,23 @@
  * leader Lease renewals) and from the watcher's
  * EndpointSlice events.
  *
- *   node bench/peer.bench.ts            # 10 services × 20 endpoints, 40 flips (~2 min)
- *   node bench/peer.bench.ts --quick    # 5 × 10, 20 flips (<1 min)
- *   options: --services S --per-service P --flips F --gap MS (between flips)
+ *   node bench/peer.bench.ts            # 10 services × 20 endpoints, 40 flips (~1 min)
+ *   node bench/peer.bench.ts --quick    # 5 × 10, 20 flips (the suite's --quick runs this in its sandbox)
+ *   options: --services S --per-service P --flips F --gap MS (between flips),
+ *            --replicas R --sharding --concurrency C (the Roster side, as in the suite)
  */
+import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
+import { CoreV1Api, type KubeConfig, PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
 import {
   apiserverRequests,
+  type BenchCluster,
   benchAddress,
   createNamespace,
   diffCounts,
-  type OperatorProcess,
   pool,
   sleep,
-  sorted,
   startCluster,
-  startOperatorProcess,
   startTargets,
   type Targets,
   until,
@@ -52,24 +52,50 @@ import {
   writesExcept,
   writesTo,
 } from "./lib.ts";
-import { type Figure, percentile, report } from "./report.ts";
+import { type Figure, report } from "./report.ts";
+import {
+  commonOptions,
+  cpuSeconds,
+  createInstances,
+  distribution,
+  type GroupOptions,
+  groupOptions,
+  groupSuffix,
+  type OperatorGroup,
+  quiet,
+  settle,
+  startOperators,
+  total,
+} from "./setup.ts";
 
-const { values: args } = parseArgs({
-  options: {
-    quick: { type: "boolean", default: false },
-    services: { type: "string" },
-    "per-service": { type: "string" },
-    flips: { type: "string" },
-    gap: { type: "string", default: "150" },
-  },
-});
-const S = Number(args.services ?? (args.quick ? 5 : 10));
-const P = Number(args["per-service"] ?? (args.quick ? 10 : 20));
-const F = Math.min(S * P, Number(args.flips ?? (args.quick ? 20 : 40)));
-const GAP = Number(args.gap);
-const svc = (s: number) => `svc-${String(s).padStart(3, "0")}`;
-/** Flipped endpoints: spread over the services, one service after the other. */
-const flipped = Array.from({ length: F }, (_, k) => (k % S) * P + Math.floor(k / S));
+export interface PeerOptions {
+  quick: boolean;
+  services: number;
+  perService: number;
+  flips: number;
+  gapMs: number;
+  group: GroupOptions;
+}
+
+/** kube-controller-manager controllers the comparison needs (the sandbox's defaults plus the slice controller). */
+export const peerControllers = [
+  "garbage-collector-controller",
+  "namespace-controller",
+  "endpointslice-controller",
+];
+
+export function peerOptions(quick: boolean, group: GroupOptions, o: Partial<PeerOptions> = {}): PeerOptions {
+  const services = o.services ?? (quick ? 5 : 10);
+  const perService = o.perService ?? (quick ? 10 : 20);
+  return {
+    quick,
+    services,
+    perService,
+    flips: Math.min(services * perService, o.flips ?? (quick ? 20 : 40)),
+    gapMs: o.gapMs ?? 150,
+    group,
+  };
+}
 
 interface Side {
   latency: number[];
@@ -78,29 +104,30 @@ interface Side {
   sliceEvents: number;
   flips: number;
   requests: Record<string, number>;
-  detect?: number[];
+  setupSeconds: number;
 }
 
-const stats = (xs: number[]) => {
-  const s = sorted(xs);
-  return { p50: percentile(s, 50), p99: percentile(s, 99), max: s.at(-1) ?? Number.NaN };
-};
+const svc = (s: number) => `svc-${String(s).padStart(3, "0")}`;
+/** Flipped endpoints: spread over the services, one service after the other. */
+const flippedOf = (o: PeerOptions) =>
+  Array.from({ length: o.flips }, (_, k) => (k % o.services) * o.perService + Math.floor(k / o.services));
+const allServices = (o: PeerOptions, w: Watcher) =>
+  Array.from({ length: o.services }, (_, s) => w.sliceReady.get(svc(s)) === o.perService).every(Boolean);
 
-async function podSide(
-  kc: import("@kubernetes/client-node").KubeConfig,
-  ns: string,
-): Promise<Side & { setupSeconds: number }> {
+async function podSide(kc: KubeConfig, ns: string, o: PeerOptions): Promise<Side> {
   const core = kc.makeApiClient(CoreV1Api);
   const merge = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
+  const flipped = flippedOf(o);
   await core.createNode({
     body: { metadata: { name: "bench-node", labels: { "topology.kubernetes.io/zone": "zone-a" } } },
   });
   const watched = await watch(kc, ns, {
     sliceSelector: "endpointslice.kubernetes.io/managed-by=endpointslice-controller.k8s.io",
   });
+  const sliceEvents = () => watched.events.endpointslices ?? 0;
   try {
     const t0 = Date.now();
-    for (let s = 0; s < S; s++) {
+    for (let s = 0; s < o.services; s++) {
       await core.createNamespacedService({
         namespace: ns,
         body: {
@@ -129,13 +156,13 @@ async function podSide(
         merge,
       );
     await pool(
-      Array.from({ length: S * P }, (_, i) => i),
+      Array.from({ length: o.services * o.perService }, (_, i) => i),
       16,
       async (i) => {
         await core.createNamespacedPod({
           namespace: ns,
           body: {
-            metadata: { name: `p-${i}`, labels: { app: svc(Math.floor(i / P)) } },
+            metadata: { name: `p-${i}`, labels: { app: svc(Math.floor(i / o.perService)) } },
             spec: {
               nodeName: "bench-node",
               containers: [{ name: "c", image: "registry.invalid/none", ports: [{ containerPort: 8080 }] }],
@@ -145,20 +172,18 @@ async function podSide(
         await patchStatus(i, true);
       },
     );
-    await until("every Service's slices to hold all its ready Pods", 120_000, () =>
-      Array.from({ length: S }, (_, s) => watched.sliceReady.get(svc(s)) === P).every(Boolean),
-    );
+    await until("every Service's slices to hold all its ready Pods", 120_000, () => allServices(o, watched));
     const setupSeconds = (Date.now() - t0) / 1000;
-    await sleep(1000);
+    await quiet(sliceEvents, 500, 3000);
     const before = await apiserverRequests(kc);
-    const events0 = watched.events.endpointslices ?? 0;
+    const events0 = sliceEvents();
     const latency: number[] = [];
     for (const ready of [false, true]) {
       const sentAt = new Map<number, number>();
       for (const i of flipped) {
         sentAt.set(i, Date.now());
         await patchStatus(i, ready);
-        await sleep(GAP);
+        await sleep(o.gapMs);
       }
       const seen = ready ? watched.sliceEntered : watched.sliceLeft;
       await until(`Pods to turn ${ready ? "ready" : "not ready"}`, 60_000, () =>
@@ -166,9 +191,9 @@ async function podSide(
       );
       for (const i of flipped) latency.push(seen.get(benchAddress(i, 19))! - sentAt.get(i)!);
     }
-    await sleep(1500);
+    await quiet(sliceEvents, 500, 3000);
     const requests = diffCounts(await apiserverRequests(kc), before);
-    const flips = 2 * F;
+    const flips = 2 * o.flips;
     return {
       setupSeconds,
       latency,
@@ -177,7 +202,7 @@ async function podSide(
       sliceWrites: writesTo(requests, "endpointslices") / flips,
       // The bench's own Pod status patches stand for the kubelet: not counted.
       allWrites: writesExcept(requests, ["pods"]) / flips,
-      sliceEvents: ((watched.events.endpointslices ?? 0) - events0) / flips,
+      sliceEvents: (sliceEvents() - events0) / flips,
     };
   } finally {
     watched.stop();
@@ -185,69 +210,49 @@ async function podSide(
 }
 
 async function rosterSide(
-  kc: import("@kubernetes/client-node").KubeConfig,
-  kubeconfig: string,
+  cluster: BenchCluster,
   ns: string,
   targets: Targets,
-): Promise<Side & { setupSeconds: number; cpuSeconds: number }> {
-  const custom = kc.makeApiClient(CustomObjectsApi);
+  o: PeerOptions,
+): Promise<Side & { detect: number[]; cpuSeconds: number }> {
+  const kc = cluster.kc;
+  const flipped = flippedOf(o);
   const watched: Watcher = await watch(kc, ns, {
     sliceSelector: "endpointslice.kubernetes.io/managed-by=roster.dev",
   });
-  let operator: OperatorProcess | undefined;
+  let group: OperatorGroup | undefined;
   try {
-    await pool(
-      Array.from({ length: S * P }, (_, i) => i),
+    const forked = startOperators(o.group);
+    await createInstances(
+      kc,
+      ns,
+      o.services * o.perService,
+      {
+        service: (i) => svc(Math.floor(i / o.perService)),
+        address: (i) => benchAddress(i, 18),
+        zone: "zone-a",
+        targets,
+        interval: "1s",
+        timeout: "500ms",
+        failureThreshold: 1,
+      },
       16,
-      (i) =>
-        custom.createNamespacedCustomObject({
-          group: "roster.dev",
-          version: "v1alpha1",
-          namespace: ns,
-          plural: "serviceinstances",
-          body: {
-            apiVersion: "roster.dev/v1alpha1",
-            kind: "ServiceInstance",
-            metadata: { name: `i-${i}` },
-            spec: {
-              service: svc(Math.floor(i / P)),
-              address: benchAddress(i, 18),
-              zone: "zone-a",
-              ports: [{ name: "http", port: targets.port }],
-              healthCheck: {
-                probes: [
-                  {
-                    type: "http",
-                    http: { host: targets.hosts[i % targets.hosts.length], port: "http", path: `/h/${i}` },
-                  },
-                ],
-                interval: "1s",
-                timeout: "500ms",
-                failureThreshold: 1,
-                successThreshold: 1,
-                jitter: 0,
-              },
-            },
-          },
-        }),
     );
-    operator = await startOperatorProcess();
-    const op = operator;
+    group = await forked;
+    const op = group;
     const startedAt = await op.start({
-      kubeconfig,
+      kubeconfig: cluster.sandbox.kubeconfigPath,
       namespaces: [ns],
-      batchWindowMs: 20,
-      maxConcurrent: 512,
       maxPerHost: 16,
-      concurrency: 4,
+      concurrency: o.group.concurrency,
     });
     await until("every service's slices to hold all its ready instances", 120_000, () =>
-      Array.from({ length: S }, (_, s) => watched.sliceReady.get(svc(s)) === P).every(Boolean),
+      allServices(o, watched),
     );
     const setupSeconds = (Date.now() - startedAt) / 1000;
-    await sleep(3000); // statuses, policy-less defaults, Events
+    await settle(op, 1000, 5000); // statuses, Events
     const before = await apiserverRequests(kc);
-    const cpu0 = await op.stats();
+    const s0 = total(await op.stats());
     const events0 = watched.events.endpointslices ?? 0;
     const latency: number[] = [];
     const detect: number[] = [];
@@ -257,7 +262,7 @@ async function rosterSide(
         flippedAt.set(i, Date.now());
         if (healthy) targets.failing.delete(i);
         else targets.failing.add(i);
-        await sleep(GAP);
+        await sleep(o.gapMs);
       }
       const seen = healthy ? watched.sliceEntered : watched.sliceLeft;
       await until(`instances to turn ${healthy ? "healthy" : "unhealthy"}`, 60_000, () =>
@@ -269,46 +274,47 @@ async function rosterSide(
         detect.push(since[k]! - flippedAt.get(i)!);
       }
     }
-    await sleep(1500);
+    await settle(op, 1000, 3000);
     const requests = diffCounts(await apiserverRequests(kc), before);
-    const cpu1 = await op.stats();
-    const flips = cpu1.transitions - cpu0.transitions;
+    const s1 = total(await op.stats());
+    const flips = s1.transitions - s0.transitions;
     return {
       setupSeconds,
       latency,
       detect,
       flips,
       requests,
-      cpuSeconds: (cpu1.userMicros + cpu1.systemMicros - cpu0.userMicros - cpu0.systemMicros) / 1e6,
+      cpuSeconds: cpuSeconds(s0, s1),
       sliceWrites: writesTo(requests, "endpointslices") / flips,
       allWrites: writesExcept(requests) / flips,
       sliceEvents: ((watched.events.endpointslices ?? 0) - events0) / flips,
     };
   } finally {
     watched.stop();
-    await operator?.stop();
+    await group?.stop();
   }
 }
 
-async function main(): Promise<void> {
-  console.log(`${S} services × ${P} endpoints, ${F} flips each way, ${GAP} ms apart`);
-  const cluster = await startCluster([
-    "garbage-collector-controller",
-    "namespace-controller",
-    "endpointslice-controller",
-  ]);
+/**
+ * Runs the comparison in `cluster` (started with `peerControllers`), in
+ * namespaces of its own; writes bench/results/peer[-quick].json.
+ */
+export async function runPeer(cluster: BenchCluster, o: PeerOptions): Promise<Figure[]> {
+  console.log(
+    `\npeer: ${o.services} services × ${o.perService} endpoints, ${o.flips} flips each way, ${o.gapMs} ms apart`,
+  );
   const targets = await startTargets(8, "127.0.4");
   try {
     await createNamespace(cluster.kc, "peer-pods");
     await createNamespace(cluster.kc, "peer-roster");
-    const pods = await podSide(cluster.kc, "peer-pods");
+    const pods = await podSide(cluster.kc, "peer-pods", o);
     console.log(`  endpointslice-controller: ${pods.flips} flips measured`);
-    const roster = await rosterSide(cluster.kc, cluster.sandbox.kubeconfigPath, "peer-roster", targets);
+    const roster = await rosterSide(cluster, "peer-roster", targets, o);
     console.log(`  roster: ${roster.flips} transitions measured`);
-    const pl = stats(pods.latency);
-    const rl = stats(roster.latency);
+    const pl = distribution(pods.latency);
+    const rl = distribution(roster.latency);
     const figures: Figure[] = [
-      { name: "endpoints", value: S * P, unit: "" },
+      { name: "endpoints", value: o.services * o.perService, unit: "" },
       { name: "controller: latency p50", value: pl.p50, unit: "ms" },
       { name: "controller: latency p99", value: pl.p99, unit: "ms" },
       { name: "controller: latency max", value: pl.max, unit: "ms" },
@@ -321,11 +327,7 @@ async function main(): Promise<void> {
       { name: "roster: slice writes per transition", value: roster.sliceWrites, unit: "" },
       { name: "roster: slice watch events per transition", value: roster.sliceEvents, unit: "" },
       { name: "roster: all writes per transition", value: roster.allWrites, unit: "" },
-      {
-        name: "roster: detection p50 (not in latency)",
-        value: percentile(sorted(roster.detect ?? []), 50),
-        unit: "ms",
-      },
+      { name: "roster: detection p50 (not in latency)", value: distribution(roster.detect).p50, unit: "ms" },
       { name: "ratio latency p50 roster/controller", value: rl.p50 / pl.p50, unit: "x", target: "<= 1" },
       { name: "ratio latency p99 roster/controller", value: rl.p99 / pl.p99, unit: "x", target: "<= 1" },
       {
@@ -335,11 +337,13 @@ async function main(): Promise<void> {
         target: "<= 1",
       },
     ];
-    report(`peer${args.quick ? "-quick" : ""}`, figures, {
-      services: S,
-      perService: P,
-      flipsEachWay: F,
-      gapMs: GAP,
+    report(`peer${o.quick ? "-quick" : ""}${groupSuffix(o.group)}`, figures, {
+      services: o.services,
+      perService: o.perService,
+      flipsEachWay: o.flips,
+      gapMs: o.gapMs,
+      replicas: o.group.replicas,
+      sharding: o.group.sharding,
       controller: { setupSeconds: pods.setupSeconds, requestsDuringFlips: pods.requests },
       roster: {
         setupSeconds: roster.setupSeconds,
@@ -349,10 +353,33 @@ async function main(): Promise<void> {
       method:
         "controller latency: watcher Date.now() at the slice event − start of the Pod /status patch; roster latency: watcher Date.now() at the slice event − engine summary `since` (judged threshold-crossing probe). Roster also probes (detection reported apart); this compares the publication path. Writes from apiserver_request_total deltas over the flip phase (Pod status patches excluded: they stand for the kubelet).",
     });
+    return figures;
   } finally {
     await targets.close();
-    await cluster.stop();
   }
 }
 
-await main();
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const { values: args } = parseArgs({
+    options: {
+      ...commonOptions,
+      services: { type: "string" },
+      "per-service": { type: "string" },
+      flips: { type: "string" },
+      gap: { type: "string" },
+    },
+  });
+  const num = (v: string | undefined) => (v === undefined ? undefined : Number(v));
+  const o = peerOptions(args.quick, groupOptions(args), {
+    services: num(args.services),
+    perService: num(args["per-service"]),
+    flips: num(args.flips),
+    gapMs: num(args.gap),
+  });
+  const cluster = await startCluster(peerControllers);
+  try {
+    await runPeer(cluster, o);
+  } finally {
+    await cluster.stop(true);
+  }
+}

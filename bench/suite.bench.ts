@@ -1,9 +1,11 @@
 /**
  * The scale suite: scenarios of N ServiceInstances across S services at a
- * probe interval, each against a fresh private sandbox, with the operator in
- * a child process (so its CPU time and RSS are its own) and cheap probe
- * targets in this process (16 HTTP servers on 127.0.5.x, one path per
- * instance, keep-alive).
+ * probe interval, one after the other in one private sandbox (each in a
+ * namespace of its own, the previous scenario's operator stopped), with the
+ * operator in child processes (so its CPU time and RSS are its own) and
+ * cheap probe targets in this process (16 HTTP servers on 127.0.5.x, one path
+ * per instance, keep-alive). `--quick` also runs the peer comparison
+ * (`peer.bench.ts --quick`) first, in the same sandbox.
  *
  * Per scenario:
  * 1. create the N instances (each with its own HTTP probe of /h/<i>, jitter
@@ -22,30 +24,33 @@
  *    age of every target's last probe beyond its interval).
  *
  * Each scenario writes bench/results/suite-<scenario>.json; the suite then
- * writes bench/results/summary.md and bench/results/scaling.svg and prints
+ * writes bench/results/summary.md, summary.json and scaling.svg and prints
  * the ratios to bench/baseline.json (`--write-baseline` replaces it).
  *
- *   node bench/suite.bench.ts --quick          # 1k @ 10s and 1k @ 1s (~2 min)
+ * `--replicas R` runs R operator processes with leader election (and
+ * `--sharding`, probing split across them); the figures are the group's
+ * (CPU and requests added up, RSS the largest), with per-replica CPU, RSS
+ * and probes besides.
+ *
+ *   node bench/suite.bench.ts --quick          # peer comparison, 1k @ 10s and 1k @ 1s (~2 min)
  *   node bench/suite.bench.ts                  # 1k @ 10s, 1k @ 1s, 10k @ 10s
  *   node bench/suite.bench.ts --instances 50000 --interval 10s   # one scenario
  *   options: --instances N[,N...] --services S --interval 10s[,1s] --fail 0.05
  *            --failure-threshold 2 --concurrency 4 (workers per controller)
- *            --write-baseline
+ *            --replicas R --sharding --peer / --no-peer --write-baseline
  */
+import { loadavg } from "node:os";
 import { parseArgs } from "node:util";
-import { CustomObjectsApi } from "@kubernetes/client-node";
 import {
   apiserverRequests,
+  type BenchCluster,
   benchAddress,
   createNamespace,
   diffCounts,
-  type OperatorProcess,
-  pool,
   sleep,
-  sorted,
   startCluster,
-  startOperatorProcess,
   startTargets,
+  type Targets,
   until,
   type Watcher,
   watch,
@@ -53,7 +58,21 @@ import {
   writesTo,
 } from "./lib.ts";
 import type { ChildStats } from "./operator-child.ts";
-import { type Figure, percentile, report } from "./report.ts";
+import { peerControllers, peerOptions, runPeer } from "./peer.bench.ts";
+import { type Figure, report } from "./report.ts";
+import {
+  commonOptions,
+  cpuSeconds,
+  createInstances,
+  distribution,
+  groupOptions,
+  groupSuffix,
+  type OperatorGroup,
+  settle,
+  startOperators,
+  total,
+  writeRequests,
+} from "./setup.ts";
 import { type ScenarioResult, writeSummary } from "./summary.ts";
 
 interface Scenario {
@@ -66,17 +85,19 @@ interface Scenario {
 }
 
 const { values: args } = parseArgs({
+  allowNegative: true,
   options: {
-    quick: { type: "boolean", default: false },
+    ...commonOptions,
     instances: { type: "string" },
     services: { type: "string" },
     interval: { type: "string" },
     fail: { type: "string", default: "0.05" },
     "failure-threshold": { type: "string", default: "2" },
-    concurrency: { type: "string", default: "4" },
+    peer: { type: "boolean" },
     "write-baseline": { type: "boolean", default: false },
   },
 });
+const group = groupOptions(args);
 
 function scenarios(): Scenario[] {
   const fail = Number(args.fail);
@@ -85,7 +106,7 @@ function scenarios(): Scenario[] {
     const services = Number(args.services ?? Math.min(5000, Math.max(100, Math.round(instances / 10))));
     const k = instances >= 1000 ? `${instances / 1000}k` : String(instances);
     return {
-      name: `${k}-${services}svc-${intervalSeconds}s${args.concurrency === "4" ? "" : `-c${args.concurrency}`}`,
+      name: `${k}-${services}svc-${intervalSeconds}s${groupSuffix(group)}`,
       instances,
       services,
       intervalSeconds,
@@ -102,15 +123,9 @@ function scenarios(): Scenario[] {
   return [make(1000, 10), make(1000, 1), make(10_000, 10)];
 }
 
-const cpuSeconds = (a: ChildStats, b: ChildStats) =>
-  (b.userMicros + b.systemMicros - a.userMicros - a.systemMicros) / 1e6;
+const load1 = () => Math.round(loadavg()[0]! * 100) / 100;
 
-const dist = (xs: number[]) => {
-  const s = sorted(xs);
-  return { p50: percentile(s, 50), p99: percentile(s, 99), max: s.at(-1) ?? Number.NaN };
-};
-
-async function run(sc: Scenario): Promise<ScenarioResult> {
+async function run(cluster: BenchCluster, targets: Targets, sc: Scenario): Promise<ScenarioResult> {
   const N = sc.instances;
   const S = sc.services;
   const perService = (s: number) => Math.floor(((s + 1) * N) / S) - Math.floor((s * N) / S);
@@ -118,51 +133,22 @@ async function run(sc: Scenario): Promise<ScenarioResult> {
   const svc = (s: number) => `svc-${String(s).padStart(4, "0")}`;
   console.log(`\n${sc.name}: ${N} instances, ${S} services, interval ${sc.intervalSeconds}s`);
 
-  const cluster = await startCluster();
-  const targets = await startTargets(16, "127.0.5");
-  const ns = "suite";
-  let operator: OperatorProcess | undefined;
+  const kc = cluster.kc;
+  const ns = `suite-${sc.name}`;
+  const loadAverage: Record<string, number> = { start: load1() };
+  // Forked now: the processes load the operator's modules while the instances are created.
+  const forked = startOperators(group);
+  let operators: OperatorGroup | undefined;
   let watched: Watcher | undefined;
   try {
-    const kc = cluster.kc;
     await createNamespace(kc, ns);
-    const custom = kc.makeApiClient(CustomObjectsApi);
-    const createdAt = Date.now();
-    await pool(
-      Array.from({ length: N }, (_, i) => i),
-      32,
-      (i) =>
-        custom.createNamespacedCustomObject({
-          group: "roster.dev",
-          version: "v1alpha1",
-          namespace: ns,
-          plural: "serviceinstances",
-          body: {
-            apiVersion: "roster.dev/v1alpha1",
-            kind: "ServiceInstance",
-            metadata: { name: `i-${i}` },
-            spec: {
-              service: svc(serviceOf(i)),
-              address: benchAddress(i),
-              ports: [{ name: "http", port: targets.port }],
-              healthCheck: {
-                probes: [
-                  {
-                    type: "http",
-                    http: { host: targets.hosts[i % targets.hosts.length], port: "http", path: `/h/${i}` },
-                  },
-                ],
-                interval: `${sc.intervalSeconds}s`,
-                timeout: sc.intervalSeconds > 1 ? "1s" : "500ms",
-                failureThreshold: sc.failureThreshold,
-                successThreshold: 1,
-                jitter: 0,
-              },
-            },
-          },
-        }),
-    );
-    const createSeconds = (Date.now() - createdAt) / 1000;
+    const createSeconds = await createInstances(kc, ns, N, {
+      service: (i) => svc(serviceOf(i)),
+      targets,
+      interval: `${sc.intervalSeconds}s`,
+      timeout: sc.intervalSeconds > 1 ? "1s" : "500ms",
+      failureThreshold: sc.failureThreshold,
+    });
     console.log(`  created in ${createSeconds.toFixed(1)} s`);
 
     watched = await watch(kc, ns, {
@@ -171,15 +157,12 @@ async function run(sc: Scenario): Promise<ScenarioResult> {
       instances: true,
     });
     const w = watched;
-    operator = await startOperatorProcess();
-    const op = operator;
+    operators = await forked;
+    const op = operators;
     const startedAt = await op.start({
       kubeconfig: cluster.sandbox.kubeconfigPath,
       namespaces: [ns],
-      batchWindowMs: 20,
-      maxConcurrent: 512,
-      maxPerHost: 64,
-      concurrency: Number(args.concurrency),
+      concurrency: group.concurrency,
     });
     let statusesAt = 0;
     let setsAt = 0;
@@ -201,12 +184,15 @@ async function run(sc: Scenario): Promise<ScenarioResult> {
     });
     const publishedAt = Date.now();
     console.log(`  all published ${((publishedAt - startedAt) / 1000).toFixed(1)} s after start`);
-    await sleep(Math.max(3000, sc.intervalSeconds * 1000));
+    // The writes that trail start-up (Events, policy-less defaults) end before the window.
+    await settle(op, 1000, Math.max(3000, sc.intervalSeconds * 1000));
 
     // Steady state with churn.
+    loadAverage.window = load1();
     const failCount = Math.max(1, Math.round(N * sc.failFraction));
     const flipped = Array.from({ length: failCount }, (_, k) => Math.floor((k * N) / failCount));
-    const s0 = await op.stats();
+    const r0 = await op.stats();
+    const s0 = total(r0);
     const a0 = await apiserverRequests(kc);
     const lateness: number[] = [];
     const intervalMs = sc.intervalSeconds * 1000;
@@ -242,10 +228,13 @@ async function run(sc: Scenario): Promise<ScenarioResult> {
         mapLatency.push(mapSeen.get(benchAddress(i))! - since[k]!);
       }
     }
-    await sleep(2000); // the status, Event and policy writes that follow the slices
+    // The status, Event and policy writes that follow the slices.
+    await settle(op, 1000, 3000);
     sampling = false;
     await sampler;
-    const s1 = await op.stats();
+    const r1 = await op.stats();
+    const s1 = total(r1);
+    loadAverage.end = load1();
     const requests = diffCounts(await apiserverRequests(kc), a0);
     const seconds = (s1.at - s0.at) / 1000;
     const cpu = cpuSeconds(s0, s1);
@@ -256,12 +245,9 @@ async function run(sc: Scenario): Promise<ScenarioResult> {
       const d = v - (s0.requests[m] ?? 0);
       if (d > 0) verbs[m] = d / seconds;
     }
-    const operatorWrites = Object.entries(s1.requests)
-      .filter(([m]) => m !== "GET")
-      .reduce((n, [m, v]) => n + v - (s0.requests[m] ?? 0), 0);
-    const sl = dist(sliceLatency);
-    const ml = dist(mapLatency);
-    const late = dist(lateness);
+    const sl = distribution(sliceLatency);
+    const ml = distribution(mapLatency);
+    const late = distribution(lateness);
     const figures: Figure[] = [
       { name: "instances", value: N, unit: "" },
       { name: "services", value: S, unit: "" },
@@ -289,7 +275,11 @@ async function run(sc: Scenario): Promise<ScenarioResult> {
         unit: "/s",
       },
       { name: "transitions in window", value: transitions, unit: "" },
-      { name: "write requests per transition", value: operatorWrites / transitions, unit: "" },
+      {
+        name: "write requests per transition",
+        value: (writeRequests(r1) - writeRequests(r0)) / transitions,
+        unit: "",
+      },
       { name: "apiserver writes per transition", value: writesExcept(requests) / transitions, unit: "" },
       {
         name: "slice writes per transition",
@@ -305,33 +295,90 @@ async function run(sc: Scenario): Promise<ScenarioResult> {
       { name: "schedule lateness p99", value: late.p99, unit: "ms" },
       { name: "schedule lateness max", value: late.max, unit: "ms" },
       { name: "skipped slots in window", value: s1.engine.skippedSlots - s0.engine.skippedSlots, unit: "" },
+      ...(r1.length > 1 ? replicaFigures(r0, r1, seconds) : []),
     ];
+    const perSecond = (counts: Record<string, number>, by: number) =>
+      Object.fromEntries(
+        Object.entries(counts)
+          .sort((a, b) => b[1] - a[1])
+          .map(([k, v]) => [k, Math.round((v / by) * 100) / 100]),
+      );
+    const writesByResource: Record<string, number> = {};
+    for (const [k, v] of Object.entries(requests)) {
+      const res = k.split(" ")[1] ?? "";
+      if (writesTo({ [k]: v }) > 0 && !res.startsWith("leases")) writesByResource[k] = v;
+    }
     const details = {
       scenario: sc,
-      concurrency: Number(args.concurrency),
+      concurrency: group.concurrency,
+      replicas: group.replicas,
+      sharding: group.sharding,
       createSeconds,
       windowSeconds: seconds,
       failing: failCount,
+      loadAverage,
       operatorRequestsPerSecondByVerb: verbs,
       apiserverRequestsInWindow: requests,
-      apiserverRequestsPerSecond: Object.fromEntries(
-        Object.entries(requests).map(([k, v]) => [k, Math.round((v / seconds) * 100) / 100]),
-      ),
+      apiserverRequestsPerSecond: perSecond(requests, seconds),
+      apiserverWritesPerTransition: perSecond(writesByResource, transitions),
       engine: s1.engine,
+      perReplica: r1.map((x, k) => ({
+        leader: x.leader,
+        cpuCores: cpuSeconds(r0[k]!, x) / seconds,
+        rssMiB: x.rssMiB,
+        probes: x.engine.probes - r0[k]!.engine.probes,
+        targets: x.engine.targets,
+      })),
       latenessSamples: lateness.length,
       method:
-        "latency = watcher Date.now() at the slice/ConfigMap event − engine summary `since`; lateness = max(0, now − lastProbeAt − interval) over every target, sampled during the window (includes the probe's own duration and the 10 ms tick); CPU = process.cpuUsage() of the operator's own process; apiserver writes exclude kube-controller-manager's Lease renewals",
+        "latency = watcher Date.now() at the slice/ConfigMap event − engine summary `since`; lateness = max(0, now − lastProbeAt − interval) over every target, sampled during the window (includes the probe's own duration and the 10 ms tick); CPU = process.cpuUsage() of the operator's own processes; apiserver requests are all clients' (the operator's, the watcher's, kube-controller-manager's); apiserver writes exclude kube-controller-manager's Lease renewals",
     };
     report(`suite-${sc.name}`, figures, details);
-    return { scenario: sc.name, instances: N, services: S, intervalSeconds: sc.intervalSeconds, figures };
+    return {
+      scenario: sc.name,
+      instances: N,
+      services: S,
+      intervalSeconds: sc.intervalSeconds,
+      figures,
+      requestsPerSecond: details.apiserverRequestsPerSecond,
+      writesPerTransition: details.apiserverWritesPerTransition,
+      loadAverage,
+    };
   } finally {
     watched?.stop();
-    await operator?.stop();
-    await targets.close();
-    await cluster.stop();
+    await (operators ?? (await forked)).stop();
   }
 }
 
+/** Per replica (R > 1): CPU, RSS and probes per second, and which one leads. */
+function replicaFigures(r0: ChildStats[], r1: ChildStats[], seconds: number): Figure[] {
+  return r1.flatMap((x, k) => [
+    { name: `replica ${k} CPU`, value: cpuSeconds(r0[k]!, x) / seconds, unit: "cores" },
+    { name: `replica ${k} RSS`, value: x.rssMiB, unit: "MiB" },
+    {
+      name: `replica ${k} probes per second`,
+      value: (x.engine.probes - r0[k]!.engine.probes) / seconds,
+      unit: "/s",
+    },
+    { name: `replica ${k} leader`, value: x.leader ? 1 : 0, unit: "" },
+  ]);
+}
+
+const began = Date.now();
+const withPeer = args.peer ?? args.quick;
+const startLoad = load1();
+const cluster = await startCluster(withPeer ? peerControllers : undefined);
+const targets = await startTargets(16, "127.0.5");
 const results: ScenarioResult[] = [];
-for (const sc of scenarios()) results.push(await run(sc));
-writeSummary(results, { writeBaseline: args["write-baseline"] });
+try {
+  if (withPeer) await runPeer(cluster, peerOptions(args.quick, group));
+  for (const sc of scenarios()) results.push(await run(cluster, targets, sc));
+} finally {
+  await targets.close();
+  await cluster.stop(true);
+}
+writeSummary(results, {
+  writeBaseline: args["write-baseline"],
+  wallSeconds: (Date.now() - began) / 1000,
+  loadAverage: { start: startLoad, end: load1() },
+});

@@ -2,7 +2,8 @@
  * The suite's summary: a Markdown table per scenario with the ratio of each
  * figure to the committed baseline (`bench/baseline.json`), the peer
  * comparison when `bench/results/peer*.json` exists, and a small SVG plot of
- * publication latency and operator CPU versus instance count.
+ * publication latency and operator CPU versus instance count; the same
+ * figures, the run's wall time and the machine's load go to summary.json.
  *
  * `node bench/summary.ts` rebuilds the summary from bench/results/suite-*.json;
  * `--write-baseline` also replaces bench/baseline.json with those figures.
@@ -19,6 +20,19 @@ export interface ScenarioResult {
   services: number;
   intervalSeconds: number;
   figures: Figure[];
+  /** API server requests per second in the window, by "VERB resource[/subresource]" (all clients). */
+  requestsPerSecond?: Record<string, number>;
+  /** API server writes per verdict transition, by "VERB resource[/subresource]". */
+  writesPerTransition?: Record<string, number>;
+  /** 1-minute load average at the scenario's start, window start and end. */
+  loadAverage?: Record<string, number>;
+}
+
+export interface SummaryOptions {
+  writeBaseline?: boolean;
+  /** The whole run, sandbox start and stop included. */
+  wallSeconds?: number;
+  loadAverage?: Record<string, number>;
 }
 
 interface Baseline {
@@ -47,7 +61,7 @@ function machine(): Baseline["machine"] {
   };
 }
 
-export function writeSummary(results: ScenarioResult[], options: { writeBaseline?: boolean } = {}): void {
+export function writeSummary(results: ScenarioResult[], options: SummaryOptions = {}): void {
   const baseline: Baseline | undefined = existsSync(baselineFile)
     ? (JSON.parse(readFileSync(baselineFile, "utf8")) as Baseline)
     : undefined;
@@ -55,7 +69,7 @@ export function writeSummary(results: ScenarioResult[], options: { writeBaseline
   const lines: string[] = [
     "# Roster benchmark summary",
     "",
-    `${new Date().toISOString()} · Node ${m.node} · ${m.cpus} × ${m.cpuModel} · ${(m.memoryBytes / 2 ** 30).toFixed(0)} GiB`,
+    `${new Date().toISOString()} · Node ${m.node} · ${m.cpus} × ${m.cpuModel} · ${(m.memoryBytes / 2 ** 30).toFixed(0)} GiB${options.wallSeconds ? ` · run ${options.wallSeconds.toFixed(0)} s` : ""}${options.loadAverage ? ` · load average ${loadText(options.loadAverage)}` : ""}`,
     baseline
       ? `Baseline: bench/baseline.json (${baseline.at}, ${baseline.machine.cpus} × ${baseline.machine.cpuModel}). Ratio = now / baseline (for times, CPU, memory, writes and latency, lower is better).`
       : "No bench/baseline.json: no ratios.",
@@ -80,6 +94,17 @@ export function writeSummary(results: ScenarioResult[], options: { writeBaseline
     }
     if (!base) console.log(`  ${r.scenario}: not in the baseline`);
     lines.push("");
+    if (r.loadAverage) lines.push(`Load average (1 min): ${loadText(r.loadAverage)}.`, "");
+    if (r.requestsPerSecond)
+      lines.push(
+        `API server requests per second in the window, by verb and resource (all clients): ${perKey(r.requestsPerSecond)}.`,
+        "",
+      );
+    if (r.writesPerTransition)
+      lines.push(
+        `API server writes per transition, by verb and resource: ${perKey(r.writesPerTransition)}.`,
+        "",
+      );
   }
   for (const file of existsSync(resultsDir) ? readdirSync(resultsDir) : []) {
     if (!/^peer(-quick)?\.json$/.test(file)) continue;
@@ -100,6 +125,19 @@ export function writeSummary(results: ScenarioResult[], options: { writeBaseline
   }
   lines.push("![latency and CPU versus instance count](scaling.svg)", "");
   writeFileSync(resolve(resultsDir, "summary.md"), lines.join("\n"));
+  const ratios = (r: ScenarioResult) => {
+    const base = baseline?.scenarios[r.scenario];
+    const out: Record<string, number> = {};
+    for (const f of r.figures) {
+      const b = base?.[f.name];
+      if (b !== undefined && b !== 0 && Number.isFinite(f.value / b)) out[f.name] = f.value / b;
+    }
+    return out;
+  };
+  writeFileSync(
+    resolve(resultsDir, "summary.json"),
+    `${JSON.stringify({ at: new Date().toISOString(), machine: m, ...options, writeBaseline: undefined, baseline: baseline?.at, scenarios: results.map((r) => ({ ...r, ratios: ratios(r) })) }, null, 2)}\n`,
+  );
   writeFileSync(resolve(resultsDir, "scaling.svg"), plot(results));
   console.log(`  summary: ${resolve(resultsDir, "summary.md")}`);
   if (options.writeBaseline) {
@@ -114,6 +152,16 @@ export function writeSummary(results: ScenarioResult[], options: { writeBaseline
     console.log(`  baseline written: ${baselineFile}`);
   }
 }
+
+const loadText = (l: Record<string, number>) =>
+  Object.entries(l)
+    .map(([k, v]) => `${v.toFixed(2)} (${k})`)
+    .join(", ");
+
+const perKey = (counts: Record<string, number>) =>
+  Object.entries(counts)
+    .map(([k, v]) => `${k} ${fmt(v)}`)
+    .join(", ");
 
 /** Two panels (slice latency p99, operator CPU) against instances, one line per interval; log x. */
 function plot(results: ScenarioResult[]): string {
@@ -189,6 +237,11 @@ function fromReports(): ScenarioResult[] {
       const r = JSON.parse(readFileSync(resolve(resultsDir, f), "utf8")) as {
         name: string;
         figures: Figure[];
+        details?: {
+          apiserverRequestsPerSecond?: Record<string, number>;
+          apiserverWritesPerTransition?: Record<string, number>;
+          loadAverage?: Record<string, number>;
+        };
       };
       const get = (n: string) => r.figures.find((x) => x.name === n)?.value ?? Number.NaN;
       return {
@@ -197,6 +250,9 @@ function fromReports(): ScenarioResult[] {
         services: get("services"),
         intervalSeconds: get("interval"),
         figures: r.figures,
+        requestsPerSecond: r.details?.apiserverRequestsPerSecond,
+        writesPerTransition: r.details?.apiserverWritesPerTransition,
+        loadAverage: r.details?.loadAverage,
       };
     })
     .sort((a, b) => a.instances - b.instances || b.intervalSeconds - a.intervalSeconds);

@@ -4,7 +4,7 @@ import { homedir } from "node:os";
 import { join } from "node:path";
 import { type ParseArgsConfig, parseArgs } from "node:util";
 import { KubeConfig } from "@kubernetes/client-node";
-import { ApiError, kubeClient } from "../kube/index.ts";
+import { ApiError, kubeClient, RequestTimeoutError } from "../kube/index.ts";
 
 export class CliError extends Error {
   readonly exitCode: number;
@@ -104,7 +104,9 @@ export function rootMessage(err: unknown): string {
 
 /** Answers worth retrying: throttling and an API server (or a new CRD's storage) still starting. */
 export function isTransient(err: unknown): boolean {
-  return err instanceof ApiError && [429, 503, 504].includes(err.status);
+  return (
+    (err instanceof ApiError && [429, 503, 504].includes(err.status)) || err instanceof RequestTimeoutError
+  );
 }
 
 /** Runs `fn`, retrying transient API errors (see isTransient) for up to `timeoutMs`. */

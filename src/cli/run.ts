@@ -11,7 +11,7 @@ import { applyConfigChange } from "../config/runtime.ts";
 import { LogLevel as LogLevelSchema } from "../config/schema.ts";
 import { createLogger, type LogLevel } from "../kube/index.ts";
 import { createOperator } from "../operator/operator.ts";
-import { operatorSettings, probingOptions } from "../operator/settings.ts";
+import { operatorSettings, probingOptions, shardingOptions } from "../operator/settings.ts";
 import { CliError, checkCluster, flags, loadKubeConfig } from "./common.ts";
 
 const USAGE = `Usage: roster run [flags]
@@ -27,6 +27,42 @@ Flags:
   --health-port N        /healthz and /readyz port (default 8081)
   --log-level LEVEL      trace|debug|info|warn|error|fatal|silent (default: the config's, info)
 `;
+
+/**
+ * Bound on the whole shutdown after SIGTERM. Longer than the controllers'
+ * graceful stop (30 s, running reconciles finish) plus releasing the lease
+ * and closing informers, so a normal shutdown is never cut short.
+ */
+export const SHUTDOWN_TIMEOUT_MS = 45_000;
+
+/**
+ * Runs `stop` and resolves `"stopped"` when it finishes, `"timeout"` when it
+ * takes longer than `timeoutMs`, or the value of `interrupt` (a second
+ * signal) if that comes first. A failing `stop` counts as stopped: there is
+ * nothing left to wait for.
+ */
+export async function stopWithin(
+  stop: () => Promise<void>,
+  timeoutMs: number,
+  interrupt?: Promise<string>,
+): Promise<string> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<string>((resolve) => {
+    timer = setTimeout(() => resolve("timeout"), timeoutMs);
+  });
+  try {
+    return await Promise.race([
+      stop().then(
+        () => "stopped",
+        () => "stopped",
+      ),
+      timeout,
+      ...(interrupt ? [interrupt] : []),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 function port(value: string | undefined, name: string): number | undefined {
   if (value === undefined) return undefined;
@@ -92,15 +128,19 @@ export async function run(args: string[]): Promise<number> {
     },
     settings: operatorSettings(config),
     probing: probingOptions(config),
+    sharding: shardingOptions(config),
   });
 
   const watcher = values.config
     ? watchConfig({
         path: values.config,
         logger,
-        onChange: async (next, _prev, changed) => {
+        onChange: async (next, prev, changed) => {
           const effective = withFlags(next);
-          await applyConfigChange(operator.manager, effective, changed, logger);
+          await applyConfigChange(operator.manager, effective, changed, {
+            log: logger,
+            prev: withFlags(prev),
+          });
           operator.updateSettings(operatorSettings(effective));
           operator.setDestinationPolicy(probingOptions(effective).destinations ?? {});
           logger.info({ changed }, "config reloaded");
@@ -121,7 +161,30 @@ export async function run(args: string[]): Promise<number> {
   );
   const outcome = await Promise.race([operator.manager.done, signalled]);
   watcher?.close();
-  await operator.stop();
+  // A second signal during shutdown means "now".
+  const again = new Promise<string>((resolve) => {
+    process.once("SIGTERM", () => resolve("SIGTERM"));
+    process.once("SIGINT", () => resolve("SIGINT"));
+  });
+  const stop = () =>
+    operator.stop().catch((err: unknown) => logger.error({ err }, "stopping the operator failed"));
+  const stopped = await stopWithin(stop, SHUTDOWN_TIMEOUT_MS, again);
+  if (stopped !== "stopped") {
+    // Something did not return (a reconcile, a request, a socket): exit anyway,
+    // since an operator that never exits blocks its rollout until SIGKILL.
+    logger.error(
+      {
+        reason: outcome,
+        timeoutMs: SHUTDOWN_TIMEOUT_MS,
+        interruptedBy: stopped === "timeout" ? undefined : stopped,
+      },
+      stopped === "timeout"
+        ? `shutdown did not finish within ${SHUTDOWN_TIMEOUT_MS / 1000} s; exiting anyway`
+        : `${stopped} during shutdown; exiting at once`,
+    );
+    logger.flush();
+    process.exit(1);
+  }
   if (outcome === "lost") {
     logger.error("leadership lost; exiting so that the process restarts cleanly");
     return 1;

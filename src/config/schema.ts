@@ -8,13 +8,16 @@
  *
  * Live on reload: logLevel, metrics/health ports and bind address,
  * concurrency, defaultPolicy (read by reconcilers at each use).
- * On restart only: leaderElection, namespaces, watch (a change is logged as
- * such; informers and the lease are never torn down by a reload).
+ * On restart only: leaderElection, namespaces, watch, and within probing the
+ * engine's limits, DNS servers and DNS refresh (a change is logged as such,
+ * naming the field; informers, the lease and the engine are never torn down
+ * by a reload).
  */
 import { z } from "zod";
 import { durationBetween, tryParseDuration } from "../api/common.ts";
 import { DiscoveryPolicySpec, LoadBalancing, Publish } from "../api/discoverypolicy.ts";
 import { HealthCheck } from "../api/health.ts";
+import { dnsServerProblem, MAX_DNS_SERVERS } from "../health/dns.ts";
 
 const Port = z.int().min(1).max(65535);
 
@@ -107,6 +110,26 @@ export const ProbingConfig = z.strictObject({
     .max(10_000)
     .default(16)
     .describe("Probes in flight to one IP (applies on restart)."),
+  dnsServers: z
+    .array(
+      z
+        .string()
+        .max(64)
+        .superRefine((server, ctx) => {
+          const problem = dnsServerProblem(server);
+          if (problem) ctx.addIssue({ code: "custom", message: problem });
+        }),
+    )
+    .max(MAX_DNS_SERVERS)
+    .default([])
+    .describe(
+      "DNS servers (IP or IP:port) that resolve instance names, queried directly for A and AAAA records; empty: the system resolver (getaddrinfo). Applies on restart.",
+    ),
+  dnsRefresh: durationBetween("1s", "1h")
+    .default("30s")
+    .describe(
+      "How long a resolved name's addresses are used before it is resolved again (applies on restart).",
+    ),
   secrets: z
     .boolean()
     .default(false)
@@ -137,6 +160,30 @@ export const PublishingConfig = z.strictObject({
   startupHold: durationBetween("0s", "10m")
     .default("30s")
     .describe("After start, publish a service once all its instances were probed, or after this long."),
+  policyStatusInterval: durationBetween("0s", "1m")
+    .default("5s")
+    .describe(
+      "A DiscoveryPolicy status that changed only in counts and messages is written at most this often (condition changes are written at once).",
+    ),
+});
+
+/**
+ * Probing split across replicas (see README "Scaling"): every replica joins
+ * a group through a Lease in leaderElection.namespace and probes its share
+ * of the instances; the leader publishes.
+ */
+export const ShardingConfig = z.strictObject({
+  enabled: z.boolean().default(false).describe("Split probing across all replicas (needs leader election)."),
+  group: z
+    .string()
+    .min(1)
+    .max(40)
+    .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, "must be a DNS-1123 label")
+    .default("roster")
+    .describe("Membership group; one per operator installation (prefix of the member Leases)."),
+  leaseDuration: durationBetween("1s", "10m")
+    .default("15s")
+    .describe("A replica that stops renewing its membership Lease this long loses its share to the others."),
 });
 
 export const OperatorConfig = z.strictObject({
@@ -156,6 +203,7 @@ export const OperatorConfig = z.strictObject({
   defaultPolicy: DefaultPolicy.prefault({}),
   probing: ProbingConfig.prefault({}),
   publishing: PublishingConfig.prefault({}),
+  sharding: ShardingConfig.prefault({}),
 });
 export type OperatorConfig = z.output<typeof OperatorConfig>;
 export type OperatorConfigInput = z.input<typeof OperatorConfig>;
@@ -171,4 +219,14 @@ export const liveKeys = [
   "publishing",
 ] as const;
 /** Top-level sections that need a restart to take effect. */
-export const restartKeys = ["leaderElection", "namespaces", "watch"] as const;
+export const restartKeys = ["leaderElection", "namespaces", "watch", "sharding"] as const;
+/**
+ * Fields of live sections that still apply on restart only: the probe
+ * engine's limits, resolver and DNS refresh are fixed when it is created.
+ */
+export const restartFields = [
+  "probing.maxConcurrent",
+  "probing.maxPerHost",
+  "probing.dnsServers",
+  "probing.dnsRefresh",
+] as const;

@@ -3,8 +3,11 @@
  * refresh period however many targets share it, concurrent lookups of a name
  * coalesced, failures cached briefly, lookups bounded by a timeout
  * (getaddrinfo itself cannot be cancelled, but nobody waits on it).
+ *
+ * Two resolvers: the system's (getaddrinfo: /etc/hosts, search domains) and
+ * `dnsServersResolver`, which asks given DNS servers directly (A and AAAA).
  */
-import { lookup } from "node:dns/promises";
+import { Resolver as DnsResolver, lookup } from "node:dns/promises";
 import { isIP } from "node:net";
 import type { Clock } from "../util/clock.ts";
 import type { Resolver } from "./types.ts";
@@ -19,6 +22,87 @@ export const systemResolver: Resolver = async (host) => {
   const found = await lookup(host, { all: true, order: "verbatim" });
   return found.map((a) => a.address);
 };
+
+/** At most this many servers in `dnsServersResolver` (and `probing.dnsServers`). */
+export const MAX_DNS_SERVERS = 8;
+
+/**
+ * Why `server` is not a DNS server address Roster accepts, or undefined if it
+ * is: an IP address, optionally with a port (`10.0.0.10`, `10.0.0.10:53`,
+ * `fd00::10`, `[fd00::10]:53`). Names are refused: resolving the resolver
+ * would need a resolver.
+ */
+export function dnsServerProblem(server: string): string | undefined {
+  const bracketed = /^\[([^\]]+)\](?::(\d+))?$/.exec(server);
+  const v4 = /^([0-9.]+)(?::(\d+))?$/.exec(server);
+  let ip: string;
+  let port: string | undefined;
+  if (bracketed) {
+    ip = bracketed[1]!;
+    port = bracketed[2];
+    if (isIP(ip) !== 6) return "brackets are for IPv6 addresses: [fd00::10]:53";
+  } else if (v4) {
+    ip = v4[1]!;
+    port = v4[2];
+    if (isIP(ip) !== 4) return "must be an IPv4 or IPv6 address, optionally with :port";
+  } else {
+    ip = server;
+    if (isIP(ip) !== 6)
+      return "must be an IPv4 or IPv6 address, optionally with :port ([fd00::10]:53 for IPv6)";
+  }
+  if (port !== undefined && !(Number(port) >= 1 && Number(port) <= 65535)) return "port must be 1..65535";
+  return undefined;
+}
+
+const nameMissing = new Set(["ENOTFOUND", "ENODATA"]);
+
+function codeOf(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  return typeof code === "string" ? code : undefined;
+}
+
+/**
+ * A resolver that queries `servers` directly for A and AAAA records (c-ares
+ * through node:dns), bypassing /etc/resolv.conf, /etc/hosts and search
+ * domains: names must be fully qualified. The two answers are merged. A name
+ * that does not exist (NXDOMAIN) or has neither record type fails with
+ * ENOTFOUND / ENODATA, which `dnsCache` treats as authoritative, as it does
+ * for getaddrinfo; a timeout or SERVFAIL stays a transient failure, unless
+ * the other record type answered.
+ */
+export function dnsServersResolver(servers: readonly string[]): Resolver {
+  if (servers.length === 0 || servers.length > MAX_DNS_SERVERS) {
+    throw new Error(`dnsServersResolver needs 1 to ${MAX_DNS_SERVERS} servers, got ${servers.length}`);
+  }
+  for (const s of servers) {
+    const problem = dnsServerProblem(s);
+    if (problem) throw new Error(`invalid DNS server ${JSON.stringify(s)}: ${problem}`);
+  }
+  // Per query and server: 1 s, twice; the cache's own timeout bounds the whole lookup.
+  const resolver = new DnsResolver({ timeout: 1000, tries: 2 });
+  resolver.setServers([...servers]);
+  const where = servers.join(", ");
+  return async (host) => {
+    const [v4, v6] = await Promise.allSettled([resolver.resolve4(host), resolver.resolve6(host)]);
+    const addresses = [
+      ...(v4.status === "fulfilled" ? v4.value : []),
+      ...(v6.status === "fulfilled" ? v6.value : []),
+    ];
+    if (addresses.length > 0) return addresses;
+    const errors = [v4, v6].flatMap((r) => (r.status === "rejected" ? [r.reason as unknown] : []));
+    const transient = errors.find((e) => !nameMissing.has(codeOf(e) ?? ""));
+    if (transient !== undefined) {
+      const text = transient instanceof Error ? transient.message : String(transient);
+      throw Object.assign(new Error(`${text} (DNS servers ${where})`), { code: codeOf(transient) });
+    }
+    // Both record types answered authoritatively with nothing (or one with nothing, the other NXDOMAIN).
+    const nx = errors.some((e) => codeOf(e) === "ENOTFOUND");
+    throw Object.assign(
+      new Error(nx ? `no such name (NXDOMAIN from ${where})` : `no A or AAAA records (DNS servers ${where})`),
+      { code: nx ? "ENOTFOUND" : "ENODATA" },
+    );
+  };
+}
 
 export interface DnsCacheOptions {
   resolver: Resolver;

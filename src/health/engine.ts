@@ -28,6 +28,7 @@ import type {
   LeaseReader,
   ProbeObservation,
   ProbeSpec,
+  ProbeType,
   Resolver,
   Target,
   TargetSummary,
@@ -77,6 +78,11 @@ export interface ProbeEngineOptions {
   /** Randomness for per-run jitter (tests inject a fixed one). */
   random?: () => number;
   onTransition?: (t: Transition) => void;
+  /**
+   * One call per probe, and at least one per finished run of a target: runs
+   * decided without probing (registration-only targets, refused addresses,
+   * unresolvable names) report observations marked `local`.
+   */
   onProbe?: (o: ProbeObservation) => void;
   /** Errors thrown by the callbacks above (default: console.error). */
   onError?: (err: unknown) => void;
@@ -120,8 +126,8 @@ interface AddressState {
 }
 
 interface TargetState {
+  /** As given to `set` (not copied: callers must not change it afterwards). */
   target: Target;
-  key: string;
   config: VerdictConfig;
   phase: number;
   literal: boolean;
@@ -141,7 +147,8 @@ interface TargetState {
   /** Only `none` probes (or none at all): registration only. */
   registrationOnly: boolean;
   signals: Set<ProbeSignal>;
-  tickets: Set<Ticket>;
+  /** Probes waiting for a concurrency slot; created when the first one has to wait. */
+  tickets?: Set<Ticket>;
   lastProbeAt?: number;
 }
 
@@ -160,6 +167,33 @@ const registered: VerdictInput = {
   message: "no probe configured",
   definitive: true,
 };
+
+/** Equal as JSON (what `set` compares): same values, `undefined` properties count as absent. */
+export function jsonEqual(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) return false;
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  if (Array.isArray(a)) {
+    const bs = b as unknown[];
+    if (a.length !== bs.length) return false;
+    for (let i = 0; i < a.length; i++) if (!jsonEqual(a[i], bs[i])) return false;
+    return true;
+  }
+  const ao = a as Record<string, unknown>;
+  const bo = b as Record<string, unknown>;
+  let n = 0;
+  for (const k in ao) {
+    if (ao[k] === undefined) continue;
+    n++;
+    if (!jsonEqual(ao[k], bo[k])) return false;
+  }
+  for (const k in bo) if (bo[k] !== undefined) n--;
+  return n === 0;
+}
+
+function sameTarget(a: Target, b: Target): boolean {
+  return a.host === b.host && jsonEqual(a.ports ?? {}, b.ports ?? {}) && jsonEqual(a.check, b.check);
+}
 
 function validate(t: Target): void {
   const c = t.check;
@@ -215,6 +249,29 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
     } catch (err) {
       onError(err);
     }
+  };
+  /** An outcome decided without probing (`none`, refused, no such port, no address): latency 0. */
+  const observeLocal = (
+    ts: TargetState,
+    address: string | undefined,
+    type: ProbeType,
+    outcome: Outcome,
+    due: number,
+  ) => {
+    if (!options.onProbe) return;
+    const now = clock.now();
+    const o: ProbeObservation = {
+      id: ts.target.id,
+      type,
+      ok: outcome.ok,
+      reason: outcome.reason,
+      at: now,
+      latencyMs: 0,
+      lateMs: now - due,
+      local: true,
+    };
+    if (address !== undefined) o.address = address;
+    observe(o);
   };
 
   // --- scheduling: one clock timer for the earliest run -------------------
@@ -296,8 +353,13 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
       } else if (r.authoritative || ts.addresses.size === 0) {
         syncAddresses(ts, [], now);
         ts.lastProbeAt = now;
-        ts.unresolved = step(ts.unresolved, fail(Reason.DNSFailure, r.message), now, ts.config).state;
+        const outcome = fail(Reason.DNSFailure, r.message);
+        ts.unresolved = step(ts.unresolved, outcome, now, ts.config).state;
         updateOverall(ts, now);
+        // Nothing was probed, but the run is finished: report it like one.
+        const probes = ts.target.check.probes;
+        if (probes.length === 0) observeLocal(ts, undefined, "none", outcome, due);
+        for (const p of probes) observeLocal(ts, undefined, p.type, outcome, due);
         return;
       }
       // A transient failure with known addresses: keep probing them.
@@ -309,7 +371,10 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
       for (let i = 0; i < probes.length; i++) {
         const p = probes[i]!;
         if (p.type === "heartbeat") shared.set(i, await runHeartbeat(ts, p, due));
-        else if (p.type === "none") shared.set(i, noProbe);
+        else if (p.type === "none") {
+          shared.set(i, noProbe);
+          observeLocal(ts, undefined, "none", noProbe, due);
+        }
         if (ts.gen !== gen) return;
       }
     }
@@ -377,9 +442,23 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
     shared: Map<number, Outcome> | undefined,
     due: number,
   ): Promise<VerdictInput> {
-    if (a.denied) return Promise.resolve({ ...fail(Reason.DestinationDenied, a.denied), definitive: true });
-    if (ts.registrationOnly) return Promise.resolve(registered);
     const probes = ts.target.check.probes;
+    if (a.denied) {
+      const refused = { ...fail(Reason.DestinationDenied, a.denied), definitive: true };
+      // Heartbeat and `none` outcomes were reported with the shared part of the run.
+      let reported = false;
+      for (const p of probes) {
+        if (p.type === "heartbeat" || p.type === "none") continue;
+        observeLocal(ts, a.address, p.type, refused, due);
+        reported = true;
+      }
+      if (!reported && ts.registrationOnly) observeLocal(ts, a.address, "none", refused, due);
+      return Promise.resolve(refused);
+    }
+    if (ts.registrationOnly) {
+      observeLocal(ts, a.address, "none", registered, due);
+      return Promise.resolve(registered);
+    }
     if (probes.length === 1 && !shared) return networkProbe(ts, gen, a.address, probes[0]!, due);
     const outcomes: Promise<Outcome>[] = [];
     for (let i = 0; i < probes.length; i++) {
@@ -405,9 +484,9 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
     if (p.type === "heartbeat" || p.type === "none") return Promise.resolve(ok());
     const port = portOf(ts, p.port);
     if (port === undefined) {
-      return Promise.resolve(
-        fail(Reason.PortNotFound, `port ${JSON.stringify(p.port)} is not a port of the target`),
-      );
+      const outcome = fail(Reason.PortNotFound, `port ${JSON.stringify(p.port)} is not a port of the target`);
+      observeLocal(ts, address, p.type, outcome, due);
+      return Promise.resolve(outcome);
     }
     return new Promise<Outcome>((resolve) => {
       let ticket: Ticket | undefined;
@@ -444,7 +523,7 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
           ts.signals.delete(signal);
           if (ticket) {
             ticket.release();
-            ts.tickets.delete(ticket);
+            ts.tickets?.delete(ticket);
           }
           if (options.onProbe && ts.gen === gen) {
             observe({
@@ -470,7 +549,10 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
       };
       ticket = slots.acquire(address, begin);
       // Queued: kept so that a removal can take it out of the queue.
-      if (!started) ts.tickets.add(ticket);
+      if (!started) {
+        ts.tickets ??= new Set();
+        ts.tickets.add(ticket);
+      }
     });
   }
 
@@ -579,8 +661,8 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
   function cancelInFlight(ts: TargetState): void {
     for (const signal of ts.signals) signal.abort(new Error("target changed or removed"));
     ts.signals.clear();
-    for (const t of ts.tickets) t.release();
-    ts.tickets.clear();
+    if (ts.tickets) for (const t of ts.tickets) t.release();
+    ts.tickets?.clear();
   }
 
   function ref(host: string): void {
@@ -642,9 +724,9 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
     set(target) {
       if (closed) throw new Error("probe engine is closed");
       validate(target);
-      const key = JSON.stringify([target.host, target.ports ?? {}, target.check]);
       const existing = targets.get(target.id);
-      if (existing?.key === key) return;
+      // Compared with the target held (rather than a JSON key kept per target: a few hundred bytes each).
+      if (existing && sameTarget(existing.target, target)) return;
       const now = clock.now();
       const config = normalizeConfig(target.check);
       const literal = isIP(target.host) !== 0;
@@ -665,7 +747,6 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
           updateOverall(existing, now);
         }
         existing.target = target;
-        existing.key = key;
         existing.config = config;
         existing.literal = literal;
         existing.hasShared = hasShared;
@@ -676,7 +757,6 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
       }
       const ts: TargetState = {
         target,
-        key,
         config,
         phase: phaseOf(target.id, target.check.intervalMs),
         literal,
@@ -691,7 +771,6 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
         hasShared,
         registrationOnly,
         signals: new Set(),
-        tickets: new Set(),
       };
       if (literal) ts.addresses.set(target.host.toLowerCase(), newAddress(target.host.toLowerCase(), now));
       targets.set(target.id, ts);

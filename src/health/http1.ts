@@ -257,12 +257,12 @@ export interface ConnectOptions {
   tls?: { serverName?: string | undefined; ca?: string | undefined; rejectUnauthorized: boolean };
 }
 
+/** A pooled connection waiting for its next probe. */
 interface Idle {
   socket: Socket;
   born: number;
-  /** Listeners attached while idle, removed when the connection is taken again. */
-  onEvent: () => void;
-  onClose: () => void;
+  /** Closed when still idle at this time (the pool's idle timeout or the server's hint). */
+  until: number;
 }
 
 export interface ConnectionPool {
@@ -270,6 +270,7 @@ export interface ConnectionPool {
   get(key: string, options: ConnectOptions, fresh?: boolean): { socket: Socket; reused: boolean };
   /** Gives a healthy connection back for reuse; `idleMs` bounds how long it waits. */
   put(key: string, socket: Socket, idleMs: number): void;
+  /** Idle connections held; one the server closed counts until the next sweep (at most 5 s). */
   readonly idle: number;
   destroy(): void;
 }
@@ -284,45 +285,79 @@ export interface PoolOptions {
   idleTimeoutMs: number;
 }
 
-const bornAt = new WeakMap<Socket, number>();
+/** When a socket was opened, kept on the socket itself (no side table entry per connection). */
+const kBorn = Symbol("roster.born");
+type PooledSocket = Socket & { [kBorn]?: number };
+
+/**
+ * The listener of idle sockets, shared by all of them (no closure per
+ * connection): data from the server while nothing was asked, or an error,
+ * ends the connection. Closed sockets are dropped by the pool's sweep or
+ * when taken.
+ */
+function destroyIdle(this: Socket): void {
+  this.destroy();
+}
+
+/** How often idle connections past their idle time or max age are closed. */
+const sweepMs = 5_000;
 
 export function connectionPool(o: PoolOptions): ConnectionPool {
   const idle = new Map<string, Idle[]>();
   /** TLS sessions per destination, so that new connections resume instead of a full handshake. */
   const sessions = new Map<string, Buffer>();
   let idleCount = 0;
+  // One timer for the whole pool rather than a socket timeout per idle
+  // connection: with a connection per target, tens of thousands are idle
+  // between probes, and each Node socket timeout is a timer object.
+  let sweeper: ReturnType<typeof setInterval> | undefined;
 
-  const drop = (key: string, socket: Socket) => {
-    const list = idle.get(key);
-    if (!list) return;
-    const i = list.findIndex((e) => e.socket === socket);
-    if (i < 0) return;
-    list.splice(i, 1);
-    idleCount--;
-    if (list.length === 0) idle.delete(key);
+  const stale = (e: Idle, now: number) =>
+    e.socket.destroyed || !e.socket.writable || now >= e.until || now - e.born >= o.maxAgeMs;
+
+  const release = (e: Idle) => {
+    e.socket.off("data", destroyIdle);
+    e.socket.off("error", destroyIdle);
   };
+
+  function sweep(): void {
+    const now = Date.now();
+    for (const [key, list] of idle) {
+      let kept = 0;
+      for (const e of list) {
+        if (stale(e, now)) {
+          release(e);
+          e.socket.destroy();
+          idleCount--;
+        } else list[kept++] = e;
+      }
+      if (kept === 0) idle.delete(key);
+      else list.length = kept;
+    }
+    if (idleCount === 0 && sweeper) {
+      clearInterval(sweeper);
+      sweeper = undefined;
+    }
+  }
 
   return {
     get(key, options, fresh = false) {
       const list = fresh ? undefined : idle.get(key);
+      const now = Date.now();
       while (list && list.length > 0) {
         const e = list.pop()!;
         idleCount--;
         if (list.length === 0) idle.delete(key);
+        release(e);
         const s = e.socket;
-        s.off("data", e.onEvent);
-        s.off("error", e.onEvent);
-        s.off("timeout", e.onEvent);
-        s.off("close", e.onClose);
-        if (s.destroyed || !s.writable || Date.now() - e.born >= o.maxAgeMs) {
+        if (stale(e, now)) {
           s.destroy();
           continue;
         }
-        s.setTimeout(0);
         s.ref();
         return { socket: s, reused: true };
       }
-      let socket: Socket;
+      let socket: PooledSocket;
       if (options.tls) {
         const session = sessions.get(key);
         const t: TLSSocket = tlsConnect({
@@ -343,12 +378,13 @@ export function connectionPool(o: PoolOptions): ConnectionPool {
         socket = netConnect({ host: options.address, port: options.port });
       }
       socket.setNoDelay(true);
-      bornAt.set(socket, Date.now());
+      socket[kBorn] = now;
       return { socket, reused: false };
     },
-    put(key, socket, idleMs) {
-      const born = bornAt.get(socket) ?? 0;
-      if (!o.keepAlive || socket.destroyed || Date.now() - born >= o.maxAgeMs) {
+    put(key, socket: PooledSocket, idleMs) {
+      const born = socket[kBorn] ?? 0;
+      const now = Date.now();
+      if (!o.keepAlive || socket.destroyed || now - born >= o.maxAgeMs) {
         socket.destroy();
         return;
       }
@@ -361,22 +397,28 @@ export function connectionPool(o: PoolOptions): ConnectionPool {
         socket.destroy();
         return;
       }
-      // Idle: anything the server sends, an error, or the idle timeout ends the connection.
-      const e: Idle = { socket, born, onEvent: () => socket.destroy(), onClose: () => drop(key, socket) };
-      list.push(e);
+      list.push({ socket, born, until: now + Math.max(1, Math.min(o.idleTimeoutMs, idleMs)) });
       idleCount++;
-      socket.on("data", e.onEvent);
-      socket.on("error", e.onEvent);
-      socket.on("timeout", e.onEvent);
-      socket.on("close", e.onClose);
-      socket.setTimeout(Math.max(1, Math.min(o.idleTimeoutMs, idleMs)));
+      socket.on("data", destroyIdle);
+      socket.on("error", destroyIdle);
       socket.unref();
+      if (!sweeper) {
+        sweeper = setInterval(sweep, Math.max(100, Math.min(sweepMs, o.idleTimeoutMs)));
+        sweeper.unref();
+      }
     },
     get idle() {
       return idleCount;
     },
     destroy() {
-      for (const list of idle.values()) for (const e of list) e.socket.destroy();
+      if (sweeper) clearInterval(sweeper);
+      sweeper = undefined;
+      for (const list of idle.values()) {
+        for (const e of list) {
+          release(e);
+          e.socket.destroy();
+        }
+      }
       idle.clear();
       idleCount = 0;
       sessions.clear();

@@ -123,7 +123,12 @@ export interface Transition {
   at: number;
 }
 
-/** One finished probe, for metrics (latency histograms, counters). */
+/**
+ * One finished probe, for metrics (latency histograms, counters). Every
+ * finished run of a target reports at least one, including runs that decide
+ * without any network exchange (see `local`), so "the target has been probed
+ * since it was added" can be told from the first observation.
+ */
 export interface ProbeObservation {
   id: string;
   address?: string;
@@ -136,6 +141,13 @@ export interface ProbeObservation {
   latencyMs: number;
   /** How late the run started relative to its plan (queueing for slots included). */
   lateMs: number;
+  /**
+   * Set when the outcome was decided without probing: a `none` probe
+   * (registration only), an address the destination policy refuses, a port
+   * name the target does not have, a host name that does not resolve (no
+   * address). `latencyMs` is 0: latency metrics should skip these.
+   */
+  local?: true;
 }
 
 export interface AddressSummary {

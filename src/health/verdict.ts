@@ -54,6 +54,9 @@ export interface VerdictChange {
   message: string;
 }
 
+/** Shared by every state without recent changes (most of them): one empty array, not one per state. */
+const noChanges: readonly number[] = Object.freeze([]);
+
 export function initialVerdict(
   now: number,
   reason: string = Reason.Pending,
@@ -67,7 +70,7 @@ export function initialVerdict(
     underlying: "Unknown",
     successes: 0,
     failures: 0,
-    changes: [],
+    changes: noChanges,
     damped: false,
   };
 }
@@ -108,9 +111,9 @@ export function step(
     const last = changes.at(-1);
     if (damped && (last === undefined || now - last >= fd.windowMs)) damped = false;
     if (!damped && changes.filter((t) => t > horizon).length > fd.maxTransitions) damped = true;
-    if (!damped && changes.length > 0 && (last === undefined || last <= horizon)) changes = [];
+    if (!damped && changes.length > 0 && (last === undefined || last <= horizon)) changes = noChanges;
   } else {
-    changes = [];
+    changes = noChanges;
     damped = false;
   }
 

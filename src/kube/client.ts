@@ -20,6 +20,11 @@
  *   is the health check for that case (client-go pings HTTP/2 connections for
  *   the same reason): an informer whose watch went silent calls it, and a
  *   connection that cannot answer a trivial GET is dropped and redialled.
+ * - Every `request()` (everything but watches) is bounded by
+ *   `requestTimeoutMs` (default 30 s), response body included, on top of the
+ *   caller's signal: no reconcile can hang on a request forever. A timeout
+ *   rejects with a `RequestTimeoutError` (retryable: a plain Error, not a
+ *   TerminalError); the caller's own abort rejects with its abort reason.
  * - `stream()` yields one string per newline-terminated line and stops when
  *   the server closes the response or `close()` is called; `close()` is
  *   idempotent and makes the iterator finish without throwing.
@@ -75,7 +80,11 @@ export interface KubeClient {
 export interface KubeClientOptions {
   /** Called after every request (metrics). */
   onRequest?: (info: RequestInfo) => void;
+  /** Bound on each non-watch request, response body included (default 30 s). */
+  requestTimeoutMs?: number;
 }
+
+export const DEFAULT_REQUEST_TIMEOUT_MS = 30_000;
 
 /** The API server's `Status` object, as far as we read it. */
 export interface StatusBody {
@@ -106,8 +115,28 @@ export class ApiError extends Error {
   }
 }
 
+/**
+ * No complete response within the request timeout (the API server or the
+ * connection to it stalled). Retryable: the next attempt may well succeed.
+ */
+export class RequestTimeoutError extends Error {
+  readonly timeoutMs: number;
+  readonly retryable = true;
+  constructor(what: string, timeoutMs: number, options?: { cause?: unknown }) {
+    super(
+      `${what}: no complete response from the API server within ${timeoutMs} ms (request timeout)`,
+      options,
+    );
+    this.name = "RequestTimeoutError";
+    this.timeoutMs = timeoutMs;
+  }
+}
+
+export const isRequestTimeout = (err: unknown): boolean => err instanceof RequestTimeoutError;
+
 export const isNotFound = (err: unknown): boolean => err instanceof ApiError && err.status === 404;
 export const isConflict = (err: unknown): boolean => err instanceof ApiError && err.status === 409;
+export const isForbidden = (err: unknown): boolean => err instanceof ApiError && err.status === 403;
 export const isAlreadyExists = (err: unknown): boolean =>
   err instanceof ApiError && err.status === 409 && err.reason === "AlreadyExists";
 /** 410 Gone / reason Expired: a resourceVersion or continue token is too old. */
@@ -119,6 +148,7 @@ export function kubeClient(kc: KubeConfig, options: KubeClientOptions = {}): Kub
   const cluster = kc.getCurrentCluster();
   if (!cluster) throw new Error("kubeconfig has no current cluster");
   const server = cluster.server.replace(/\/+$/, "");
+  const timeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
   let dispatcher: ReturnType<RequestContext["getDispatcher"]>;
   let dispatcherReady = false;
 
@@ -195,10 +225,21 @@ export function kubeClient(kc: KubeConfig, options: KubeClientOptions = {}): Kub
     },
 
     async request<T>(req: KubeRequest): Promise<T> {
-      const res = await send(req);
-      if (res.httpStatusCode < 200 || res.httpStatusCode >= 300) return fail(res, req);
-      const text = await res.body.text();
-      return (text ? JSON.parse(text) : undefined) as T;
+      const timeout = AbortSignal.timeout(timeoutMs);
+      const signal = req.signal ? AbortSignal.any([req.signal, timeout]) : timeout;
+      try {
+        // The signal also aborts reading the body: a server that sends headers and then stalls is covered.
+        const res = await send({ ...req, signal });
+        if (res.httpStatusCode < 200 || res.httpStatusCode >= 300) return await fail(res, req);
+        const text = await res.body.text();
+        return (text ? JSON.parse(text) : undefined) as T;
+      } catch (err) {
+        // The caller's abort wins: it is theirs to interpret (shutdown, their own deadline).
+        if (timeout.aborted && !req.signal?.aborted && !(err instanceof ApiError)) {
+          throw new RequestTimeoutError(`${req.method} ${req.path}`, timeoutMs, { cause: err });
+        }
+        throw err;
+      }
     },
 
     async stream(req: KubeRequest): Promise<KubeStream> {

@@ -17,7 +17,9 @@
  * Guarantees: `event()` never throws and never blocks the caller; writes
  * for one series are serialized (create, then patches in order); API
  * failures are logged and counted, never retried in a loop; memory is
- * bounded (`maxSeries`, least recently seen evicted first).
+ * bounded (`maxSeries`, least recently seen evicted first) and shrinks back:
+ * closed series (not seen for `seriesWindowMs`, written) and rate-limit
+ * buckets that have refilled are forgotten as new events come in.
  */
 import { randomBytes } from "node:crypto";
 import type { Clock, Timer } from "../util/clock.ts";
@@ -39,6 +41,8 @@ export interface EventOptions {
 
 export interface EventRecorder {
   event(regarding: KubeObject, type: EventType, reason: string, note: string, options?: EventOptions): void;
+  /** Series and rate-limit buckets held in memory. */
+  readonly size: { series: number; buckets: number };
   /** Writes pending series counts and waits for every write in flight. */
   flush(): Promise<void>;
   close(): Promise<void>;
@@ -124,6 +128,23 @@ export function eventRecorder(options: EventRecorderOptions): EventRecorder {
     return p;
   }
 
+  /**
+   * Forgets what no longer matters, oldest first (both maps are kept in
+   * recency order): series closed by the window whose count is written (or
+   * that failed), and buckets full again (a full bucket is the same as none).
+   */
+  function expire(now: number): void {
+    for (const [key, s] of series) {
+      if (now - s.lastObserved < windowMs || (!s.failed && s.written < s.count)) break;
+      s.flushTimer?.cancel();
+      series.delete(key);
+    }
+    for (const [key, b] of buckets) {
+      if (b.tokens + (now - b.at) / refillMs < burst) break;
+      buckets.delete(key);
+    }
+  }
+
   function allow(objKey: string): boolean {
     const now = clock.now();
     const b = buckets.get(objKey) ?? { tokens: burst, at: now };
@@ -169,6 +190,7 @@ export function eventRecorder(options: EventRecorderOptions): EventRecorder {
       if (closed) return;
       try {
         const now = clock.now();
+        expire(now);
         const action = opts.action ?? reason;
         const text = truncate(note);
         const r = ref(regarding);
@@ -246,6 +268,10 @@ export function eventRecorder(options: EventRecorderOptions): EventRecorder {
       } catch (err) {
         log.warn({ err: String(err) }, "event not recorded");
       }
+    },
+
+    get size() {
+      return { series: series.size, buckets: buckets.size };
     },
 
     async flush() {

@@ -17,7 +17,8 @@
  *   stop informers and close the servers. `done` resolves `"stopped"`.
  *
  * Guarantees: controllers never run on a replica that is not the leader (they
- * are stopped before the lease is released or given up); `reconfigure`
+ * are stopped before the lease is released or given up), except those
+ * created with `needLeaderElection: false`, which run on every replica; `reconfigure`
  * applies log level, ports and concurrency live, without dropping caches or
  * queues; informers are shared per (type, namespaces, selectors).
  */
@@ -106,9 +107,18 @@ export interface Manager {
   readonly events: EventRecorder;
   /** A shared informer (created on first request, started with the manager). */
   informer<T extends KubeObject>(type: ResourceType, request?: InformerRequest): Informer<T>;
-  /** Creates a controller with the manager's clock, logger, metrics and concurrency settings. */
+  /**
+   * Creates a controller with the manager's clock, logger, metrics and
+   * concurrency settings. It runs only on the leader unless
+   * `needLeaderElection` is false (controller-runtime's
+   * `NeedLeaderElection()`): then it runs on every replica from start.
+   */
   controller<T extends KubeObject>(
-    options: Omit<ControllerOptions<T>, "clock" | "logger" | "metrics">,
+    options: Omit<ControllerOptions<T>, "clock" | "logger" | "metrics"> & {
+      needLeaderElection?: boolean;
+      /** Workers unless `concurrency.perController` names this controller: at least this many (I/O-bound controllers). */
+      minConcurrency?: number;
+    },
   ): Controller;
   addHealthCheck(name: string, check: Check): void;
   addReadyCheck(name: string, check: Check): void;
@@ -143,7 +153,9 @@ export function createManager(options: ManagerOptions): Manager {
   };
 
   const informers = new Map<string, Informer<KubeObject>>();
+  /** Controllers that run only while leading, and those that run on every replica. */
   const controllers: Controller[] = [];
+  const everywhere: Controller[] = [];
   const checks: Checks = { healthz: new Map(), readyz: new Map() };
   const apply = applier(theClient, options.fieldManager);
   const events = eventRecorder({
@@ -173,9 +185,11 @@ export function createManager(options: ManagerOptions): Manager {
     return waiting.length ? `not synced: ${waiting.join(", ")}` : undefined;
   });
 
+  /** Per controller: the least number of workers it asked for (`minConcurrency`). */
+  const floors = new Map<string, number>();
   function concurrencyFor(name: string): number {
     const c = settings.concurrency ?? { default: 1 };
-    return c.perController?.[name] ?? c.default;
+    return c.perController?.[name] ?? Math.max(c.default, floors.get(name) ?? 0);
   }
 
   async function startServers(): Promise<void> {
@@ -201,12 +215,14 @@ export function createManager(options: ManagerOptions): Manager {
 
   async function stopControllers(): Promise<void> {
     await Promise.all(
-      controllers.map((c) => c.stop({ timeoutMs: options.gracefulShutdownTimeoutMs ?? 30_000 })),
+      [...controllers, ...everywhere].map((c) =>
+        c.stop({ timeoutMs: options.gracefulShutdownTimeoutMs ?? 30_000 }),
+      ),
     );
   }
 
-  function startControllers(): void {
-    for (const c of controllers) {
+  function startControllers(which: readonly Controller[]): void {
+    for (const c of which) {
       c.start(electionAbort.signal).catch((err: unknown) =>
         log.error({ err, controller: c.name }, "controller failed"),
       );
@@ -264,7 +280,8 @@ export function createManager(options: ManagerOptions): Manager {
       return inf as unknown as Informer<T>;
     },
 
-    controller(opts) {
+    controller({ needLeaderElection = true, minConcurrency, ...opts }) {
+      if (minConcurrency !== undefined) floors.set(opts.name, minConcurrency);
       const c = createController({
         ...opts,
         concurrency: opts.concurrency ?? concurrencyFor(opts.name),
@@ -272,12 +289,9 @@ export function createManager(options: ManagerOptions): Manager {
         logger,
         metrics,
       });
-      controllers.push(c);
-      if (started && (!elector || elector.isLeader())) {
-        c.start(electionAbort.signal).catch((err: unknown) =>
-          log.error({ err, controller: c.name }, "controller failed"),
-        );
-      }
+      (needLeaderElection ? controllers : everywhere).push(c);
+      if (started && !stopping && (!needLeaderElection || !elector || elector.isLeader()))
+        startControllers([c]);
       return c;
     },
 
@@ -291,6 +305,7 @@ export function createManager(options: ManagerOptions): Manager {
       if (settings.logLevel) setLogLevel(logger, settings.logLevel);
       await startServers();
       for (const inf of informers.values()) inf.start();
+      startControllers(everywhere);
       const le = options.leaderElection;
       if (le?.enabled) {
         const el = leaderElector({
@@ -301,7 +316,7 @@ export function createManager(options: ManagerOptions): Manager {
           logger,
           metrics,
           onStartedLeading: () => {
-            startControllers();
+            startControllers(controllers);
             options.onStartedLeading?.();
           },
           onStoppedLeading: () => options.onStoppedLeading?.(),
@@ -314,7 +329,7 @@ export function createManager(options: ManagerOptions): Manager {
           }
         });
       } else {
-        startControllers();
+        startControllers(controllers);
       }
     },
 
@@ -331,7 +346,7 @@ export function createManager(options: ManagerOptions): Manager {
         log.info({ level: next.logLevel }, "log level changed");
       }
       if (next.concurrency) {
-        for (const c of controllers) c.setConcurrency(concurrencyFor(c.name));
+        for (const c of [...controllers, ...everywhere]) c.setConcurrency(concurrencyFor(c.name));
       }
       const portsChanged =
         ("healthPort" in next && next.healthPort !== prev.healthPort) ||

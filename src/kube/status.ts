@@ -8,10 +8,14 @@
  *   `undefined` do not count as changes. Equal means no API call at all.
  * - Otherwise it server-side-applies `{ status }` to `/status` with Roster's
  *   field manager and `force` (the status of Roster's own resources is owned
- *   by Roster), and returns the object the API server answered with.
+ *   by Roster), and returns the object the API server answered with, minus
+ *   `managedFields` (callers may keep it until their cache catches up; at
+ *   start-up with tens of thousands of instances those copies added up to
+ *   ~100 MiB).
  * - Spec, labels and the rest of the object are never sent.
  */
 import type { Applier } from "./apply.ts";
+import { stripUnread } from "./informer.ts";
 import type { KubeObject, ResourceType } from "./object.ts";
 
 export interface WithStatus<S> extends KubeObject {
@@ -68,5 +72,5 @@ export async function writeStatus<T extends WithStatus<unknown>>(
     force: true,
     signal: options.signal,
   });
-  return { written: true, object: object as T };
+  return { written: true, object: stripUnread(object as T) };
 }

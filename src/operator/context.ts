@@ -6,7 +6,7 @@
  */
 import type { V1ConfigMap, V1EndpointSlice, V1Service } from "@kubernetes/client-node";
 import { type DiscoveryPolicy, GROUP, type ServiceInstance, VERSION } from "../api/index.ts";
-import type { ProbeEngine } from "../health/index.ts";
+import type { ProbeEngine, Resolver } from "../health/index.ts";
 import type {
   Applier,
   EventRecorder,
@@ -18,6 +18,7 @@ import type {
 } from "../kube/index.ts";
 import type { Clock } from "../util/clock.ts";
 import type { DefaultPolicy } from "./effective.ts";
+import type { Shards } from "./shards.ts";
 import type { VerdictSource } from "./verdicts.ts";
 
 export const rosterResources = {
@@ -56,6 +57,8 @@ export interface OperatorSettings {
   startupHoldMs: number;
   /** Read probe header values from Secrets (in the instance's namespace). */
   probeSecrets: boolean;
+  /** A policy status that changed only in counts and messages is written at most this often. */
+  policyStatusIntervalMs: number;
 }
 
 export interface OperatorContext {
@@ -66,10 +69,14 @@ export interface OperatorContext {
   logger: Logger;
   engine: ProbeEngine;
   verdicts: VerdictSource;
+  /** Which instances this replica probes and writes the status of (all, unless sharding is on). */
+  shards: Shards;
   instances: Informer<InstanceObject>;
   policies: Informer<PolicyObject>;
   services: Informer<ServiceObject>;
   slices: Informer<SliceObject>;
   configMaps: Informer<ConfigMapObject>;
   settings(): OperatorSettings;
+  /** Resolves instance names for host-override probes (default: the system resolver). */
+  resolver?: Resolver;
 }

@@ -1,62 +1,22 @@
 /**
- * The ServiceInstance reconciler: keeps the probe engine's target for each
- * instance in line with its effective health check, writes the instance's
- * status when it changes, records Events when the recorded verdict flips, and
- * deletes instances that stayed unhealthy longer than `deregisterAfter`.
+ * The ServiceInstance status writer: writes the status of each instance this
+ * replica owns when it changes, records Events when the recorded verdict
+ * flips, and deletes instances that stayed unhealthy longer than
+ * `deregisterAfter`. Probe targets are kept by src/operator/targets.ts; this
+ * reconciler reads their runtime view, the verdict and the Service in the
+ * way (if any) from caches, and converges.
  *
- * Level-triggered: it reads the instance, its policy, the Service in the way
- * (if any) and the current verdict from caches, and converges; it is woken by
- * instance/policy/Service changes and by verdict changes.
+ * Level-triggered: woken by instance and Service changes, verdict changes
+ * and runtime changes of the probe-target reconciler.
  */
-import {
-  type DiscoveryPolicy,
-  type HealthCheck,
-  type ServiceInstance,
-  validateServiceInstance,
-} from "../api/index.ts";
-import { type DnsCache, dnsCache, systemResolver } from "../health/dns.ts";
-import type { Target } from "../health/index.ts";
-import { isNotFound, type Reconciler, semanticEqual, writeStatus } from "../kube/index.ts";
+import { type ServiceInstance, validateServiceInstance } from "../api/index.ts";
+import { type Reconciler, writeStatus } from "../kube/index.ts";
 import { isManagedByRoster } from "../publish/index.ts";
-import {
-  byService,
-  type InstanceObject,
-  type OperatorContext,
-  type PolicyObject,
-  rosterResources,
-} from "./context.ts";
-import {
-  effectiveSettings,
-  instanceTarget,
-  rankPolicies,
-  type SecretLookup,
-  serviceKey,
-} from "./effective.ts";
-import { type Blocker, instanceStatus } from "./status.ts";
+import { type InstanceObject, type OperatorContext, rosterResources } from "./context.ts";
+import { serviceKey } from "./effective.ts";
+import { instanceStatus } from "./status.ts";
+import type { ProbeTargets } from "./targets.ts";
 import type { InstanceVerdict } from "./verdicts.ts";
-
-/** What the publisher needs to know about an instance besides its spec. */
-export interface InstanceRuntime {
-  /** Addresses to publish with their verdicts. */
-  addresses: { address: string; verdict: InstanceVerdict["verdict"] }[];
-  /** Set when the instance must not be published (invalid, refused, missing Secret). */
-  blocker?: Blocker;
-  /** The probe host, when it is not the instance address. */
-  hostOverride?: string;
-}
-
-export interface InstanceReconciler {
-  reconcile: Reconciler;
-  /** The runtime view of an instance, as of its last reconcile. */
-  runtime(key: string): InstanceRuntime | undefined;
-  /** When this process started probing (its first reconcile since start or reset). */
-  probingSince(): number | undefined;
-  /** Drops every target (on stop, or when losing leadership). */
-  reset(): void;
-}
-
-/** How often an instance whose probe names a missing Secret looks for it again. */
-export const SECRET_RETRY_MS = 10_000;
 
 export type DeregisterDecision =
   | { action: "keep" }
@@ -95,71 +55,28 @@ export function deregisterDecision(input: DeregisterInput): DeregisterDecision {
   return left <= 0 ? { action: "delete" } : { action: "wait", afterMs: left };
 }
 
-export function instanceReconciler(ctx: OperatorContext): InstanceReconciler {
-  const targets = new Map<string, Target>();
-  let since: number | undefined;
-  const runtimes = new Map<string, InstanceRuntime>();
+export function instanceReconciler(ctx: OperatorContext, targets: ProbeTargets): { reconcile: Reconciler } {
   /** The object our last status write returned, while the cache still shows the version it replaced. */
   const written = new Map<string, { over: string | undefined; object: InstanceObject }>();
-  // Resolves instance addresses when probes go to another host (host override).
-  const dns: DnsCache = dnsCache({
-    resolver: systemResolver,
-    clock: ctx.clock,
-    refreshMs: 30_000,
-    negativeTtlMs: 5_000,
-    timeoutMs: 5_000,
+  // Forget a write as soon as the cache moves past the version it replaced:
+  // kept until the next reconcile, every status write response would stay in
+  // memory next to the cache (50,000 of them after a start-up).
+  ctx.instances.addHandler({
+    onUpdate: (_, n) => {
+      const key = `${n.metadata.namespace}/${n.metadata.name}`;
+      if (written.get(key)?.over !== n.metadata.resourceVersion) written.delete(key);
+    },
+    onDelete: (o) => written.delete(`${o.metadata.namespace}/${o.metadata.name}`),
   });
-
-  function drop(key: string): void {
-    if (targets.delete(key)) ctx.engine.remove(key);
-    runtimes.delete(key);
-    written.delete(key);
-  }
-
-  /** Header values from the Secrets a health check names, read from the instance's namespace only. */
-  async function readSecrets(namespace: string, hc: HealthCheck, enabled: boolean): Promise<SecretLookup> {
-    const values = new Map<string, string>();
-    const names = new Set(
-      hc.probes.flatMap((p) =>
-        p.type === "http" ? (p.http.headers ?? []).flatMap((h) => h.valueFrom?.secretKeyRef.name ?? []) : [],
-      ),
-    );
-    for (const name of enabled ? names : []) {
-      try {
-        const secret = await ctx.client.request<{ data?: Record<string, string> }>({
-          method: "GET",
-          path: `/api/v1/namespaces/${namespace}/secrets/${name}`,
-        });
-        for (const [k, v] of Object.entries(secret.data ?? {})) {
-          values.set(`${name}/${k}`, Buffer.from(v, "base64").toString("utf8"));
-        }
-      } catch (err) {
-        if (!isNotFound(err)) throw err;
-      }
-    }
-    return (name, key) => values.get(`${name}/${key}`);
-  }
-
-  function policyFor(instance: ServiceInstance): DiscoveryPolicy | undefined {
-    const key = serviceKey(instance.metadata.namespace!, instance.spec.service);
-    return rankPolicies(ctx.policies.byIndex(byService, key) as PolicyObject[])[0];
-  }
-
-  async function publishedAddresses(
-    instance: ServiceInstance,
-    verdict: InstanceVerdict | undefined,
-    hostOverride: string | undefined,
-  ): Promise<InstanceRuntime["addresses"]> {
-    if (!hostOverride) return verdict?.addresses ?? [];
-    const overall = verdict?.verdict ?? "Unknown";
-    const resolution = await dns.resolve(instance.spec.address);
-    return resolution.ok ? resolution.addresses.map((address) => ({ address, verdict: overall })) : [];
-  }
 
   const reconcile: Reconciler = async (key, rc) => {
     const cached = ctx.instances.get(key) as InstanceObject | undefined;
-    if (!cached) {
-      drop(key);
+    const rt = targets.runtime(key);
+    // Not owned (another replica writes it), gone, or the probe-target
+    // reconciler has not caught up with this generation yet (it wakes this
+    // key when it has).
+    if (!cached || !ctx.shards.owns(key) || !rt || rt.generation !== cached.metadata.generation) {
+      if (!cached || !ctx.shards.owns(key)) written.delete(key);
       return;
     }
     // Until the cache shows our last status write, start from what that
@@ -169,51 +86,17 @@ export function instanceReconciler(ctx: OperatorContext): InstanceReconciler {
     const mine = written.get(key);
     if (mine && mine.over !== cached.metadata.resourceVersion) written.delete(key);
     const obj = mine && mine.over === cached.metadata.resourceVersion ? mine.object : cached;
-    const settings = ctx.settings();
     const now = ctx.clock.now();
-    since ??= now;
     const parsed = validateServiceInstance(obj);
-    let instance: ServiceInstance;
-    let blocker: Blocker | undefined;
-    let hostOverride: string | undefined;
-    let deregisterAfterMs: number | undefined;
-    if (!parsed.ok) {
-      // Admission should have caught this; whatever slipped past lands here.
-      instance = obj;
-      blocker = {
-        reason: "InvalidSpec",
-        message: parsed.errors.map((e) => `${e.path}: ${e.message}`).join("; "),
-      };
-    } else {
-      instance = { ...parsed.value, metadata: obj.metadata, status: obj.status };
-      const effective = effectiveSettings(policyFor(instance), settings.defaults, instance);
-      deregisterAfterMs = effective.deregisterAfterMs;
-      const secrets = await readSecrets(
-        obj.metadata.namespace!,
-        effective.healthCheck,
-        settings.probeSecrets,
-      );
-      const t = instanceTarget(instance, effective.healthCheck, secrets);
-      if (!t.ok) {
-        blocker = { reason: t.reason, message: t.message };
-      } else {
-        hostOverride = t.hostOverride;
-        if (!semanticEqual(targets.get(key), t.target)) {
-          targets.set(key, t.target);
-          ctx.engine.set(t.target);
-        }
-      }
-    }
-    if (blocker) {
-      if (targets.delete(key)) ctx.engine.remove(key);
-    }
-
+    const instance: ServiceInstance = parsed.ok
+      ? { ...parsed.value, metadata: obj.metadata, status: obj.status }
+      : obj;
+    const blocker = rt.blocker;
     const verdict = blocker ? undefined : ctx.verdicts.get(key);
-    const addresses = blocker ? [] : await publishedAddresses(instance, verdict, hostOverride);
-    runtimes.set(key, { addresses, blocker, hostOverride });
+    const addresses = targets.addresses(key, verdict).map((a) => a.address);
 
-    const existing = ctx.services.get(serviceKey(instance.metadata.namespace!, instance.spec.service));
-    const conflict: Blocker | undefined =
+    const existing = ctx.services.get(serviceKey(obj.metadata.namespace!, instance.spec.service));
+    const conflict =
       existing && !isManagedByRoster(existing.metadata)
         ? {
             reason: "Conflict",
@@ -221,19 +104,15 @@ export function instanceReconciler(ctx: OperatorContext): InstanceReconciler {
           }
         : undefined;
 
-    const status = instanceStatus({
-      instance,
-      verdict,
-      addresses: addresses.map((a) => a.address),
-      blocker,
-      conflict,
-      now,
-    });
+    const status = instanceStatus({ instance, verdict, addresses, blocker, conflict, now });
     const previous = obj.status?.healthy;
     const write = await writeStatus(ctx.applier, rosterResources.serviceInstances, obj, status, {
       signal: rc.signal,
     });
-    if (write.written) written.set(key, { over: cached.metadata.resourceVersion, object: write.object });
+    // (Unless the watch already delivered it while the write returned.)
+    const stale = ctx.instances.get(key)?.metadata.resourceVersion === cached.metadata.resourceVersion;
+    if (write.written && stale)
+      written.set(key, { over: cached.metadata.resourceVersion, object: write.object });
     if (
       write.written &&
       status.healthy !== undefined &&
@@ -245,12 +124,8 @@ export function instanceReconciler(ctx: OperatorContext): InstanceReconciler {
       ctx.events.event(obj, status.healthy ? "Normal" : "Warning", reason, detail);
     }
 
-    // Secrets are read by name on demand (no watch: RBAC grants `get` only),
-    // so nothing wakes this instance when the missing Secret is created.
-    if (blocker?.reason === "SecretNotFound") return { requeueAfterMs: SECRET_RETRY_MS };
-
     const deregister = deregisterDecision({
-      deregisterAfterMs,
+      deregisterAfterMs: rt.deregisterAfterMs,
       healthy: status.healthy,
       lastTransitionTime: status.lastTransitionTime,
       verdict: verdict?.verdict,
@@ -263,28 +138,16 @@ export function instanceReconciler(ctx: OperatorContext): InstanceReconciler {
         obj,
         "Warning",
         "Deregistered",
-        `unhealthy for longer than deregisterAfter (${Math.round(deregisterAfterMs! / 1000)}s): deleting the instance`,
+        `unhealthy for longer than deregisterAfter (${Math.round(rt.deregisterAfterMs! / 1000)}s): deleting the instance`,
       );
       await ctx.applier.delete(rosterResources.serviceInstances, obj.metadata.namespace, obj.metadata.name!, {
         uid: obj.metadata.uid,
         signal: rc.signal,
       });
-      drop(key);
-      return;
+      written.delete(key);
     }
     return;
   };
 
-  return {
-    reconcile,
-    runtime: (key) => runtimes.get(key),
-    probingSince: () => since,
-    reset() {
-      since = undefined;
-      for (const key of targets.keys()) ctx.engine.remove(key);
-      targets.clear();
-      runtimes.clear();
-      written.clear();
-    },
-  };
+  return { reconcile };
 }

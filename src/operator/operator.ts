@@ -1,32 +1,44 @@
 /**
  * The Roster operator: one manager (caches, leader election, endpoints), one
- * probe engine, and two controllers.
+ * probe engine, and three controllers.
  *
- * - `serviceinstance` (key: namespace/name): probe target + instance status.
+ * - `probe-target` (key: namespace/name): the probe engine's target for each
+ *   instance this replica owns; no API writes.
+ * - `serviceinstance` (key: namespace/name): the status of owned instances.
  * - `service-publisher` (key: namespace/service): Service, EndpointSlices,
  *   ConfigMap and the policy's status. Its primary type is Service; instances,
  *   policies, slices and ConfigMaps map to their service's key.
  *
- * Verdict changes flow from the engine through the `VerdictSource` to both
- * controllers; publisher keys are enqueued after `batchWindowMs`, so the
- * transitions of many instances of one service within the window become one
- * write per published object.
+ * Verdict changes flow from the engine through the `VerdictSource` to the
+ * status writer and the publisher; publisher keys are enqueued after
+ * `batchWindowMs`, so the transitions of many instances of one service within
+ * the window become one write per published object.
+ *
+ * One replica owns every instance. With sharding, every replica joins a
+ * Lease-based group and probes (and writes the status of) its rendezvous-hash
+ * share; the leader publishes, reading the others' verdicts from the statuses
+ * they write. The first two controllers then run on every replica.
  */
 import type { KubeConfig } from "@kubernetes/client-node";
-import { Counter, Histogram } from "prom-client";
+import { Counter, Gauge, Histogram } from "prom-client";
 import {
   createProbeEngine,
   type DestinationPolicyConfig,
   type LeaseInfo,
   type ProbeEngine,
+  type Resolver,
 } from "../health/index.ts";
 import {
   createManager,
   type KubeObject,
+  LABEL_MEMBER_OF,
   type LeaderElectionSettings,
+  type Lease,
   type Logger,
   type Manager,
   type ManagerOptions,
+  type Membership,
+  membership,
   resources,
   secondary,
 } from "../kube/index.ts";
@@ -52,18 +64,33 @@ import {
 import { serviceKey } from "./effective.ts";
 import { instanceReconciler } from "./instances.ts";
 import { servicePublisher } from "./publisher.ts";
+import { allShards, memberShards } from "./shards.ts";
+import { probeTargets } from "./targets.ts";
 import { engineVerdicts } from "./verdicts.ts";
 
 export interface ProbingOptions {
   destinations?: DestinationPolicyConfig;
   maxConcurrent?: number;
   maxPerHost?: number;
+  /** Resolves instance and probe host names (default: the system resolver). */
+  resolver?: Resolver;
+  /** How long a resolved name's addresses are used (default 30 s). */
+  dnsRefreshMs?: number;
+}
+
+export interface ShardingOptions {
+  enabled: boolean;
+  /** Namespace of the membership Leases (the operator's own). */
+  namespace: string;
+  group: string;
+  leaseDurationMs: number;
 }
 
 export interface OperatorOptions extends Omit<ManagerOptions, "client" | "clock" | "logger"> {
   kubeConfig: KubeConfig;
   settings: OperatorSettings;
   probing?: ProbingOptions;
+  sharding?: ShardingOptions;
   leaderElection?: LeaderElectionSettings;
   clock?: Clock;
   logger?: Logger;
@@ -105,6 +132,34 @@ export function createOperator(options: OperatorOptions): Operator {
     labelSelector: `${LABEL_MANAGED_BY}=${ROSTER_MANAGER}`,
   });
   const leases = manager.informer<KubeObject & { spec?: LeaseSpec }>(resources.leases);
+  const sharding = options.sharding?.enabled ? options.sharding : undefined;
+  if (sharding && !options.leaderElection?.enabled) {
+    throw new Error("sharding needs leader election: the leader publishes what the group probes");
+  }
+  let members: Membership | undefined;
+  if (sharding) {
+    members = membership({
+      client: manager.client,
+      leases: manager.informer<Lease>(resources.leases, {
+        namespaces: [sharding.namespace],
+        labelSelector: `${LABEL_MEMBER_OF}=${sharding.group}`,
+      }),
+      namespace: sharding.namespace,
+      group: sharding.group,
+      identity: manager.identity,
+      fieldManager: manager.applier.fieldManager,
+      leaseDurationMs: sharding.leaseDurationMs,
+      clock,
+      logger: manager.logger,
+      // Every instance may have changed hands: the probe-target reconciler
+      // takes up what this replica gained and drops what it lost.
+      onChange: () => {
+        for (const key of instances.keys()) targetController.enqueue(key);
+      },
+    });
+    const group = members;
+    manager.addReadyCheck("membership", () => (group.members().length ? undefined : "not joined yet"));
+  }
 
   const ns = (o: KubeObject) => o.metadata.namespace ?? "";
   instances.addIndex(byService, (o) => (o.spec?.service ? [serviceKey(ns(o), o.spec.service)] : []));
@@ -138,19 +193,42 @@ export function createOperator(options: OperatorOptions): Operator {
     policy: options.probing?.destinations,
     maxConcurrent: options.probing?.maxConcurrent,
     maxPerHost: options.probing?.maxPerHost,
+    resolver: options.probing?.resolver,
+    dnsRefreshMs: options.probing?.dnsRefreshMs,
     leaseReader: (namespace, name) => leaseInfo(leases.get(`${namespace}/${name}`)?.spec),
     onTransition: (t) => {
       if (t.address === undefined) transitions.inc({ to: t.to });
       verdicts.onTransition(t);
     },
     onProbe: (o) => {
-      probeDuration.observe({ type: o.type, result: o.ok ? "success" : "failure" }, o.latencyMs / 1000);
+      // Runs decided without a network exchange (registration only, a
+      // refused address) are no probe latency, but failures still count.
+      if (!o.local) {
+        probeDuration.observe({ type: o.type, result: o.ok ? "success" : "failure" }, o.latencyMs / 1000);
+      }
       if (!o.ok) probeFailures.inc({ type: o.type, reason: o.reason });
       verdicts.onProbe(o);
     },
     onError: (err) => log.error({ err }, "probe engine callback failed"),
   });
   verdicts.attach(engine);
+
+  new Gauge({
+    name: "roster_probe_targets",
+    help: "Instances this replica probes.",
+    registers: [manager.metrics.registry],
+    collect() {
+      this.set(engine.stats().targets);
+    },
+  });
+  new Gauge({
+    name: "roster_shard_members",
+    help: "Live replicas probing a share of the instances (1 without sharding).",
+    registers: [manager.metrics.registry],
+    collect() {
+      this.set(members ? members.members().length : 1);
+    },
+  });
 
   const ctx: OperatorContext = {
     client: manager.client,
@@ -160,15 +238,21 @@ export function createOperator(options: OperatorOptions): Operator {
     logger: log,
     engine,
     verdicts,
+    shards: members ? memberShards(manager.identity, members.members) : allShards,
     instances,
     policies,
     services,
     slices,
     configMaps,
+    resolver: options.probing?.resolver,
     settings: () => settings,
   };
-  const instanceRec = instanceReconciler(ctx);
-  const publisher = servicePublisher(ctx, instanceRec);
+  const targets = probeTargets(ctx, (key) => {
+    statusController.enqueue(key);
+    enqueuePublisher(key);
+  });
+  const statusWriter = instanceReconciler(ctx, targets);
+  const publisher = servicePublisher(ctx, targets);
 
   const instancesOf = (namespace: string, service: string) =>
     instances.byIndex(byService, serviceKey(namespace, service)).map((i) => `${ns(i)}/${i.metadata.name}`);
@@ -188,16 +272,32 @@ export function createOperator(options: OperatorOptions): Operator {
     policySpecs.set(key, seen);
     return true;
   };
-  const instanceController = manager.controller<InstanceObject>({
-    name: "serviceinstance",
+  // With sharding, every replica probes its share and writes those statuses.
+  const needLeaderElection = !sharding;
+  const targetController = manager.controller<InstanceObject>({
+    name: "probe-target",
     primary: instances,
     secondaries: [
       secondary(policies, (p) =>
         p.spec?.service && policySpecChanged(p) ? instancesOf(ns(p), p.spec.service) : [],
       ),
-      secondary(services, (s) => instancesOf(ns(s), s.metadata.name ?? "")),
     ],
-    reconcile: instanceRec.reconcile,
+    reconcile: targets.reconcile,
+    // Targets follow the spec; the status writes that follow every
+    // transition must not re-run them.
+    updateFilter: (o, n) => o.metadata.generation !== n.metadata.generation,
+    needLeaderElection,
+  });
+  const statusController = manager.controller<InstanceObject>({
+    name: "serviceinstance",
+    primary: instances,
+    secondaries: [secondary(services, (s) => instancesOf(ns(s), s.metadata.name ?? ""))],
+    reconcile: statusWriter.reconcile,
+    // Status writes are independent, small and I/O-bound: at start-up and in
+    // mass transitions their number is what decides how soon every status
+    // is current.
+    minConcurrency: 16,
+    needLeaderElection,
   });
   const toService = (o: KubeObject & { spec?: { service?: string } }) =>
     o.spec?.service ? [serviceKey(ns(o), o.spec.service)] : [];
@@ -213,26 +313,38 @@ export function createOperator(options: OperatorOptions): Operator {
     reconcile: publisher.reconcile,
   });
 
-  verdicts.subscribe((key) => {
-    instanceController.enqueue(key);
-    const si = instances.get(key);
+  function enqueuePublisher(instanceKey: string): void {
+    const si = instances.get(instanceKey);
     if (si?.spec?.service) {
       publisherController.enqueueAfter(serviceKey(ns(si), si.spec.service), settings.batchWindowMs);
     }
+  }
+  verdicts.subscribe((key) => {
+    statusController.enqueue(key);
+    enqueuePublisher(key);
   });
 
+  const leaving = new AbortController();
+  let membershipRun: Promise<void> | undefined;
   return {
     manager,
     engine,
-    start: () => manager.start(),
+    async start() {
+      await manager.start();
+      membershipRun = members?.run(leaving.signal);
+    },
     async stop() {
-      await manager.stop();
-      instanceRec.reset();
+      // Leaving deletes the membership Lease, so the others take this
+      // replica's share at once instead of after a lease duration.
+      leaving.abort();
+      await Promise.all([manager.stop(), membershipRun]);
+      targets.reset();
       engine.close();
     },
     updateSettings(next) {
       settings = next;
-      for (const key of instances.keys()) instanceController.enqueue(key);
+      for (const key of instances.keys()) targetController.enqueue(key);
+      for (const key of instances.keys()) statusController.enqueue(key);
       for (const key of services.keys()) publisherController.enqueue(key);
       for (const si of instances.list()) {
         if (si.spec?.service) publisherController.enqueue(serviceKey(ns(si), si.spec.service));

@@ -18,6 +18,7 @@
 import { createHash } from "node:crypto";
 import type { V1ObjectMeta } from "@kubernetes/client-node";
 import {
+  ConditionTypes,
   configMapName,
   type DiscoveryPolicyStatus,
   type LoadBalancing,
@@ -28,6 +29,7 @@ import type { LoadBalancing as PublishedLoadBalancing } from "../api/published.t
 import {
   apiVersionOf,
   type Condition,
+  type Informer,
   isAlreadyExists,
   type KubeObject,
   type Reconciler,
@@ -37,6 +39,7 @@ import {
   setCondition,
   splitKey,
   writeStatus,
+  writeTracker,
 } from "../kube/index.ts";
 import {
   buildPublishedContent,
@@ -60,8 +63,8 @@ import {
   type SliceObject,
 } from "./context.ts";
 import { effectiveSettings, rankPolicies } from "./effective.ts";
-import type { InstanceReconciler } from "./instances.ts";
-import { truncate } from "./status.ts";
+import { blockerReasons, truncate } from "./status.ts";
+import type { ProbeTargets } from "./targets.ts";
 
 const APPLIED_HASH = "roster.dev/applied-hash";
 const CONFLICT = "Conflict";
@@ -74,12 +77,26 @@ interface Outcome {
   conflict?: string;
   /** A create met our own object that the cache has not shown yet: reconcile again shortly. */
   behind?: boolean;
+  /** Publishing failed with this message (the reconcile is retried). */
+  failed?: string;
 }
 
-export function servicePublisher(
-  ctx: OperatorContext,
-  instances: InstanceReconciler,
-): { reconcile: Reconciler } {
+interface InstanceView {
+  /** Not published at all (invalid, missing Secret...), or not looked at yet. */
+  blocked: boolean;
+  /** Probed at least once (or blocked): the start-up hold need not wait for it. */
+  settled: boolean;
+  verdict: InstanceInput["verdict"];
+  addresses: string[];
+}
+
+export function servicePublisher(ctx: OperatorContext, targets: ProbeTargets): { reconcile: Reconciler } {
+  /** When each policy's status was last written (for policyStatusDelay); pruned as policies go. */
+  const policyWrites = new Map<string, number>();
+  /** Slice and ConfigMap writes the caches have not shown yet, by service. */
+  const tracker = writeTracker(ctx.clock);
+  tracker.observe(ctx.slices as unknown as Informer<KubeObject>);
+  tracker.observe(ctx.configMaps as unknown as Informer<KubeObject>);
   const reconcile: Reconciler = async (key, rc) => {
     const { namespace = "", name: service } = splitKey(key);
     const siObjs = ctx.instances.byIndex(byService, key) as InstanceObject[];
@@ -97,71 +114,95 @@ export function servicePublisher(
     const hold = startupHoldLeft(siObjs);
     if (hold > 0) return { requeueAfterMs: Math.min(hold, 250) };
 
+    // Our last writes for this service are not in the cache yet: planning
+    // now would start from old versions (and fail their preconditions). The
+    // watch event that shows them reconciles the service again.
+    if (tracker.behind(key)) return { requeueAfterMs: 50 };
+
     const outcome: Outcome = {};
+    let failure: unknown;
     if (existing && !isManagedByRoster(existing.metadata)) {
       outcome.conflict = `Service ${service} exists and is not managed by Roster; Roster publishes nothing for this service until it is removed`;
     } else {
-      await publish(
-        namespace,
-        service,
-        siObjs,
-        settings.publish,
-        settings.loadBalancing,
-        existing,
-        outcome,
-        rc.signal,
-      );
+      try {
+        await publish(
+          namespace,
+          service,
+          siObjs,
+          settings.publish,
+          settings.loadBalancing,
+          existing,
+          outcome,
+          rc.signal,
+        );
+      } catch (err) {
+        // Say why in the policy's status, then let the controller retry with backoff.
+        if (rc.signal.aborted) throw err;
+        failure = err;
+        outcome.failed = err instanceof Error ? err.message : String(err);
+      }
     }
-    await writePolicyStatuses(
+    const again = await writePolicyStatuses(
       ranked,
       validated && !validated.ok ? validated.errors : undefined,
       outcome,
       rc.signal,
     );
-    return;
+    if (failure) throw failure;
+    if (outcome.behind) return { requeueAfterMs: 100 };
+    return again === undefined ? undefined : { requeueAfterMs: again };
   };
 
   function startupHoldLeft(siObjs: readonly InstanceObject[]): number {
     const now = ctx.clock.now();
-    const left = (instances.probingSince() ?? now) + ctx.settings().startupHoldMs - now;
+    const left = (targets.probingSince() ?? now) + ctx.settings().startupHoldMs - now;
     if (left <= 0) return 0;
-    const waiting = siObjs.some((si) => {
-      const rt = instances.runtime(`${si.metadata.namespace}/${si.metadata.name}`);
-      if (rt?.blocker) return false;
-      return !ctx.verdicts.get(`${si.metadata.namespace}/${si.metadata.name}`)?.probed;
-    });
-    return waiting ? left : 0;
+    return siObjs.some((si) => !view(si).settled) ? left : 0;
+  }
+
+  /**
+   * How an instance is to be published. An instance this replica probes is
+   * judged by its fresh verdict (falling back to the recorded status while
+   * it has none); one another replica probes (sharding) by the status that
+   * replica wrote, its addresses at the recorded verdict.
+   */
+  function view(si: InstanceObject): InstanceView {
+    const key = `${si.metadata.namespace}/${si.metadata.name}`;
+    const recorded =
+      si.status?.healthy === true ? "healthy" : si.status?.healthy === false ? "unhealthy" : "unknown";
+    if (!ctx.shards.owns(key)) {
+      const ready = si.status?.conditions?.find((c) => c.type === ConditionTypes.Ready);
+      const blocked = ready?.status === "False" && blockerReasons.has(ready.reason);
+      const addresses = si.status?.addresses ?? [];
+      return { blocked, settled: blocked || recorded !== "unknown", verdict: recorded, addresses };
+    }
+    const rt = targets.runtime(key);
+    if (!rt || rt.blocker)
+      return { blocked: true, settled: rt !== undefined, verdict: "unknown", addresses: [] };
+    const verdict = ctx.verdicts.get(key);
+    const effective =
+      verdict?.verdict === "Healthy" ? "healthy" : verdict?.verdict === "Unhealthy" ? "unhealthy" : recorded;
+    const all = targets.addresses(key, verdict);
+    // A healthy name that resolves to several IPs publishes the IPs that pass.
+    const passing = all.filter((a) => a.verdict === "Healthy").map((a) => a.address);
+    const addresses = effective === "healthy" && passing.length > 0 ? passing : all.map((a) => a.address);
+    return { blocked: false, settled: verdict?.probed === true, verdict: effective, addresses };
   }
 
   function inputs(siObjs: readonly InstanceObject[]): InstanceInput[] {
     const out: InstanceInput[] = [];
     for (const si of siObjs) {
-      const rt = instances.runtime(`${si.metadata.namespace}/${si.metadata.name}`);
-      if (!rt || rt.blocker) continue;
-      const verdict = ctx.verdicts.get(`${si.metadata.namespace}/${si.metadata.name}`)?.verdict ?? "Unknown";
-      const effective =
-        verdict === "Healthy"
-          ? "healthy"
-          : verdict === "Unhealthy"
-            ? "unhealthy"
-            : si.status?.healthy === true
-              ? "healthy"
-              : si.status?.healthy === false
-                ? "unhealthy"
-                : "unknown";
-      // A healthy name that resolves to several IPs publishes the IPs that pass.
-      const passing = rt.addresses.filter((a) => a.verdict === "Healthy").map((a) => a.address);
-      const addresses =
-        effective === "healthy" && passing.length > 0 ? passing : rt.addresses.map((a) => a.address);
+      const v = view(si);
+      if (v.blocked) continue;
       out.push({
         name: si.metadata.name!,
         uid: si.metadata.uid,
-        addresses,
+        addresses: v.addresses,
         ports: si.spec.ports,
         weight: si.spec.weight,
         zone: si.spec.zone,
         drain: si.spec.drain,
-        verdict: effective,
+        verdict: v.verdict,
         tags: si.spec.tags,
         metadata: si.spec.metadata,
       });
@@ -179,6 +220,12 @@ export function servicePublisher(
     outcome: Outcome,
     signal: AbortSignal,
   ): Promise<void> {
+    const group = `${namespace}/${service}`;
+    const track = (written: KubeObject | undefined) => written && tracker.wrote(group, written);
+    const remove = async (type: ResourceType, name: string, uid: string | undefined) => {
+      if (await ctx.applier.delete(type, namespace, name, { uid, signal }))
+        tracker.deleted(group, `${namespace}/${name}`);
+    };
     const desired = computeDesired(namespace, service, inputs(siObjs), {
       panicThreshold: publish.panicThreshold,
       zoneHints: publish.zoneHints,
@@ -236,28 +283,20 @@ export function servicePublisher(
         "slice plan",
       );
       for (const slice of plan.create) {
-        await create(sliceType, slice as unknown as KubeObject, signal, outcome);
+        track(await create(sliceType, slice as unknown as KubeObject, signal, outcome));
       }
       for (const slice of plan.update) {
-        await ctx.applier.apply(sliceType, slice as unknown as KubeObject, {
-          force: true,
-          precondition: true,
-          signal,
-        });
+        track(
+          await ctx.applier.apply(sliceType, slice as unknown as KubeObject, {
+            force: true,
+            precondition: true,
+            signal,
+          }),
+        );
       }
-      for (const slice of plan.delete) {
-        await ctx.applier.delete(sliceType, namespace, slice.metadata!.name!, {
-          uid: slice.metadata!.uid,
-          signal,
-        });
-      }
+      for (const slice of plan.delete) await remove(sliceType, slice.metadata!.name!, slice.metadata!.uid);
     } else {
-      for (const slice of current) {
-        await ctx.applier.delete(sliceType, namespace, slice.metadata.name!, {
-          uid: slice.metadata.uid,
-          signal,
-        });
-      }
+      for (const slice of current) await remove(sliceType, slice.metadata.name!, slice.metadata.uid);
     }
 
     const cmName = configMapName(service, publish);
@@ -273,21 +312,25 @@ export function servicePublisher(
       outcome.revision = plan.revision;
       if (plan.changed) {
         const body = plan.configMap as unknown as KubeObject;
-        if (previous) {
-          await ctx.applier.apply(resources.configMaps, withVersion(body, previous), {
-            force: true,
-            precondition: true,
-            signal,
-          });
-        } else {
-          await create(resources.configMaps, body, signal, outcome);
-        }
+        track(
+          previous
+            ? await ctx.applier.apply(resources.configMaps, withVersion(body, previous), {
+                force: true,
+                precondition: true,
+                signal,
+              })
+            : await create(resources.configMaps, body, signal, outcome),
+        );
       }
     } else if (previous) {
-      await ctx.applier.delete(resources.configMaps, namespace, cmName, {
-        uid: previous.metadata.uid,
-        signal,
-      });
+      await remove(resources.configMaps, cmName, previous.metadata.uid);
+    }
+    // A renamed ConfigMap (publish.configMap.name changed): the old one would
+    // stay behind, frozen, for clients still reading it.
+    for (const cm of ctx.configMaps.byIndex(byService, group) as ConfigMapObject[]) {
+      if (cm.metadata.name !== cmName && isManagedByRoster(cm.metadata)) {
+        await remove(resources.configMaps, cm.metadata.name!, cm.metadata.uid);
+      }
     }
   }
 
@@ -415,8 +458,9 @@ export function servicePublisher(
     invalid: readonly { path: string; message: string }[] | undefined,
     outcome: Outcome,
     signal: AbortSignal,
-  ): Promise<void> {
+  ): Promise<number | undefined> {
     const now = ctx.clock.now();
+    let again: number | undefined;
     for (const [i, policy] of ranked.entries()) {
       const gen = policy.metadata.generation;
       let conditions = (policy.status?.conditions ?? []) as Condition[];
@@ -442,6 +486,17 @@ export function servicePublisher(
       } else if (outcome.conflict) {
         set(CONFLICT, "True", "UnmanagedObject", outcome.conflict);
         set(READY, "False", "Conflict", outcome.conflict);
+      } else if (outcome.failed) {
+        set(READY, "False", "PublishFailed", `publishing failed, retrying: ${outcome.failed}`);
+        const { panic, totalInstances, healthyInstances, drainingInstances, publishedRevision } =
+          policy.status ?? {};
+        Object.assign(status, {
+          panic,
+          totalInstances,
+          healthyInstances,
+          drainingInstances,
+          publishedRevision,
+        });
       } else {
         const d = outcome.desired;
         if (conditions.some((c) => c.type === CONFLICT)) set(CONFLICT, "False", "NoConflict", "");
@@ -480,8 +535,47 @@ export function servicePublisher(
       }
       status.conditions = conditions as DiscoveryPolicyStatus["conditions"];
       if (gen !== undefined) status.observedGeneration = gen;
-      await writeStatus(ctx.applier, rosterResources.discoveryPolicies, policy, status, { signal });
+      const key = `${policy.metadata.namespace}/${policy.metadata.name}`;
+      const wait = policyStatusDelay(key, policy.status, status, now);
+      if (wait > 0) {
+        again = Math.min(again ?? wait, wait);
+        continue;
+      }
+      const write = await writeStatus(ctx.applier, rosterResources.discoveryPolicies, policy, status, {
+        signal,
+      });
+      if (write.written) policyWrites.set(key, now);
     }
+    if (policyWrites.size > 2 * ctx.policies.keys().length + 16) {
+      for (const key of policyWrites.keys()) if (!ctx.policies.get(key)) policyWrites.delete(key);
+    }
+    return again;
+  }
+
+  /**
+   * Counts and messages in a policy's status change with every transition of
+   * one of its instances; written each time they would double the writes
+   * per transition. A status that differs only in those is written at most
+   * every `policyStatusIntervalMs` (the last one is never lost: the service
+   * is reconciled again when the interval ends); a change of any condition's
+   * status or reason, of panic or of the generation is written at once.
+   */
+  function policyStatusDelay(
+    key: string,
+    previous: DiscoveryPolicyStatus | undefined,
+    next: DiscoveryPolicyStatus,
+    now: number,
+  ): number {
+    const interval = ctx.settings().policyStatusIntervalMs;
+    const last = policyWrites.get(key);
+    if (interval <= 0 || last === undefined || now - last >= interval) return 0;
+    const shape = (s: DiscoveryPolicyStatus | undefined) =>
+      JSON.stringify([
+        s?.observedGeneration,
+        s?.panic ?? false,
+        (s?.conditions ?? []).map((c) => [c.type, c.status, c.reason, c.observedGeneration]).sort(),
+      ]);
+    return shape(previous) === shape(next) ? last + interval - now : 0;
   }
 
   return { reconcile };

@@ -21,6 +21,18 @@ export interface Blocker {
   message: string;
 }
 
+/**
+ * Reasons a Blocker records (Ready=False): the instance cannot be probed at
+ * all. A replica publishing an instance another replica probes reads them
+ * from its status.
+ */
+export const blockerReasons: ReadonlySet<string> = new Set([
+  "InvalidSpec",
+  "InvalidHealthCheck",
+  "SecretNotFound",
+  "SecretForbidden",
+]);
+
 export interface InstanceStatusInput {
   instance: ServiceInstance;
   verdict: InstanceVerdict | undefined;

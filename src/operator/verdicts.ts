@@ -70,14 +70,14 @@ export function engineVerdicts(): EngineVerdicts {
       return () => listeners.delete(listener);
     },
     onTransition(t) {
-      // A transition is a finished run too. Registration-only targets (`none`)
-      // and addresses the destination policy refuses reach a verdict without
-      // any probe (so without onProbe); without this they would hold their
-      // service for the whole start-up hold.
+      // A transition is a finished run too (whichever hook comes first).
       probed.add(t.id);
       notify(t.id, t);
     },
     onProbe(o) {
+      // Every finished run reports here, also those decided without a
+      // network probe (registration only, refused addresses), so `probed`
+      // never holds a service for the whole start-up hold.
       // Per-probe hook on the hot path: one Set lookup unless it is the first.
       if (probed.has(o.id)) return;
       probed.add(o.id);

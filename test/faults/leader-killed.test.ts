@@ -5,12 +5,9 @@
 // stayed healthy never flap, and the new leader follows a failure that
 // happens after the handover.
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { test } from "node:test";
 import { CoordinationV1Api } from "@kubernetes/client-node";
-import { type RosterProcess, startRoster } from "../integration/cli/support.ts";
+import type { RosterProcess } from "../integration/cli/support.ts";
 import { eventually, testCluster, testNamespace } from "../support/cluster.ts";
 import { webInstance } from "../support/instances.ts";
 import {
@@ -22,7 +19,7 @@ import {
   watchSlices,
 } from "../support/roster.ts";
 import { httpTargets } from "../support/targets.ts";
-import { sleep } from "./support.ts";
+import { configFile, sleep, startReplica } from "./support.ts";
 
 const LEASE_MS = 4000;
 const RETRY_MS = 500;
@@ -30,23 +27,14 @@ const RETRY_MS = 500;
 test("leader SIGKILLed: the standby takes over within the lease, nothing healthy unpublished", async (t) => {
   const { kc, kubeconfigPath } = await testCluster();
   const ns = await testNamespace(t, "leader");
-  const dir = mkdtempSync(join(tmpdir(), "roster-leader-"));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const config = join(dir, "config.yaml");
-  writeFileSync(
-    config,
-    [
-      "logLevel: info",
-      `leaderElection: { enabled: true, namespace: ${ns}, leaseName: roster-leader, leaseDuration: 4s, renewDeadline: 3s, retryPeriod: 500ms }`,
-      "probing: { destinations: { allowLoopback: true } }",
-      "publishing: { batchWindow: 10ms, startupHold: 10s }",
-      "",
-    ].join("\n"),
-  );
+  const config = configFile(t, [
+    "logLevel: info",
+    `leaderElection: { enabled: true, namespace: ${ns}, leaseName: roster-leader, leaseDuration: 4s, renewDeadline: 3s, retryPeriod: 500ms }`,
+    "probing: { destinations: { allowLoopback: true } }",
+    "publishing: { batchWindow: 10ms, startupHold: 10s }",
+  ]);
   const start = (identity: string): RosterProcess =>
-    startRoster(t, ["run", "--config", config, "-n", ns, "--metrics-port", "0", "--health-port", "0"], {
-      env: { KUBECONFIG: kubeconfigPath, POD_NAME: identity },
-    });
+    startReplica(t, { config, namespace: ns, kubeconfig: kubeconfigPath, identity });
   const leases = kc.makeApiClient(CoordinationV1Api);
   const holder = async () =>
     (await leases.readNamespacedLease({ namespace: ns, name: "roster-leader" }).catch(() => undefined))?.spec

@@ -5,11 +5,8 @@
 // set never goes empty, and the instances that stayed healthy never flap
 // (no BecameUnhealthy Event, Healthy condition unchanged since before).
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { test } from "node:test";
-import { type RosterProcess, startRoster } from "../integration/cli/support.ts";
+import type { RosterProcess } from "../integration/cli/support.ts";
 import { eventually, testCluster, testNamespace } from "../support/cluster.ts";
 import { webInstance } from "../support/instances.ts";
 import {
@@ -21,29 +18,23 @@ import {
   watchSlices,
 } from "../support/roster.ts";
 import { httpTargets } from "../support/targets.ts";
-import { sleep } from "./support.ts";
+import { configFile, sleep, startReplica } from "./support.ts";
 
 test("SIGKILL mid-write and restart: healthy endpoints stay published, no flapping", async (t) => {
   const { kubeconfigPath } = await testCluster();
   const ns = await testNamespace(t, "killed");
-  const dir = mkdtempSync(join(tmpdir(), "roster-killed-"));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const config = join(dir, "config.yaml");
-  writeFileSync(
-    config,
-    [
-      "logLevel: info",
-      "probing: { destinations: { allowLoopback: true } }",
-      "publishing: { batchWindow: 10ms, startupHold: 10s }",
-      "",
-    ].join("\n"),
-  );
+  const config = configFile(t, [
+    "logLevel: info",
+    "probing: { destinations: { allowLoopback: true } }",
+    "publishing: { batchWindow: 10ms, startupHold: 10s }",
+  ]);
   const start = async (): Promise<RosterProcess> => {
-    const p = startRoster(
-      t,
-      ["run", "--config", config, "--no-leader-elect", "-n", ns, "--metrics-port", "0", "--health-port", "0"],
-      { env: { KUBECONFIG: kubeconfigPath } },
-    );
+    const p = startReplica(t, {
+      config,
+      namespace: ns,
+      kubeconfig: kubeconfigPath,
+      args: ["--no-leader-elect"],
+    });
     await p.waitForOutput(/"msg":"roster started"/, 30_000);
     return p;
   };

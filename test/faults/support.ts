@@ -1,36 +1,24 @@
 /**
  * Helpers for the fault suite: a private sandbox that can be crashed and
  * restarted on the same data dir and port, the real operator started against
- * any KubeConfig, and small API helpers that take the KubeConfig explicitly
- * (test/support/roster.ts always talks to the shared test cluster).
+ * any KubeConfig, and watch/metric helpers; `api(kc)` is test/support/roster.ts's
+ * `rosterApi(kc)`, the Roster helpers bound to any cluster.
  */
-import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TestContext } from "node:test";
-import {
-  CoreV1Api,
-  CustomObjectsApi,
-  DiscoveryV1Api,
-  KubeConfig,
-  PatchStrategy,
-  setHeaderOptions,
-  type V1EndpointSlice,
-  Watch,
-} from "@kubernetes/client-node";
-import type {
-  DiscoveryPolicy,
-  DiscoveryPolicyInput,
-  ServiceInstance,
-  ServiceInstanceInput,
-} from "../../src/api/index.ts";
+import { CoreV1Api, DiscoveryV1Api, KubeConfig, type V1EndpointSlice, Watch } from "@kubernetes/client-node";
 import { installCrds } from "../../src/dev/crds.ts";
 import { type Sandbox, type SandboxOptions, startSandbox } from "../../src/dev/sandbox.ts";
 import type { DestinationPolicyConfig } from "../../src/health/index.ts";
+import { ApiError, kubeClient } from "../../src/kube/client.ts";
+import { type ResourceType, resourcePath } from "../../src/kube/object.ts";
 import type { OperatorSettings } from "../../src/operator/context.ts";
 import type { Operator } from "../../src/operator/operator.ts";
+import { type RosterProcess, startRoster } from "../integration/cli/support.ts";
 import { startTestOperator } from "../support/operator.ts";
-import { readyIn } from "../support/roster.ts";
+import { readyIn, rosterApi } from "../support/roster.ts";
 
 export function loadKc(path: string): KubeConfig {
   const kc = new KubeConfig();
@@ -92,91 +80,136 @@ export function startOperatorOn(t: TestContext, kc: KubeConfig, options: Operato
   return startTestOperator(t, { ...options, kubeConfig: kc });
 }
 
-const group = "roster.dev";
-const version = "v1alpha1";
+/**
+ * Roster and published-object helpers bound to one cluster: the shared
+ * helpers of test/support/roster.ts (`rosterApi`) under the fault suite's name.
+ */
+export const api = rosterApi;
 
-/** Roster and published-object helpers bound to one cluster. */
-export function api(kc: KubeConfig) {
-  const custom = kc.makeApiClient(CustomObjectsApi);
-  const core = kc.makeApiClient(CoreV1Api);
-  const discovery = kc.makeApiClient(DiscoveryV1Api);
-  const slicesOf = async (namespace: string, service: string): Promise<V1EndpointSlice[]> =>
-    (
-      await discovery.listNamespacedEndpointSlice({
-        namespace,
-        labelSelector: `kubernetes.io/service-name=${service}`,
-      })
-    ).items;
+/**
+ * A KubeConfig for the same server and CA as `admin`, authenticated as the
+ * ServiceAccount `namespace/name` with a token from the TokenRequest API:
+ * every request made with it is authorized exactly as that account's pods
+ * would be.
+ */
+export async function serviceAccountKubeConfig(
+  admin: KubeConfig,
+  namespace: string,
+  name: string,
+  expirationSeconds = 3600,
+): Promise<KubeConfig> {
+  const token = await admin.makeApiClient(CoreV1Api).createNamespacedServiceAccountToken({
+    name,
+    namespace,
+    body: { spec: { expirationSeconds } },
+  });
+  const cluster = admin.getCurrentCluster();
+  if (!cluster || !token.status?.token) throw new Error(`no token for ServiceAccount ${namespace}/${name}`);
+  const user = `${namespace}-${name}`;
+  const kc = new KubeConfig();
+  kc.loadFromOptions({
+    clusters: [cluster],
+    users: [{ name: user, token: token.status.token }],
+    contexts: [{ name: user, cluster: cluster.name, user }],
+    currentContext: user,
+  });
+  return kc;
+}
+
+export interface AccessQuery {
+  verb: string;
+  resource: string;
+  group?: string;
+  namespace?: string;
+  name?: string;
+}
+
+/** `kubectl auth can-i` for the identity of `kc`: a SelfSubjectAccessReview. */
+export async function canI(kc: KubeConfig, q: AccessQuery): Promise<boolean> {
+  const review = await kubeClient(kc).request<{ status?: { allowed?: boolean } }>({
+    method: "POST",
+    path: "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+    body: {
+      apiVersion: "authorization.k8s.io/v1",
+      kind: "SelfSubjectAccessReview",
+      spec: { resourceAttributes: { group: q.group ?? "", ...q } },
+    },
+  });
+  return review.status?.allowed === true;
+}
+
+/** Resolves when the request is refused with 403 Forbidden; throws on success or any other error. */
+export async function refused(what: string, p: Promise<unknown>): Promise<void> {
+  try {
+    await p;
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 403) return;
+    throw new Error(`${what}: expected 403 Forbidden, got: ${String(err)}`);
+  }
+  throw new Error(`${what}: expected 403 Forbidden, but the request succeeded`);
+}
+
+export interface ChangeEvent {
+  plural: string;
+  type: string;
+  name: string;
+  resourceVersion: string;
+}
+
+export interface ChangeLog {
+  /** Every ADDED/MODIFIED/DELETED seen since the lists, in order of arrival. */
+  readonly events: ChangeEvent[];
+  /** Throws if a watch failed or ended before stop (a gap would make "no change" unprovable). */
+  stop(): void;
+}
+
+/**
+ * Lists each resource type in `namespace` and watches it from the list's
+ * resourceVersion, recording every change: "nothing changed here" becomes
+ * "no event arrived", with no window between the lists and the watches.
+ */
+export async function watchChanges(
+  kc: KubeConfig,
+  namespace: string,
+  types: readonly ResourceType[],
+): Promise<ChangeLog> {
+  const client = kubeClient(kc);
+  const events: ChangeEvent[] = [];
+  const controllers: AbortController[] = [];
+  let stopped = false;
+  let failure: unknown;
+  for (const rt of types) {
+    const path = resourcePath(rt, { namespace });
+    const list = await client.request<{ metadata: { resourceVersion: string } }>({ method: "GET", path });
+    controllers.push(
+      await new Watch(kc).watch(
+        path,
+        { resourceVersion: list.metadata.resourceVersion, allowWatchBookmarks: true },
+        (type: string, obj: { metadata?: { name?: string; resourceVersion?: string } }) => {
+          if (type === "BOOKMARK") return;
+          if (type === "ERROR") {
+            failure = new Error(`${rt.plural} watch error: ${JSON.stringify(obj)}`);
+            return;
+          }
+          events.push({
+            plural: rt.plural,
+            type,
+            name: obj.metadata?.name ?? "",
+            resourceVersion: obj.metadata?.resourceVersion ?? "",
+          });
+        },
+        (err: unknown) => {
+          if (!stopped) failure = err ?? new Error(`${rt.plural} watch ended early`);
+        },
+      ),
+    );
+  }
   return {
-    custom,
-    core,
-    discovery,
-    async createNamespace(name: string): Promise<void> {
-      await core.createNamespace({ body: { metadata: { name } } });
-    },
-    createInstance(namespace: string, name: string, spec: ServiceInstanceInput["spec"]) {
-      return custom.createNamespacedCustomObject({
-        group,
-        version,
-        namespace,
-        plural: "serviceinstances",
-        body: { apiVersion: `${group}/${version}`, kind: "ServiceInstance", metadata: { name }, spec },
-      });
-    },
-    createPolicy(namespace: string, name: string, spec: DiscoveryPolicyInput["spec"]) {
-      return custom.createNamespacedCustomObject({
-        group,
-        version,
-        namespace,
-        plural: "discoverypolicies",
-        body: { apiVersion: `${group}/${version}`, kind: "DiscoveryPolicy", metadata: { name }, spec },
-      });
-    },
-    patchInstanceSpec(namespace: string, name: string, spec: Partial<ServiceInstanceInput["spec"]>) {
-      return custom.patchNamespacedCustomObject(
-        { group, version, namespace, plural: "serviceinstances", name, body: { spec } },
-        setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
-      );
-    },
-    deleteInstance(namespace: string, name: string) {
-      return custom.deleteNamespacedCustomObject({
-        group,
-        version,
-        namespace,
-        plural: "serviceinstances",
-        name,
-      });
-    },
-    async getInstance(namespace: string, name: string): Promise<ServiceInstance> {
-      return (await custom.getNamespacedCustomObject({
-        group,
-        version,
-        namespace,
-        plural: "serviceinstances",
-        name,
-      })) as ServiceInstance;
-    },
-    async listInstances(namespace: string): Promise<ServiceInstance[]> {
-      const list = (await custom.listNamespacedCustomObject({
-        group,
-        version,
-        namespace,
-        plural: "serviceinstances",
-      })) as { items: ServiceInstance[] };
-      return list.items;
-    },
-    async getPolicy(namespace: string, name: string): Promise<DiscoveryPolicy> {
-      return (await custom.getNamespacedCustomObject({
-        group,
-        version,
-        namespace,
-        plural: "discoverypolicies",
-        name,
-      })) as DiscoveryPolicy;
-    },
-    slicesOf,
-    async readyAddresses(namespace: string, service: string): Promise<string[]> {
-      return readyIn(await slicesOf(namespace, service));
+    events,
+    stop() {
+      stopped = true;
+      for (const c of controllers) c.abort();
+      if (failure) throw failure;
     },
   };
 }
@@ -187,6 +220,45 @@ export function openFds(): number {
 }
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Writes a `roster run` config file (YAML lines) into a temporary dir removed when the test ends. */
+export function configFile(t: TestContext, lines: readonly string[]): string {
+  const dir = mkdtempSync(join(tmpdir(), "roster-config-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const path = join(dir, "config.yaml");
+  writeFileSync(path, [...lines, ""].join("\n"));
+  return path;
+}
+
+/** `roster run --config <config> -n <namespace>` against `kubeconfig`, as replica `identity` (POD_NAME). */
+export function startReplica(
+  t: TestContext,
+  o: {
+    config: string;
+    namespace: string;
+    kubeconfig: string;
+    identity?: string;
+    metricsPort?: number;
+    args?: string[];
+  },
+): RosterProcess {
+  return startRoster(
+    t,
+    [
+      "run",
+      "--config",
+      o.config,
+      "-n",
+      o.namespace,
+      "--metrics-port",
+      String(o.metricsPort ?? 0),
+      "--health-port",
+      "0",
+      ...(o.args ?? []),
+    ],
+    { env: { KUBECONFIG: o.kubeconfig, POD_NAME: o.identity } },
+  );
+}
 
 /** A metric's value summed over all label sets (0 when absent). */
 export async function metricSum(operator: Operator, name: string, labels: Record<string, string> = {}) {

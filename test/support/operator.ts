@@ -9,7 +9,7 @@ import { DefaultPolicy } from "../../src/config/schema.ts";
 import type { DestinationPolicyConfig } from "../../src/health/index.ts";
 import { createLogger, type LogLevel } from "../../src/kube/log.ts";
 import type { OperatorSettings } from "../../src/operator/context.ts";
-import { createOperator, type Operator } from "../../src/operator/operator.ts";
+import { createOperator, type Operator, type ProbingOptions } from "../../src/operator/operator.ts";
 import { testCluster } from "./cluster.ts";
 
 export interface TestOperatorOptions {
@@ -20,6 +20,8 @@ export interface TestOperatorOptions {
   destinations?: DestinationPolicyConfig;
   settings?: Partial<OperatorSettings>;
   leaderElection?: { namespace: string; name: string; identity?: string };
+  /** Merged over the probing options (resolver, DNS refresh, limits; `destinations` above). */
+  probing?: Partial<ProbingOptions>;
 }
 
 export function testSettings(overrides: Partial<OperatorSettings> = {}): OperatorSettings {
@@ -28,6 +30,7 @@ export function testSettings(overrides: Partial<OperatorSettings> = {}): Operato
     batchWindowMs: 20,
     startupHoldMs: 10_000,
     probeSecrets: true,
+    policyStatusIntervalMs: 1000,
     ...overrides,
   };
 }
@@ -38,7 +41,7 @@ export async function startTestOperator(t: TestContext, options: TestOperatorOpt
     kubeConfig: kc,
     namespaces: options.namespaces,
     settings: testSettings(options.settings),
-    probing: { destinations: options.destinations ?? { allowLoopback: true } },
+    probing: { destinations: options.destinations ?? { allowLoopback: true }, ...options.probing },
     leaderElection: options.leaderElection
       ? {
           enabled: true,

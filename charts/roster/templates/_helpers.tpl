@@ -64,8 +64,8 @@ app.kubernetes.io/component: operator
 
 {{/*
 Settings that the operator reads only at start (src/config/schema.ts
-restartKeys: leaderElection, namespaces, watch; and the probe engine's
-probing.maxConcurrent and probing.maxPerHost). Their checksum is a pod
+restartKeys: leaderElection, namespaces, watch, sharding; and the probe engine's
+probing.maxConcurrent, maxPerHost, dnsServers and dnsRefresh). Their checksum is a pod
 annotation, so changing one of them rolls the pods; everything else in the
 config file is hot-reloaded from the mounted ConfigMap without a restart.
 The two halves are deep-merged into the config file (configmap.yaml).
@@ -81,13 +81,17 @@ The two halves are deep-merged into the config file (configmap.yaml).
     "renewDeadline" $le.renewDeadline
     "retryPeriod" $le.retryPeriod)
   "namespaces" (.Values.watchNamespaces | default list)
+  "sharding" (dict
+    "enabled" .Values.sharding.enabled
+    "group" (include "roster.fullname" . | trunc 40 | trimSuffix "-")
+    "leaseDuration" .Values.sharding.leaseDuration)
 }}
 {{- with .Values.watch }}
 {{- $_ := set $config "watch" . }}
 {{- end }}
 {{- /* The probe engine's limits are sized when it starts. */}}
 {{- $probing := dict }}
-{{- range $key := list "maxConcurrent" "maxPerHost" }}
+{{- range $key := list "maxConcurrent" "maxPerHost" "dnsServers" "dnsRefresh" }}
 {{- if hasKey $.Values.probing $key }}
 {{- $_ := set $probing $key (index $.Values.probing $key) }}
 {{- end }}

@@ -144,6 +144,8 @@ describe("default values", () => {
     assert.deepEqual(c.livenessProbe?.httpGet, { path: "/healthz", port: "health" });
     assert.deepEqual(c.readinessProbe?.httpGet, { path: "/readyz", port: "health" });
     assert.ok(c.resources?.requests?.cpu && c.resources.requests.memory && c.resources.limits?.memory);
+    // The heap is capped below the memory limit, leaving room for native memory.
+    assert.equal(c.env?.find((e) => e.name === "NODE_OPTIONS")?.value, "--max-old-space-size=320");
     // /tmp is the only writable path: an emptyDir, next to the read-only config volume.
     assert.deepEqual(
       c.volumeMounts?.map((m) => [m.mountPath, m.readOnly ?? false]),
@@ -253,6 +255,32 @@ test("probeSecrets.enabled: get on Secrets, only where Roster serves", async () 
   );
 });
 
+test("sharding.enabled: membership Leases in the release namespace only, and the config says so", async () => {
+  const off = await render({}, { release, namespace: ns });
+  assert.equal(configOf(off).sharding.enabled, false);
+  const objects = await render(
+    { sharding: { enabled: true, leaseDuration: "20s" } },
+    { release, namespace: ns },
+  );
+  const config = configOf(objects);
+  assert.deepEqual(
+    { enabled: config.sharding.enabled, leaseDuration: config.sharding.leaseDuration },
+    { enabled: true, leaseDuration: "20s" },
+  );
+  assert.equal(config.sharding.group, fullname);
+  const le = one<V1Role>(objects, "Role", `${fullname}-leader-election`, ns);
+  for (const verb of ["get", "list", "watch", "patch", "delete"]) {
+    assert.ok(grants(le.rules).includes(`coordination.k8s.io/leases:${verb}`), `${verb} leases`);
+  }
+  const r = await renderFailure({
+    sharding: { enabled: true },
+    replicaCount: 1,
+    leaderElection: { enabled: false },
+  });
+  assert.notEqual(r.code, 0);
+  assert.match(r.stderr, /sharding\.enabled needs leaderElection\.enabled/);
+});
+
 describe("ServiceMonitor", () => {
   test("not rendered when the cluster does not serve monitoring.coreos.com/v1", async () => {
     const objects = await render(
@@ -355,13 +383,16 @@ test("probing and publishing values reach the config file, as the operator parse
     { release, namespace: ns },
   );
   const config = configOf(objects);
+  // Fields the values leave out keep the operator's defaults.
+  const defaults = parseConfig("");
   assert.deepEqual(config.probing, {
+    ...defaults.probing,
     maxConcurrent: 64,
     maxPerHost: 4,
     secrets: true,
     destinations: { allow: ["10.0.0.0/8", "fd00::/8"], deny: ["10.0.0.1"], allowLoopback: true },
   });
-  assert.deepEqual(config.publishing, { batchWindow: "100ms", startupHold: "5s" });
+  assert.deepEqual(config.publishing, { ...defaults.publishing, batchWindow: "100ms", startupHold: "5s" });
 
   // Partial sections: the rest keeps the operator's defaults (the deny list included).
   const partial = configOf(
@@ -370,7 +401,6 @@ test("probing and publishing values reach the config file, as the operator parse
       { release, namespace: ns },
     ),
   );
-  const defaults = parseConfig("");
   assert.deepEqual(partial.probing, {
     ...defaults.probing,
     destinations: { ...defaults.probing.destinations, allowLoopback: true },

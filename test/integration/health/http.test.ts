@@ -371,3 +371,27 @@ test("connections are reused for at most their max age", async () => {
   pool.destroy();
   aged.pool.destroy();
 });
+
+test("idle connections are closed after the idle timeout, by the pool's sweep (no timer per connection)", async () => {
+  const pool = connectionPool({ keepAlive: true, maxAgeMs: 60_000, maxIdlePerKey: 4, idleTimeoutMs: 150 });
+  const d = { ...probeDeps(true), pool };
+  let closed = 0;
+  const counted = new Promise<void>((resolve) => {
+    server.once("connection", (s: Socket) =>
+      s.once("close", () => {
+        closed++;
+        resolve();
+      }),
+    );
+  });
+  assert.equal((await probe({ path: "/ok" }, 2000, d)).ok, true);
+  assert.equal(pool.idle, 1);
+  await Promise.race([counted, new Promise((r) => setTimeout(r, 5000))]);
+  assert.equal(closed, 1, "the server saw the idle connection close");
+  assert.equal(pool.idle, 0);
+  // The next probe simply opens a new connection.
+  const before = connections;
+  assert.equal((await probe({ path: "/ok" }, 2000, d)).ok, true);
+  assert.equal(connections - before, 1);
+  pool.destroy();
+});

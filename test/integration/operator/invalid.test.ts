@@ -5,7 +5,7 @@
 // the service are unaffected. A missing Secret, once created, is picked up.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { SECRET_RETRY_MS } from "../../../src/operator/instances.ts";
+import { SECRET_RETRY_MS } from "../../../src/operator/targets.ts";
 import { eventually, testNamespace } from "../../support/cluster.ts";
 import { FAST, INTERVAL_MS, MARGIN_MS, webInstance } from "../../support/instances.ts";
 import { startTestOperator } from "../../support/operator.ts";

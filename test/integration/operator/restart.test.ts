@@ -7,7 +7,7 @@ import { test } from "node:test";
 import type { Operator } from "../../../src/operator/operator.ts";
 import { eventually, testNamespace } from "../../support/cluster.ts";
 import { MARGIN_MS, webInstance } from "../../support/instances.ts";
-import { startTestOperator } from "../../support/operator.ts";
+import { startTestOperator, testSettings } from "../../support/operator.ts";
 import {
   createInstance,
   createPolicy,
@@ -70,12 +70,17 @@ test("a restart never shrinks the published set and rewrites nothing", async (t)
     async () => {
       const all = await listInstances(ns);
       const policy = await getPolicy(ns, "web");
-      return all.every((i) => i.status?.healthy !== undefined) && policy.status?.healthyInstances === 3
+      return all.every((i) => i.status?.healthy !== undefined) &&
+        policy.status?.healthyInstances === 3 &&
+        policy.status.totalInstances === 4
         ? true
         : undefined;
     },
     { timeoutMs: 2 * 1000 + MARGIN_MS, what: "statuses written" },
   );
+  // A policy status that changed only in counts is written at most every
+  // policyStatusIntervalMs (1 s in tests): let the last one land.
+  await new Promise((r) => setTimeout(r, testSettings().policyStatusIntervalMs + 500));
   const before = await versions(ns);
 
   const watch = await watchSlices(ns, "web");

@@ -15,7 +15,9 @@ import { ConfigError, loadConfig, parseConfig } from "../../../src/config/load.t
 import { applyConfigChange, managerOptions } from "../../../src/config/runtime.ts";
 import type { OperatorConfig } from "../../../src/config/schema.ts";
 import { watchConfig } from "../../../src/config/watch.ts";
+import { createLogger } from "../../../src/kube/log.ts";
 import type { ManagerSettings } from "../../../src/kube/manager.ts";
+import { probingOptions } from "../../../src/operator/settings.ts";
 
 function problems(text: string): string[] {
   try {
@@ -98,6 +100,30 @@ defaultPolicy:
       /^defaultPolicy\.healthCheck\.timeout: timeout must be less than interval/,
     );
     assert.match(problems("defaultPolicy: { service: web }")[0]!, /^defaultPolicy\.service: unknown field/);
+  });
+
+  test("probing.dnsServers and dnsRefresh: validated, and mapped to the engine's resolver", () => {
+    const defaults = probingOptions(parseConfig(""));
+    assert.equal(defaults.resolver, undefined, "empty: the system resolver");
+    assert.equal(defaults.dnsRefreshMs, 30_000);
+    const c = parseConfig(
+      'probing: { dnsServers: ["10.0.0.10", "10.0.0.11:5353", "[fd00::10]:53"], dnsRefresh: 5s }',
+    );
+    assert.deepEqual(c.probing.dnsServers, ["10.0.0.10", "10.0.0.11:5353", "[fd00::10]:53"]);
+    const p = probingOptions(c);
+    assert.equal(typeof p.resolver, "function");
+    assert.equal(p.dnsRefreshMs, 5000);
+    assert.match(
+      problems('probing: { dnsServers: ["10.0.0.10", "dns.example"] }')[0]!,
+      /^probing\.dnsServers\[1\]: must be an IPv4 or IPv6 address/,
+    );
+    assert.match(
+      problems('probing: { dnsServers: ["10.0.0.10:0"] }')[0]!,
+      /^probing\.dnsServers\[0\]: port must be/,
+    );
+    const nine = Array.from({ length: 9 }, (_, i) => `"10.0.0.${i + 1}"`).join(", ");
+    assert.match(problems(`probing: { dnsServers: [${nine}] }`)[0]!, /^probing\.dnsServers: /);
+    assert.match(problems("probing: { dnsRefresh: 100ms }")[0]!, /^probing\.dnsRefresh: /);
   });
 
   test("YAML syntax errors give line and column; non-mappings are refused", () => {
@@ -230,5 +256,36 @@ describe("config: hot reload", () => {
     assert.deepEqual(out, { applied: ["logLevel", "concurrency"], needsRestart: ["leaderElection"] });
     assert.equal(calls[0]!.logLevel, "debug");
     assert.deepEqual(calls[0]!.concurrency, { default: 3, perController: {} });
+  });
+
+  test("a reload that changes restart-only fields of a live section warns naming each field", async () => {
+    const lines: string[] = [];
+    const log = createLogger({ level: "info" }, { write: (l: string) => void lines.push(l) });
+    const manager = { reconfigure: async () => {} };
+    const prev = parseConfig("probing: { maxPerHost: 16 }");
+    const limits = parseConfig('probing: { maxPerHost: 4, maxConcurrent: 100, dnsServers: ["10.0.0.10"] }');
+    const out = await applyConfigChange(manager, limits, ["probing"], { log, prev });
+    assert.deepEqual(out, {
+      applied: [],
+      needsRestart: ["probing.maxConcurrent", "probing.maxPerHost", "probing.dnsServers"],
+    });
+    assert.equal(lines.length, 1);
+    const warning = JSON.parse(lines[0]!) as { level: string; msg: string };
+    assert.equal(warning.level, "warn");
+    assert.match(warning.msg, /probing\.maxConcurrent, probing\.maxPerHost, probing\.dnsServers/);
+    assert.match(warning.msg, /only on restart/);
+
+    // Destinations apply live: no warning for them, but one for the limit changed with them.
+    lines.length = 0;
+    const mixed = parseConfig("probing: { maxPerHost: 4, destinations: { allowLoopback: true } }");
+    const out2 = await applyConfigChange(manager, mixed, ["probing"], { log, prev });
+    assert.deepEqual(out2, { applied: ["probing"], needsRestart: ["probing.maxPerHost"] });
+    assert.match(lines[0]!, /probing\.maxPerHost/);
+
+    lines.length = 0;
+    const live = parseConfig("probing: { destinations: { allowLoopback: true } }");
+    const out3 = await applyConfigChange(manager, live, ["probing"], { log, prev });
+    assert.deepEqual(out3, { applied: ["probing"], needsRestart: [] });
+    assert.deepEqual(lines, [], "a live-only change warns about nothing");
   });
 });

@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
+import { createSocket } from "node:dgram";
 import { test } from "node:test";
-import { dnsCache } from "../../../src/health/dns.ts";
-import { fakeClock } from "../../../src/util/clock.ts";
+import { dnsCache, dnsServerProblem, dnsServersResolver } from "../../../src/health/dns.ts";
+import { fakeClock, systemClock } from "../../../src/util/clock.ts";
+import { answer, startDnsServer } from "../../support/dns-server.ts";
 
 function errno(code: string): Error {
   return Object.assign(new Error(`getaddrinfo ${code}`), { code });
@@ -76,4 +78,111 @@ test("a lookup that hangs fails after the timeout", async () => {
   assert.match(!r.ok ? r.message : "", /timed out/);
   cache.forget("slow.example");
   assert.equal(cache.size, 0);
+});
+
+test("DNS server addresses: IPs with optional ports only", () => {
+  for (const ok of ["10.0.0.10", "10.0.0.10:53", "fd00::10", "[fd00::10]:5353", "[::1]", "::1"]) {
+    assert.equal(dnsServerProblem(ok), undefined, ok);
+  }
+  for (const bad of [
+    "dns.example",
+    "10.0.0.300",
+    "10.0.0.10:0",
+    "10.0.0.10:70000",
+    "[10.0.0.1]:53",
+    "fd00::10:53:x",
+    "",
+  ]) {
+    assert.ok(dnsServerProblem(bad), bad);
+  }
+  assert.throws(() => dnsServersResolver([]), /1 to 8 servers/);
+  assert.throws(() => dnsServersResolver(["dns.example"]), /invalid DNS server "dns.example"/);
+});
+
+// A real DNS server on loopback (UDP): not a mock of the resolver, c-ares does the talking.
+test("dnsServersResolver merges A and AAAA answers from the given server", async (t) => {
+  const server = await startDnsServer(t, {
+    "dual.test": ["127.0.0.5", "2001:db8::7"],
+    "v4.test": ["10.0.0.1", "10.0.0.2"],
+    "v6.test": ["::1"],
+    "empty.test": [],
+  });
+  const resolve = dnsServersResolver([server.address]);
+  assert.deepEqual((await resolve("dual.test")).sort(), ["127.0.0.5", "2001:db8::7"]);
+  assert.deepEqual((await resolve("v4.test")).sort(), ["10.0.0.1", "10.0.0.2"]);
+  assert.deepEqual(await resolve("v6.test"), ["::1"]);
+  // Answers change as soon as the server's do (no cache in the resolver itself).
+  server.records.set("v4.test", ["10.0.0.3"]);
+  assert.deepEqual(await resolve("v4.test"), ["10.0.0.3"]);
+  assert.ok(server.queries.includes("dual.test A") && server.queries.includes("dual.test AAAA"));
+});
+
+test("NXDOMAIN and NODATA are authoritative failures through dnsCache, like getaddrinfo's", async (t) => {
+  const server = await startDnsServer(t, { "empty.test": [] });
+  const cache = dnsCache({
+    resolver: dnsServersResolver([server.address]),
+    clock: systemClock,
+    refreshMs: 1000,
+    negativeTtlMs: 1000,
+    timeoutMs: 5000,
+  });
+  const nx = await cache.resolve("nx.test");
+  assert.equal(nx.ok, false);
+  assert.equal(!nx.ok && nx.authoritative, true);
+  assert.match(
+    !nx.ok ? nx.message : "",
+    /^resolving nx\.test: no such name \(NXDOMAIN from 127\.0\.0\.1:\d+\)$/,
+  );
+  const empty = await cache.resolve("empty.test");
+  assert.equal(!empty.ok && empty.authoritative, true);
+  assert.match(!empty.ok ? empty.message : "", /no A or AAAA records/);
+});
+
+test("an unreachable DNS server is a transient failure, not an authoritative one", async () => {
+  // A port that was just free: the query is refused (ICMP port unreachable) or times out.
+  const socket = createSocket("udp4");
+  await new Promise<void>((r) => socket.bind(0, "127.0.0.1", () => r()));
+  const port = socket.address().port;
+  await new Promise<void>((r) => socket.close(() => r()));
+  const cache = dnsCache({
+    resolver: dnsServersResolver([`127.0.0.1:${port}`]),
+    clock: systemClock,
+    refreshMs: 1000,
+    negativeTtlMs: 1000,
+    timeoutMs: 5000,
+  });
+  const r = await cache.resolve("down.test");
+  assert.equal(r.ok, false);
+  assert.equal(!r.ok && r.authoritative, false);
+  assert.match(!r.ok ? r.message : "", /127\.0\.0\.1:\d+/);
+});
+
+test("the test DNS server answers per RFC 1035: header, echoed question, answers", () => {
+  // A query for "a.test" AAAA with RD and an EDNS OPT record (as c-ares sends it).
+  const question = Buffer.from([1, 0x61, 4, 0x74, 0x65, 0x73, 0x74, 0, 0, 28, 0, 1]);
+  const opt = Buffer.from([0, 0, 41, 0x04, 0xd0, 0, 0, 0, 0, 0, 0]);
+  const header = Buffer.from([0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 1]);
+  const res = answer(Buffer.concat([header, question, opt]), new Map([["a.test", ["10.0.0.1", "fd00::1"]]]))!;
+  assert.equal(res.readUInt16BE(0), 0x1234, "same id");
+  assert.equal(res.readUInt16BE(2), 0x8500, "QR, AA, RD, NOERROR");
+  assert.deepEqual(
+    [res.readUInt16BE(4), res.readUInt16BE(6), res.readUInt16BE(8), res.readUInt16BE(10)],
+    [1, 1, 0, 0],
+  );
+  assert.deepEqual(res.subarray(12, 12 + question.length), question);
+  const rr = res.subarray(12 + question.length);
+  assert.equal(rr.readUInt16BE(0), 0xc00c, "name compressed to the question's");
+  assert.equal(rr.readUInt16BE(2), 28);
+  assert.equal(rr.readUInt16BE(10), 16);
+  assert.deepEqual([...rr.subarray(12)], [0xfd, 0, ...Array(13).fill(0), 1]);
+  // Unknown name: NXDOMAIN; other opcodes: NOTIMP; two questions: FORMERR; too short: dropped.
+  const nx = answer(Buffer.concat([header, question]), new Map())!;
+  assert.equal(nx.readUInt16BE(2) & 0xf, 3);
+  const status = Buffer.from(header);
+  status.writeUInt16BE(0x1000, 2);
+  assert.equal(answer(Buffer.concat([status, question]), new Map())!.readUInt16BE(2) & 0xf, 4);
+  const two = Buffer.from(header);
+  two.writeUInt16BE(2, 4);
+  assert.equal(answer(Buffer.concat([two, question, question]), new Map())!.readUInt16BE(2) & 0xf, 1);
+  assert.equal(answer(Buffer.from([1, 2, 3]), new Map()), undefined);
 });

@@ -3,10 +3,10 @@
 // Network probes against real servers are in test/integration/health/.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { createProbeEngine, type ProbeEngineOptions } from "../../../src/health/engine.ts";
+import { createProbeEngine, jsonEqual, type ProbeEngineOptions } from "../../../src/health/engine.ts";
 import { phaseOf } from "../../../src/health/schedule.ts";
 import { transitionStream } from "../../../src/health/stream.ts";
-import type { CheckSpec, LeaseInfo, Transition } from "../../../src/health/types.ts";
+import type { CheckSpec, LeaseInfo, ProbeObservation, Transition } from "../../../src/health/types.ts";
 import { type FakeClock, fakeClock } from "../../../src/util/clock.ts";
 
 const flush = () => new Promise<void>((r) => setImmediate(r));
@@ -206,6 +206,83 @@ test("a denied destination is Unhealthy at once with DestinationDenied and is ne
   assert.equal(engine.stats().probes, 0, "no connection was attempted");
 });
 
+test("every finished run reports to onProbe, also when nothing was probed (local observations)", async (t) => {
+  const seen: ProbeObservation[] = [];
+  const { clock, engine, transitions } = setup({
+    resolver: async (host) => {
+      if (host === "gone.example")
+        throw Object.assign(new Error("getaddrinfo ENOTFOUND gone.example"), { code: "ENOTFOUND" });
+      return ["10.0.0.1"];
+    },
+    onProbe: (o) => seen.push(o),
+  });
+  t.after(() => engine.close());
+  const tcp = (port: number | string): CheckSpec => ({
+    probes: [{ type: "tcp", port }],
+    intervalMs: 1000,
+    timeoutMs: 500,
+    failureThreshold: 3,
+  });
+  // Registration only (explicit `none`, and no probes at all): healthy at once, reported as `none`.
+  engine.set({ id: "reg", host: "10.0.0.9", check: { ...tcp(80), probes: [{ type: "none" }] } });
+  engine.set({ id: "empty", host: "10.0.0.9", check: { ...tcp(80), probes: [] } });
+  // Refused by the destination policy: never connected, reported with the probe's type.
+  engine.set({ id: "meta", host: "169.254.169.254", check: tcp(80) });
+  // A port name the target does not have; a name that does not resolve.
+  engine.set({ id: "noport", host: "10.0.0.9", check: tcp("http") });
+  engine.set({ id: "nxdomain", host: "gone.example", check: tcp(80) });
+  await advance(clock, 1000);
+
+  const first = (id: string) => seen.find((o) => o.id === id);
+  const brief = (o: ProbeObservation | undefined) =>
+    o && [o.address ?? "*", o.type, o.ok, o.reason, o.latencyMs, o.local];
+  assert.deepEqual(brief(first("reg")), ["10.0.0.9", "none", true, "NoProbe", 0, true]);
+  assert.deepEqual(brief(first("empty")), ["10.0.0.9", "none", true, "NoProbe", 0, true]);
+  assert.deepEqual(brief(first("meta")), ["169.254.169.254", "tcp", false, "DestinationDenied", 0, true]);
+  assert.deepEqual(brief(first("noport")), ["10.0.0.9", "tcp", false, "PortNotFound", 0, true]);
+  assert.deepEqual(brief(first("nxdomain")), ["*", "tcp", false, "DNSFailure", 0, true]);
+  assert.equal(engine.stats().probes, 0, "nothing went on the network");
+  // Reported before any transition for the last three (failureThreshold 3 or, for the refusal, at once).
+  assert.ok(!transitions.some((x) => x.id === "noport" || x.id === "nxdomain"));
+  for (const o of seen) assert.ok(o.lateMs >= 0 && o.at >= T0, JSON.stringify(o));
+
+  // Once per run, every run.
+  const runs = (id: string) => seen.filter((o) => o.id === id).length;
+  const before = Object.fromEntries(["reg", "meta", "noport", "nxdomain"].map((id) => [id, runs(id)]));
+  await advance(clock, 3000);
+  for (const id of ["reg", "meta", "noport", "nxdomain"]) assert.equal(runs(id), before[id]! + 3, id);
+});
+
+test("heartbeat and `none` probes of one check report once per run; a refused address reports its network probe", async (t) => {
+  const seen: ProbeObservation[] = [];
+  const { clock, engine, leases } = setup({ onProbe: (o) => seen.push(o) });
+  t.after(() => engine.close());
+  leases.set("ns/lease", true);
+  engine.set({
+    id: "mixed",
+    host: "169.254.169.254",
+    check: {
+      probes: [
+        { type: "heartbeat", lease: { namespace: "ns", name: "lease" } },
+        { type: "none" },
+        { type: "http", port: 80 },
+      ],
+      intervalMs: 1000,
+      timeoutMs: 500,
+    },
+  });
+  await advance(clock, 1000);
+  assert.deepEqual(
+    seen.map((o) => `${o.address ?? "*"}:${o.type}:${o.reason}:${o.local ?? false}`),
+    [
+      "*:heartbeat:ProbeSucceeded:false",
+      "*:none:ProbeSucceeded:true",
+      "169.254.169.254:http:DestinationDenied:true",
+    ],
+  );
+  assert.equal(engine.summary("mixed")?.reason, "DestinationDenied");
+});
+
 test("DNS names: each address has a verdict; removed addresses are reported; NXDOMAIN fails the target", async (t) => {
   let answer: string[] | Error = ["10.0.0.1", "10.0.0.2"];
   let lookups = 0;
@@ -303,6 +380,43 @@ test("a lease reader that throws gives LeaseReadError; callbacks that throw do n
   const runs = engine.stats().runs;
   await advance(clock, 2000);
   assert.equal(engine.stats().runs, runs + 2, "still probing");
+});
+
+test("an equal target given again (a new object) changes nothing; jsonEqual is JSON equality", async (t) => {
+  const pending: ((renewed: boolean) => void)[] = [];
+  const { clock, engine } = setup({
+    // Lease reads wait until released: a run is in flight while the target is set again.
+    leaseReader: () =>
+      new Promise<LeaseInfo>((resolve) =>
+        pending.push((renewed) =>
+          resolve({ renewTimeMs: clock.now() - (renewed ? 0 : 60_000), leaseDurationMs: 30_000 }),
+        ),
+      ),
+  });
+  t.after(() => engine.close());
+  const check = heartbeat({ failureThreshold: 1, timeoutMs: 900 });
+  engine.set({ id: "x", host: "10.0.0.1", check });
+  await advance(clock, 1000);
+  assert.equal(pending.length, 1, "a run is in flight");
+  // A fresh copy, with an undefined property and another key order: the same target.
+  const { probes, ...rest } = check;
+  engine.set({ id: "x", host: "10.0.0.1", check: { ...rest, jitterMs: undefined, probes } });
+  pending.shift()!(true);
+  await flush();
+  assert.equal(engine.summary("x")!.verdict, "Healthy", "the run in flight was not cancelled");
+  // A real change cancels the run in flight: its (failed) result is dropped.
+  await advance(clock, 1000);
+  assert.equal(pending.length, 1);
+  engine.set({ id: "x", host: "10.0.0.1", check: { ...check, timeoutMs: 800 } });
+  pending.shift()!(false);
+  await flush();
+  assert.equal(engine.summary("x")!.verdict, "Healthy", "the cancelled run did not count");
+
+  assert.ok(jsonEqual({ a: [1, { b: "c" }], d: undefined }, { a: [1, { b: "c" }] }));
+  assert.ok(!jsonEqual({ a: [1, 2] }, { a: [2, 1] }));
+  assert.ok(!jsonEqual({ a: 1 }, { a: 1, b: 2 }));
+  assert.ok(!jsonEqual([], {}));
+  assert.ok(!jsonEqual({ a: null }, { a: {} }));
 });
 
 test("rejects invalid targets", (t) => {

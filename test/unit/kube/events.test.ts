@@ -113,4 +113,52 @@ describe("event recorder", () => {
     await rec.flush();
     assert.ok(Buffer.byteLength(String((calls[0]!.body as { note: string }).note)) <= 1024);
   });
+  test("closed series and refilled rate-limit buckets are forgotten: memory shrinks back", async () => {
+    const { rec, clock, calls } = setup({ burst: 2 });
+    for (let i = 0; i < 100; i++) {
+      const o = { ...obj, metadata: { ...obj.metadata, name: `web-${i}`, uid: `u${i}` } };
+      rec.event(o, "Warning", "BecameUnhealthy", "503");
+      rec.event(o, "Warning", "BecameUnhealthy", "503");
+    }
+    await rec.flush();
+    assert.deepEqual(rec.size, { series: 100, buckets: 100 });
+    // After the series window (6 min) every series is closed and written; the
+    // buckets (burst 2, one token per 5 min) are full again after 10 min.
+    clock.advance(11 * 60_000);
+    rec.event(obj, "Normal", "BecameHealthy", "ok");
+    assert.deepEqual(rec.size, { series: 1, buckets: 1 });
+    await rec.flush();
+    // Forgetting changed nothing: a new occurrence is a new Event.
+    const before = calls.length;
+    rec.event(
+      { ...obj, metadata: { ...obj.metadata, name: "web-1", uid: "u1" } },
+      "Warning",
+      "BecameUnhealthy",
+      "503",
+    );
+    await rec.flush();
+    assert.equal(calls.length, before + 1);
+    assert.equal(calls.at(-1)!.method, "POST");
+  });
+
+  test("a series whose count is still being written is kept past its window", async () => {
+    const clock = fakeClock(Date.parse("2026-01-01T00:00:00Z"));
+    let release = () => {};
+    const hung = new Promise<void>((r) => {
+      release = r;
+    });
+    const client = scriptedClient({ onRequest: (req) => (req.method === "PATCH" ? hung : {}) });
+    const rec = eventRecorder({ client, reportingController: "c", reportingInstance: "i", clock });
+    rec.event(obj, "Warning", "ProbeFailed", "timeout");
+    await new Promise((r) => setImmediate(r));
+    rec.event(obj, "Warning", "ProbeFailed", "timeout"); // count 2: a PATCH that hangs
+    clock.advance(7 * 60_000);
+    const other = { ...obj, metadata: { ...obj.metadata, name: "web-2", uid: "u2" } };
+    rec.event(other, "Warning", "ProbeFailed", "timeout");
+    assert.equal(rec.size.series, 2, "kept: its count is not written yet");
+    release();
+    await rec.flush();
+    rec.event(other, "Warning", "ProbeFailed", "timeout");
+    assert.equal(rec.size.series, 1, "written and closed: forgotten");
+  });
 });

@@ -6,7 +6,12 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { ApiError, type KubeRequest } from "../../../src/kube/client.ts";
-import { createInformer } from "../../../src/kube/informer.ts";
+import {
+  createInformer,
+  internStrings,
+  lastAppliedAnnotation,
+  stringInterner,
+} from "../../../src/kube/informer.ts";
 import type { KubeObject } from "../../../src/kube/object.ts";
 import { resources } from "../../../src/kube/object.ts";
 import { fakeClock } from "../../../src/util/clock.ts";
@@ -291,6 +296,37 @@ describe("informer", () => {
     inf.start();
     await inf.waitForSync();
     assert.equal(inf.get("ns/a")!.metadata.managedFields, undefined);
+    await inf.stop();
+  });
+
+  test("string values are shared between cached objects, bounded; per-object metadata is left alone", () => {
+    const parse = (name: string) =>
+      JSON.parse(
+        `{"metadata":{"name":"${name}","uid":"u-${name}","namespace":"shop"},"spec":{"ports":["http"],"note":"${"x".repeat(65)}"}}`,
+      ) as KubeObject & { spec: { ports: string[]; note: string } };
+    const intern = stringInterner(3);
+    const a = internStrings(parse("a"), intern);
+    const b = internStrings(parse("b"), intern);
+    // Same values, and (interned) the same string in both: nothing observable changes.
+    assert.deepEqual(b, parse("b"));
+    assert.equal(a.metadata.namespace, b.metadata.namespace);
+    assert.equal(a.spec.ports[0], "http");
+    // The table stays bounded whatever comes through it.
+    for (let i = 0; i < 100; i++) intern(`v${i}`);
+    assert.equal(intern("shop"), "shop");
+  });
+
+  test("kubectl's last-applied annotation is dropped by default; other annotations stay", async () => {
+    const a = configMap("a");
+    a.metadata.annotations = { [lastAppliedAnnotation]: '{"big":"copy"}', keep: "me" };
+    const b = configMap("b");
+    b.metadata.annotations = { [lastAppliedAnnotation]: '{"big":"copy"}' };
+    const api = fakeApi([a, b]);
+    const inf = createInformer({ client: api.client, type: resources.configMaps, clock: fakeClock() });
+    inf.start();
+    await inf.waitForSync();
+    assert.deepEqual(inf.get("ns/a")!.metadata.annotations, { keep: "me" });
+    assert.equal(inf.get("ns/b")!.metadata.annotations, undefined);
     await inf.stop();
   });
 });

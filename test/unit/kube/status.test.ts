@@ -71,6 +71,21 @@ describe("status writes", () => {
     assert.deepEqual(calls[0]!.obj.metadata, { name: "a", namespace: "ns" });
   });
 
+  test("the object returned by a write carries no managedFields (callers keep it a while)", async () => {
+    const applier: Applier = {
+      fieldManager: "roster",
+      async apply<T extends KubeObject>(_t: ResourceType, obj: T) {
+        return { ...obj, metadata: { ...obj.metadata, resourceVersion: "10", managedFields: [{}] } };
+      },
+      async delete() {
+        return true;
+      },
+    };
+    const r = await writeStatus(applier, siType, current, { healthy: false } as NonNullable<Si["status"]>);
+    assert.deepEqual(r.object.metadata, { name: "a", namespace: "ns", resourceVersion: "10" });
+    assert.deepEqual(r.object.status, { healthy: false });
+  });
+
   test("observed() stamps observedGeneration from the object", () => {
     assert.deepEqual(observed(current, { healthy: true }), { healthy: true, observedGeneration: 3 });
   });

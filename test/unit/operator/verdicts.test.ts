@@ -39,7 +39,7 @@ describe("engineVerdicts", () => {
     assert.equal(v.get("shop/other"), undefined);
   });
 
-  it("a transition counts as probed (none probes and refused addresses never call onProbe)", () => {
+  it("a transition counts as probed (whichever of the two hooks comes first)", () => {
     const v = engineVerdicts();
     v.attach(fakeEngine({ "shop/web-1": summary }));
     v.onTransition({
