@@ -78,6 +78,12 @@ test("members join, leave at once, and a cut-off member is dropped after one lea
     what: "b gone",
   });
   t.diagnostic(`a saw b leave after ${Date.now() - left} ms`);
+  // c too, before it is cut off (its view then freezes).
+  await eventually(same(c.m, ["replica-a", "replica-c"]), {
+    timeoutMs: 5000,
+    intervalMs: 20,
+    what: "c sees b gone",
+  });
 
   // c loses the API server: a drops it after about a lease duration; c keeps its view.
   proxy.refuse(true);
