@@ -34,6 +34,7 @@ import {
 } from "./lib.ts";
 import type { ChildMemory } from "./operator-child.ts";
 import { type Figure, report } from "./report.ts";
+import { operatorDefaults } from "./setup.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -134,10 +135,7 @@ try {
       const startedAt = await p.start({
         kubeconfig: cluster.sandbox.kubeconfigPath,
         namespaces: [ns],
-        batchWindowMs: 20,
-        maxConcurrent: 512,
-        maxPerHost: 64,
-        concurrency: 4,
+        ...operatorDefaults,
       });
       if (args.profile) await p.sampling(true);
       let peak = 0;

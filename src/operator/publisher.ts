@@ -63,7 +63,7 @@ import {
   type SliceObject,
 } from "./context.ts";
 import { effectiveSettings, rankPolicies } from "./effective.ts";
-import { blockerReasons, truncate } from "./status.ts";
+import { blockerReasons, instanceHealthy, truncate } from "./status.ts";
 import type { ProbeTargets } from "./targets.ts";
 
 const APPLIED_HASH = "roster.dev/applied-hash";
@@ -168,9 +168,8 @@ export function servicePublisher(ctx: OperatorContext, targets: ProbeTargets): {
    */
   function view(si: InstanceObject): InstanceView {
     const key = `${si.metadata.namespace}/${si.metadata.name}`;
-    const recorded =
-      si.status?.healthy === true ? "healthy" : si.status?.healthy === false ? "unhealthy" : "unknown";
     if (!ctx.shards.owns(key)) {
+      const recorded = asVerdict(si.status?.healthy);
       const ready = si.status?.conditions?.find((c) => c.type === ConditionTypes.Ready);
       const blocked = ready?.status === "False" && blockerReasons.has(ready.reason);
       const addresses = si.status?.addresses ?? [];
@@ -180,8 +179,8 @@ export function servicePublisher(ctx: OperatorContext, targets: ProbeTargets): {
     if (!rt || rt.blocker)
       return { blocked: true, settled: rt !== undefined, verdict: "unknown", addresses: [] };
     const verdict = ctx.verdicts.get(key);
-    const effective =
-      verdict?.verdict === "Healthy" ? "healthy" : verdict?.verdict === "Unhealthy" ? "unhealthy" : recorded;
+    // The status writer's rule: the fresh verdict, else the recorded one.
+    const effective = asVerdict(instanceHealthy(si.status, verdict));
     const all = targets.addresses(key, verdict);
     // A healthy name that resolves to several IPs publishes the IPs that pass.
     const passing = all.filter((a) => a.verdict === "Healthy").map((a) => a.address);
@@ -579,6 +578,10 @@ export function servicePublisher(ctx: OperatorContext, targets: ProbeTargets): {
   }
 
   return { reconcile };
+}
+
+function asVerdict(healthy: boolean | undefined): InstanceInput["verdict"] {
+  return healthy === true ? "healthy" : healthy === false ? "unhealthy" : "unknown";
 }
 
 /** The load-balancing hints as published (format v1). */

@@ -45,6 +45,7 @@ import {
   startTargets,
 } from "../../bench/lib.ts";
 import { type Figure, percentile, report } from "../../bench/report.ts";
+import { operatorDefaults } from "../../bench/setup.ts";
 import { parseDuration } from "../../src/api/index.ts";
 import { type Checker, createChecker, type Incident } from "./checker.ts";
 import { clockTime, createChurn } from "./churn.ts";
@@ -171,10 +172,7 @@ async function main(): Promise<number> {
     const startedAt = await op.start({
       kubeconfig: cluster.sandbox.kubeconfigPath,
       namespaces: [ns],
-      batchWindowMs: 20,
-      maxConcurrent: 512,
-      maxPerHost: 64,
-      concurrency: 4,
+      ...operatorDefaults,
       metricsPort: 0,
     });
     const metricsPort = (await op.ports()).metrics;
