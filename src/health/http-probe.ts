@@ -14,10 +14,10 @@
  *   the destination policy before any connection.
  */
 import { isIP, type Socket } from "node:net";
+import { type BodyMatcher, bodyMatcher } from "./body-match.ts";
 import type { ConnectionPool } from "./http1.ts";
 import { ResponseReader } from "./http1.ts";
 import { classifyError, fail, type Outcome, ok, Reason } from "./reasons.ts";
-import { linearRegex } from "./regex.ts";
 import type { ProbeSignal } from "./signal.ts";
 import type { HttpProbeSpec, StatusRange, TlsSpec } from "./types.ts";
 
@@ -196,9 +196,10 @@ function oneRequest(
     const tls = spec.tls;
     const serverName = tls?.serverName ?? (isIP(hop.host) === 0 ? hop.host : undefined);
     const key = `${hop.https ? "s" : "h"}|${hop.address}|${hop.port}|${hop.https ? `${serverName ?? ""}|${tlsId(tls)}` : ""}`;
-    let matcher: ((body: Buffer) => boolean) | undefined;
+    const limit = Math.min(Math.max(1, spec.maxBodyBytes ?? defaultMaxBody), maxBodyCap);
+    let made: BodyMatcher | undefined;
     try {
-      matcher = bodyMatcher(spec);
+      made = bodyMatcher(spec, limit);
     } catch (err) {
       resolve(fail(Reason.InvalidProbe, `bodyMatch regex: ${(err as Error).message}`));
       return;
@@ -214,24 +215,9 @@ function oneRequest(
     }
     const { socket, reused } = conn;
     const method = spec.method ?? "GET";
-    const limit = Math.min(Math.max(1, spec.maxBodyBytes ?? defaultMaxBody), maxBodyCap);
-    const needle = matcher;
-    const prefix: Buffer[] = [];
-    let prefixBytes = 0;
-    let matched = false;
-    const reader = new ResponseReader(
-      method,
-      needle
-        ? (bytes) => {
-            if (matched || prefixBytes >= limit) return;
-            const take = Math.min(bytes.length, limit - prefixBytes);
-            prefix.push(take === bytes.length ? bytes : bytes.subarray(0, take));
-            prefixBytes += take;
-            // Search the whole prefix read so far, so a match split across chunks is found.
-            matched = needle(Buffer.concat(prefix, prefixBytes));
-          }
-        : undefined,
-    );
+    const needle = made;
+    // Incremental and linear in the bytes read (body-match.ts): a server's framing cannot make it quadratic.
+    const reader = new ResponseReader(method, needle ? (bytes) => needle.push(bytes) : undefined);
     let decided: Result | undefined;
     let gotBytes = false;
     let finished = false;
@@ -269,9 +255,9 @@ function oneRequest(
           );
         } else if (!needle) {
           decided = ok(`HTTP ${head.status}`);
-        } else if (matched) {
+        } else if (needle.matched || ((needle.bytes >= limit || reader.done) && needle.end())) {
           decided = ok(`HTTP ${head.status}, body matched`);
-        } else if (prefixBytes >= limit) {
+        } else if (needle.bytes >= limit) {
           const m = `HTTP ${head.status}: the first ${limit} bytes of the body do not match ${spec.bodyRegex ? "the expected pattern" : "the expected text"}`;
           decided = fail(Reason.BodyMismatch, m);
         } else if (reader.done) {
@@ -314,17 +300,4 @@ function oneRequest(
     socket.on("close", onClose);
     socket.write(request);
   });
-}
-
-/** The body check of a probe: a substring, or a regex run by the linear-time engine. */
-function bodyMatcher(spec: HttpProbeSpec): ((body: Buffer) => boolean) | undefined {
-  if (spec.bodyMatch) {
-    const needle = Buffer.from(spec.bodyMatch);
-    return (body) => body.includes(needle);
-  }
-  if (spec.bodyRegex) {
-    const re = linearRegex(spec.bodyRegex);
-    return (body) => re.test(body.toString("utf8"));
-  }
-  return undefined;
 }
