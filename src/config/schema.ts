@@ -18,6 +18,7 @@ import { durationBetween, tryParseDuration } from "../api/common.ts";
 import { DiscoveryPolicySpec, LoadBalancing, Publish } from "../api/discoverypolicy.ts";
 import { HealthCheck } from "../api/health.ts";
 import { dnsServerProblem, MAX_DNS_SERVERS } from "../health/dns.ts";
+import { defaultDeny } from "../health/policy.ts";
 
 const Port = z.int().min(1).max(65535);
 
@@ -142,8 +143,10 @@ export const ProbingConfig = z.strictObject({
       deny: z
         .array(Cidr)
         .max(256)
-        .default(["169.254.0.0/16", "fe80::/10"])
-        .describe("Ranges never probed (default: link-local, where cloud metadata endpoints live)."),
+        .default([...defaultDeny])
+        .describe(
+          "Ranges never probed (default: link-local, where cloud metadata endpoints live, and the AWS IPv6 and Alibaba Cloud metadata addresses).",
+        ),
       allowLoopback: z
         .boolean()
         .default(false)
