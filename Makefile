@@ -25,8 +25,16 @@ help: ## List the targets
 # `npm install` rather than `npm ci`: npm 11 writes lock files without the
 # other platforms' optional packages (biome's), and `npm ci` then refuses them.
 # With the lock file present, `npm install` installs exactly the locked versions.
+# npm runs on whatever Node is installed (often an older one), but the packages
+# need Node 24 (`engines`), so npm would warn EBADENGINE about them. Fetch the
+# locked `node` package alone first and run the real install under it.
+NODE_VERSION := $(shell sed -n '/"node_modules\/node": {/,/}/s/.*"version": "\(.*\)".*/\1/p' package-lock.json)
+NODE_BOOT := .cache/node-$(NODE_VERSION)
+
 node_modules/.package-lock.json: package.json package-lock.json
-	npm install --no-audit --no-fund
+	@test -x node_modules/.bin/node || test -x $(NODE_BOOT)/node_modules/.bin/node || \
+		npm install --prefix $(NODE_BOOT) --no-save --no-package-lock --no-audit --no-fund --loglevel=error node@$(NODE_VERSION)
+	PATH=$(CURDIR)/node_modules/.bin:$(CURDIR)/$(NODE_BOOT)/node_modules/.bin:$$PATH npm install --no-audit --no-fund
 	@touch $@
 
 .PHONY: deps

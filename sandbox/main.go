@@ -63,18 +63,27 @@ func main() {
 }
 
 func run() error {
+	// Its own flag set: the global one also holds the flags that linked
+	// libraries register on import (cAdvisor's -containerd, -docker_only, ...),
+	// which would bury these in --help and mean nothing here.
+	fs := flag.NewFlagSet("roster-sandbox", flag.ExitOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: roster-sandbox [flags]\n\n"+
+			"Runs etcd, kube-apiserver and kube-controller-manager on 127.0.0.1 for Roster's tests and demo.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
 	var (
-		dir         = flag.String("dir", ".sandbox", "directory for certificates, etcd data, kubeconfig and logs")
-		port        = flag.Int("port", 0, "kube-apiserver secure port (0: reuse the previous one on this dir, else a free port)")
-		controllers = flag.String("controllers", defaultControllers, "kube-controller-manager controllers to run (comma-separated; \"\" runs none)")
-		logFile     = flag.String("log-file", "", "write component logs here instead of stderr")
-		withParent  = flag.Bool("exit-with-parent", false, "shut down when the parent process dies (for test harnesses)")
+		dir         = fs.String("dir", ".sandbox", "directory for certificates, etcd data, kubeconfig and logs")
+		port        = fs.Int("port", 0, "kube-apiserver secure port (0: reuse the previous one on this dir, else a free port)")
+		controllers = fs.String("controllers", defaultControllers, "kube-controller-manager controllers to run (comma-separated; \"\" runs none)")
+		logFile     = fs.String("log-file", "", "write component logs here instead of stderr")
+		withParent  = fs.Bool("exit-with-parent", false, "shut down when the parent process dies (for test harnesses)")
 		apiArgs     multiFlag
 		kcmArgs     multiFlag
 	)
-	flag.Var(&apiArgs, "apiserver-arg", "extra kube-apiserver flag, e.g. --apiserver-arg=--etcd-compaction-interval=10s (repeatable)")
-	flag.Var(&kcmArgs, "controller-manager-arg", "extra kube-controller-manager flag (repeatable)")
-	flag.Parse()
+	fs.Var(&apiArgs, "apiserver-arg", "extra kube-apiserver flag, e.g. --apiserver-arg=--etcd-compaction-interval=10s (repeatable)")
+	fs.Var(&kcmArgs, "controller-manager-arg", "extra kube-controller-manager flag (repeatable)")
+	_ = fs.Parse(os.Args[1:])
 
 	root, err := filepath.Abs(*dir)
 	if err != nil {

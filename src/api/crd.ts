@@ -293,10 +293,24 @@ export function serviceInstanceCrd(): CustomResourceDefinition {
         description: "Passes its health check.",
       },
       {
+        name: "Ready",
+        type: "string",
+        jsonPath: '.status.conditions[?(@.type=="Ready")].status',
+        description: "Published as ready (the Ready condition).",
+      },
+      {
         name: "Reason",
         type: "string",
         jsonPath: '.status.conditions[?(@.type=="Ready")].reason',
-        description: "Reason of the Ready condition.",
+        description:
+          "Why it is or is not published as ready (the Ready condition's reason): Healthy, Unhealthy, Draining, NotInEndpointSlices, ...",
+      },
+      {
+        name: "Probe",
+        type: "string",
+        jsonPath: '.status.conditions[?(@.type=="Healthy")].reason',
+        description:
+          "The health check's reason (the Healthy condition's): ProbeSucceeded, HTTPStatus, Timeout, ...",
       },
       { name: "Zone", type: "string", jsonPath: ".spec.zone", description: "Topology zone.", priority: 1 },
       {

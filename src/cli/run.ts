@@ -9,7 +9,7 @@ import {
 } from "../config/index.ts";
 import { applyConfigChange } from "../config/runtime.ts";
 import { LogLevel as LogLevelSchema } from "../config/schema.ts";
-import { createLogger, type LogLevel } from "../kube/index.ts";
+import { ApiError, createLogger, type LogLevel } from "../kube/index.ts";
 import { createOperator } from "../operator/operator.ts";
 import { operatorSettings, probingOptions, shardingOptions } from "../operator/settings.ts";
 import { CliError, checkCluster, flags, loadKubeConfig } from "./common.ts";
@@ -62,6 +62,45 @@ export async function stopWithin(
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** Bound on stopping what a failed start-up had started (servers, informers). */
+const STARTUP_TEARDOWN_MS = 5000;
+
+/** SIGTERM and SIGINT, in order: each `next()` resolves with the next signal's name. */
+function signalQueue(): { next(): Promise<string>; dispose(): void } {
+  const waiting: ((signal: string) => void)[] = [];
+  const received: string[] = [];
+  const on = (signal: NodeJS.Signals) => {
+    const waiter = waiting.shift();
+    if (waiter) waiter(signal);
+    else received.push(signal);
+  };
+  process.on("SIGTERM", on);
+  process.on("SIGINT", on);
+  return {
+    next: () =>
+      new Promise<string>((resolve) => {
+        const signal = received.shift();
+        if (signal) resolve(signal);
+        else waiting.push(resolve);
+      }),
+    dispose() {
+      process.off("SIGTERM", on);
+      process.off("SIGINT", on);
+    },
+  };
+}
+
+/** One line saying why the operator could not start, and what fixes it when that is known. */
+export function startupMessage(err: unknown): string {
+  if (err instanceof ApiError && (err.status === 401 || err.status === 403)) {
+    return (
+      `the API server refused the operator's requests (${err.message}); ` +
+      "give its identity Roster's RBAC (the Helm chart's ClusterRole, see docs/helm.md)"
+    );
+  }
+  return err instanceof Error ? err.message : String(err);
 }
 
 function port(value: string | undefined, name: string): number | undefined {
@@ -131,44 +170,58 @@ export async function run(args: string[]): Promise<number> {
     sharding: shardingOptions(config),
   });
 
-  const watcher = values.config
-    ? watchConfig({
-        path: values.config,
-        logger,
-        onChange: async (next, prev, changed) => {
-          const effective = withFlags(next);
-          await applyConfigChange(operator.manager, effective, changed, {
-            log: logger,
-            prev: withFlags(prev),
-          });
-          operator.updateSettings(operatorSettings(effective));
-          operator.setDestinationPolicy(probingOptions(effective).destinations ?? {});
-          logger.info({ changed }, "config reloaded");
-        },
-        onError: (err) =>
-          logger.error({ err: err.message }, "config file rejected; keeping the previous config"),
-      })
-    : undefined;
-
-  const signalled = new Promise<string>((resolve) => {
-    process.once("SIGTERM", () => resolve("SIGTERM"));
-    process.once("SIGINT", () => resolve("SIGINT"));
-  });
-  await operator.start();
-  logger.info(
-    { server: kc.getCurrentCluster()?.server, identity: operator.manager.identity },
-    "roster started",
-  );
-  const outcome = await Promise.race([operator.manager.done, signalled]);
+  // From here on every exit path stops what started: a failed start-up must
+  // not leave servers, informers, signal handlers or a config watcher behind
+  // (they kept the process alive, deaf to SIGTERM).
+  const signals = signalQueue();
+  const signalled = signals.next();
+  const ready = (async () => {
+    await operator.start();
+    await operator.manager.waitForCacheSync();
+    return "started";
+  })();
+  ready.catch(() => undefined); // lost the race to a signal: its failure no longer matters
+  let first: string;
+  try {
+    first = await Promise.race([ready, signalled]);
+  } catch (err) {
+    signals.dispose();
+    await stopWithin(() => operator.stop(), STARTUP_TEARDOWN_MS);
+    throw new CliError(`start-up failed: ${startupMessage(err)}`);
+  }
+  let watcher: ReturnType<typeof watchConfig> | undefined;
+  if (first === "started") {
+    logger.info(
+      { server: kc.getCurrentCluster()?.server, identity: operator.manager.identity },
+      "roster started",
+    );
+    watcher = values.config
+      ? watchConfig({
+          path: values.config,
+          logger,
+          onChange: async (next, prev, changed) => {
+            const effective = withFlags(next);
+            await applyConfigChange(operator.manager, effective, changed, {
+              log: logger,
+              prev: withFlags(prev),
+            });
+            operator.updateSettings(operatorSettings(effective));
+            operator.setDestinationPolicy(probingOptions(effective).destinations ?? {});
+            logger.info({ changed }, "config reloaded");
+          },
+          onError: (err) =>
+            logger.error({ err: err.message }, "config file rejected; keeping the previous config"),
+        })
+      : undefined;
+  }
+  const outcome = first === "started" ? await Promise.race([operator.manager.done, signalled]) : first;
   watcher?.close();
   // A second signal during shutdown means "now".
-  const again = new Promise<string>((resolve) => {
-    process.once("SIGTERM", () => resolve("SIGTERM"));
-    process.once("SIGINT", () => resolve("SIGINT"));
-  });
+  const again = signals.next();
   const stop = () =>
     operator.stop().catch((err: unknown) => logger.error({ err }, "stopping the operator failed"));
   const stopped = await stopWithin(stop, SHUTDOWN_TIMEOUT_MS, again);
+  signals.dispose();
   if (stopped !== "stopped") {
     // Something did not return (a reconcile, a request, a socket): exit anyway,
     // since an operator that never exits blocks its rollout until SIGKILL.

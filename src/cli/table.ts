@@ -24,8 +24,12 @@ export interface InstanceView {
   name: string;
   address: string;
   healthy: boolean | undefined;
+  /** The Ready condition: published as ready? */
   ready: string;
+  /** The Ready condition's reason (why it is or is not published ready), as kubectl's REASON column. */
   reason: string;
+  /** The Healthy condition's reason: the probe's word (ProbeSucceeded, HTTPStatus, ...), as kubectl's PROBE column. */
+  probe: string;
   weight: number;
   zone: string;
 }
@@ -73,11 +77,9 @@ export function rosterView(
       address: si.spec.address,
       healthy: si.status?.healthy,
       ready: ready?.status ?? "Unknown",
-      // Why it is (not) ready; for a plain health failure, the probe's reason.
-      reason:
-        ready?.status === "True" || ready?.reason === "Unhealthy"
-          ? (health?.reason ?? "")
-          : (ready?.reason ?? "AwaitingProbe"),
+      // The same words as `kubectl get si` (the CRD's printer columns), each with one meaning.
+      reason: ready?.reason ?? "AwaitingProbe",
+      probe: health?.reason ?? "AwaitingProbe",
       weight: si.spec.weight ?? 100,
       zone: si.spec.zone ?? "",
     });
@@ -111,7 +113,7 @@ export function renderView(views: readonly ServiceView[], options: { color?: boo
       v.panic ? color(c, 31, "PANIC") : "",
     ].filter(Boolean);
     lines.push(color(c, 1, head.join("  ")));
-    const rows = [["INSTANCE", "ADDRESS", "HEALTHY", "READY", "REASON", "WEIGHT", "ZONE"]];
+    const rows = [["INSTANCE", "ADDRESS", "HEALTHY", "READY", "REASON", "PROBE", "WEIGHT", "ZONE"]];
     for (const i of v.instances) {
       rows.push([
         i.name,
@@ -119,6 +121,7 @@ export function renderView(views: readonly ServiceView[], options: { color?: boo
         i.healthy === undefined ? "?" : String(i.healthy),
         i.ready,
         i.reason,
+        i.probe,
         String(i.weight),
         i.zone,
       ]);

@@ -78,6 +78,8 @@ export interface RosterClientOptions {
   /** Randomness of Random, power-of-two-choices, start offsets; default Math.random. */
   rng?: Rng;
   logger?: Logger;
+  /** Called with what a listener threw (it never stops the other listeners); default: a process warning. */
+  onListenerError?: (err: Error, event: EventName) => void;
 }
 
 export interface ClientPickOptions {
@@ -364,7 +366,9 @@ export class RosterClient {
         (listener as Listener<E>)(event);
       } catch (err) {
         // A listener's bug must not stop the others or the client's own bookkeeping.
-        process.emitWarning(err instanceof Error ? err : new Error(String(err)), "RosterClientListenerError");
+        const error = err instanceof Error ? err : new Error(String(err));
+        if (this.#options.onListenerError) this.#options.onListenerError(error, name);
+        else process.emitWarning(error, "RosterClientListenerError");
       }
     }
   }

@@ -142,6 +142,25 @@ interface PoolEntry {
   idleMs: number;
 }
 
+/**
+ * grpc-js sends the target's host as the TLS server name even when it is an
+ * IP address, which RFC 6066 forbids (Node warns: DEP0123, and will ignore
+ * it). Without a server name Node verifies the certificate against the IP
+ * (`host`), which is what a probe of an IP asks for.
+ */
+function withoutIpServername(creds: ChannelCredentials): ChannelCredentials {
+  const create = creds._createSecureConnector.bind(creds);
+  creds._createSecureConnector = (...args) => {
+    const connector = create(...args) as ReturnType<typeof create> & {
+      connectionOptions?: { servername?: string };
+    };
+    const options = connector.connectionOptions;
+    if (options?.servername !== undefined && isIP(options.servername) !== 0) delete options.servername;
+    return connector;
+  };
+  return creds;
+}
+
 export function grpcPool(now: () => number): GrpcPool {
   const entries = new Map<string, PoolEntry>();
   return {
@@ -161,9 +180,11 @@ export function grpcPool(now: () => number): GrpcPool {
         if (serverName) options["grpc.ssl_target_name_override"] = serverName;
         let creds: ChannelCredentials = credentials.createInsecure();
         if (tls) {
-          creds = credentials.createSsl(tls.caBundle ? Buffer.from(tls.caBundle) : null, null, null, {
-            rejectUnauthorized: !tls.insecureSkipVerify,
-          });
+          creds = withoutIpServername(
+            credentials.createSsl(tls.caBundle ? Buffer.from(tls.caBundle) : null, null, null, {
+              rejectUnauthorized: !tls.insecureSkipVerify,
+            }),
+          );
         }
         entry = { client: new Client(target, creds, options), lastUsed: now(), idleMs };
         entries.set(key, entry);

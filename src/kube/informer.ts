@@ -122,6 +122,8 @@ export interface InformerOptions<T extends KubeObject> {
   /** Applied to every object before it is stored (default: `defaultTransform`). */
   transform?: (obj: T) => T;
   random?: () => number;
+  /** Called with every failed list (the informer retries it with backoff). */
+  onListError?: (err: unknown) => void;
 }
 
 export const defaultInactivityTimeoutMs = 180_000;
@@ -483,6 +485,7 @@ export function createInformer<T extends KubeObject>(options: InformerOptions<T>
           lastRelistAt = clock.now();
         } catch (err) {
           if (stopped) break;
+          options.onListError?.(err);
           const delay = retry.next();
           log.warn({ err: String(err), retryInMs: Math.round(delay) }, "list failed");
           await sleep(clock, delay, stopSignal.signal);

@@ -29,7 +29,7 @@ import type { KubeConfig } from "@kubernetes/client-node";
 import type { Clock } from "../util/clock.ts";
 import { systemClock } from "../util/clock.ts";
 import { type Applier, applier } from "./apply.ts";
-import { type KubeClient, kubeClient } from "./client.ts";
+import { ApiError, type KubeClient, kubeClient } from "./client.ts";
 import { type Controller, type ControllerOptions, createController } from "./controller.ts";
 import { type EventRecorder, eventRecorder } from "./events.ts";
 import { combineInformers, createInformer, type Informer, type InformerOptions } from "./informer.ts";
@@ -125,6 +125,12 @@ export interface Manager {
   isLeader(): boolean;
   start(): Promise<void>;
   stop(): Promise<void>;
+  /**
+   * Resolves true once every informer has listed, false if the manager stops
+   * first; rejects as soon as the API server refuses a list (401/403), which
+   * retrying cannot fix: a start-up error, not a state to wait in.
+   */
+  waitForCacheSync(signal?: AbortSignal): Promise<boolean>;
   /** Resolves when the manager stopped: `"stopped"` (stop()) or `"lost"` (leadership lost). */
   readonly done: Promise<ElectionOutcome>;
   reconfigure(settings: ManagerSettings): Promise<void>;
@@ -178,6 +184,15 @@ export function createManager(options: ManagerOptions): Manager {
     resolveDone = r;
   });
 
+  /** The first list the API server refused (401/403), and who waits to hear of it. */
+  let refusedList: Error | undefined;
+  const refusalWaiters = new Set<(err: Error) => void>();
+  const onListError = (err: unknown) => {
+    if (refusedList || !(err instanceof ApiError) || (err.status !== 401 && err.status !== 403)) return;
+    refusedList = err;
+    for (const w of refusalWaiters) w(err);
+  };
+
   checks.healthz.set("ping", () => undefined);
   checks.healthz.set("leader-election", () => elector?.check());
   checks.readyz.set("informers", () => {
@@ -193,6 +208,16 @@ export function createManager(options: ManagerOptions): Manager {
   }
 
   async function startServers(): Promise<void> {
+    try {
+      await listen();
+    } catch (err) {
+      await closeServers();
+      throw err;
+    }
+    log.info({ health: servers.health?.port, metrics: servers.metrics?.port }, "serving endpoints");
+  }
+
+  async function listen(): Promise<void> {
     const host = settings.bindAddress;
     const hp = settings.healthPort;
     const mp = settings.metricsPort;
@@ -204,7 +229,6 @@ export function createManager(options: ManagerOptions): Manager {
       if (mp !== undefined)
         servers.metrics = await serveEndpoints({ port: mp, host, registry: metrics.registry });
     }
-    log.info({ health: servers.health?.port, metrics: servers.metrics?.port }, "serving endpoints");
   }
 
   async function closeServers(): Promise<void> {
@@ -272,6 +296,7 @@ export function createManager(options: ManagerOptions): Manager {
             clock,
             logger,
             metrics,
+            onListError,
           });
         inf = namespaces.length === 0 ? make() : combineInformers(namespaces.map((ns) => make(ns)));
         informers.set(key, inf);
@@ -298,6 +323,21 @@ export function createManager(options: ManagerOptions): Manager {
     addHealthCheck: (name, check) => void checks.healthz.set(name, check),
     addReadyCheck: (name, check) => void checks.readyz.set(name, check),
     isLeader: () => (elector ? elector.isLeader() : started && !stopping),
+
+    waitForCacheSync(signal) {
+      return new Promise<boolean>((resolve, reject) => {
+        if (refusedList) return reject(refusedList);
+        const refused = (err: Error) => {
+          refusalWaiters.delete(refused);
+          reject(err);
+        };
+        refusalWaiters.add(refused);
+        void Promise.all([...informers.values()].map((i) => i.waitForSync(signal))).then((oks) => {
+          refusalWaiters.delete(refused);
+          resolve(oks.every(Boolean));
+        });
+      });
+    },
 
     async start() {
       if (started) return;

@@ -83,10 +83,12 @@ export async function serveEndpoints(o: ServeOptions): Promise<EndpointServer> {
       res.end(String(err));
     });
   });
+  const host = o.host ?? "0.0.0.0";
   await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(o.port, o.host ?? "0.0.0.0", () => {
-      server.off("error", reject);
+    const failed = (err: NodeJS.ErrnoException) => reject(listenError(err, host, o));
+    server.once("error", failed);
+    server.listen(o.port, host, () => {
+      server.off("error", failed);
       resolve();
     });
   });
@@ -102,4 +104,14 @@ export async function serveEndpoints(o: ServeOptions): Promise<EndpointServer> {
       return closing;
     },
   };
+}
+
+/** "cannot serve /metrics on 0.0.0.0:8080: the port is in use (...)": what, where, and what to change. */
+function listenError(err: NodeJS.ErrnoException, host: string, o: ServeOptions): Error {
+  const what = [o.checks && "/healthz and /readyz", o.registry && "/metrics"].filter(Boolean).join(" and ");
+  const why =
+    err.code === "EADDRINUSE"
+      ? "the port is in use (another roster? choose another port in the config or with --metrics-port/--health-port)"
+      : err.message;
+  return Object.assign(new Error(`cannot serve ${what} on ${host}:${o.port}: ${why}`), { code: err.code });
 }

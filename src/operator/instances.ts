@@ -14,7 +14,7 @@ import { type Reconciler, writeStatus } from "../kube/index.ts";
 import { isManagedByRoster } from "../publish/index.ts";
 import { type InstanceObject, type OperatorContext, rosterResources } from "./context.ts";
 import { serviceKey } from "./effective.ts";
-import { instanceStatus } from "./status.ts";
+import { instanceEvents, instanceStatus } from "./status.ts";
 import type { ProbeTargets } from "./targets.ts";
 import type { InstanceVerdict } from "./verdicts.ts";
 
@@ -105,7 +105,7 @@ export function instanceReconciler(ctx: OperatorContext, targets: ProbeTargets):
         : undefined;
 
     const status = instanceStatus({ instance, verdict, addresses, blocker, conflict, now });
-    const previous = obj.status?.healthy;
+    const previous = obj.status;
     const write = await writeStatus(ctx.applier, rosterResources.serviceInstances, obj, status, {
       signal: rc.signal,
     });
@@ -113,15 +113,8 @@ export function instanceReconciler(ctx: OperatorContext, targets: ProbeTargets):
     const stale = ctx.instances.get(key)?.metadata.resourceVersion === cached.metadata.resourceVersion;
     if (write.written && stale)
       written.set(key, { over: cached.metadata.resourceVersion, object: write.object });
-    if (
-      write.written &&
-      status.healthy !== undefined &&
-      previous !== undefined &&
-      previous !== status.healthy
-    ) {
-      const reason = status.healthy ? "BecameHealthy" : "BecameUnhealthy";
-      const detail = verdict ? `${verdict.reason}: ${verdict.message}` : (blocker?.message ?? "");
-      ctx.events.event(obj, status.healthy ? "Normal" : "Warning", reason, detail);
+    if (write.written) {
+      for (const e of instanceEvents(previous, status)) ctx.events.event(obj, e.type, e.reason, e.note);
     }
 
     const deregister = deregisterDecision({

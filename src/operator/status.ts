@@ -11,6 +11,7 @@ import {
   type ServiceInstance,
   type ServiceInstanceStatus,
 } from "../api/index.ts";
+import { Reason } from "../health/index.ts";
 import { type Condition, type ConditionInput, metaTime, setCondition } from "../kube/index.ts";
 import { checkAddress } from "../publish/addresses.ts";
 import type { InstanceVerdict } from "./verdicts.ts";
@@ -223,4 +224,48 @@ function readyCondition(addresses: readonly string[]): Omit<ConditionInput, "obs
     reason: "NotInEndpointSlices",
     message: `published as ready${all ? " in the ConfigMap only" : ""}: ${refused.join(", ")} cannot be in an EndpointSlice`,
   };
+}
+
+export interface InstanceEvent {
+  type: "Normal" | "Warning";
+  reason: string;
+  note: string;
+}
+
+/**
+ * The Events a status write records, from the status it replaced and the one
+ * written: the first verdict (so `kubectl describe si` of an instance that
+ * never became healthy says why), every change of `healthy`, and the start
+ * and end of flap damping (which can hold an instance without changing
+ * `healthy`). Repeats become a series of one Event (src/kube/events.ts).
+ */
+export function instanceEvents(
+  previous: ServiceInstanceStatus | undefined,
+  next: ServiceInstanceStatus,
+): InstanceEvent[] {
+  const events: InstanceEvent[] = [];
+  const health = (s: ServiceInstanceStatus | undefined) =>
+    s?.conditions?.find((c) => c.type === ConditionTypes.Healthy);
+  const before = health(previous);
+  const after = health(next);
+  const detail = after ? `${after.reason}: ${after.message}` : "";
+  if (next.healthy !== undefined && previous?.healthy !== next.healthy) {
+    const first = previous?.healthy === undefined;
+    events.push({
+      type: next.healthy ? "Normal" : "Warning",
+      reason: next.healthy ? "BecameHealthy" : "BecameUnhealthy",
+      note: first ? `first verdict: ${detail}` : detail,
+    });
+  }
+  const flapping = (c: typeof after) => c?.reason === Reason.Flapping;
+  if (flapping(after) && !flapping(before)) {
+    events.push({ type: "Warning", reason: "FlapDamping", note: after!.message });
+  } else if (flapping(before) && after && !flapping(after)) {
+    events.push({
+      type: "Normal",
+      reason: "FlapDampingEnded",
+      note: `stable again; ${next.healthy ? "healthy" : "unhealthy"}: ${detail}`,
+    });
+  }
+  return events;
 }

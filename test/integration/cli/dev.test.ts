@@ -54,13 +54,25 @@ test("roster dev --once --no-tty: reaches the demo's expected state, prints it, 
 
   const rows = instanceRows(r.stdout);
   for (const name of ["shop-1", "shop-2", "shop-3"]) {
-    assert.deepEqual(rows.get(name)?.slice(1, 4), ["true", "True", "ProbeSucceeded"], name);
+    assert.deepEqual(rows.get(name)?.slice(1, 5), ["true", "True", "Healthy", "ProbeSucceeded"], name);
   }
-  assert.deepEqual(rows.get("shop-4")?.slice(1, 4), ["false", "False", "HTTPStatus"], "shop-4 fails (503)");
-  assert.deepEqual(rows.get("shop-1")?.slice(4), ["300", "zone-a"], "weights and zones");
+  assert.deepEqual(
+    rows.get("shop-4")?.slice(1, 5),
+    ["false", "False", "Unhealthy", "HTTPStatus"],
+    "shop-4 fails (503)",
+  );
+  assert.deepEqual(rows.get("shop-1")?.slice(5), ["300", "zone-a"], "weights and zones");
   assert.ok(rows.has("shop-5"), "the flapping one is listed (its state depends on the moment)");
-  assert.deepEqual(rows.get("inventory-1")?.slice(1, 4), ["true", "True", "ProbeSucceeded"], "gRPC backend");
-  assert.deepEqual(rows.get("inventory-2")?.slice(1, 4), ["true", "False", "Draining"], "drained");
+  assert.deepEqual(
+    rows.get("inventory-1")?.slice(1, 5),
+    ["true", "True", "Healthy", "ProbeSucceeded"],
+    "gRPC backend",
+  );
+  assert.deepEqual(
+    rows.get("inventory-2")?.slice(1, 5),
+    ["true", "False", "Draining", "ProbeSucceeded"],
+    "drained",
+  );
 
   assertNothingLeft(sandboxDir);
 });

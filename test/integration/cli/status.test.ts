@@ -84,7 +84,8 @@ test("roster status: table, json and yaml of what the operator recorded; unknown
       address: "192.0.2.1",
       healthy: true,
       ready: "True",
-      reason: "ProbeSucceeded",
+      reason: "Healthy",
+      probe: "ProbeSucceeded",
       weight: 300,
       zone: "zone-a",
     },
@@ -93,7 +94,8 @@ test("roster status: table, json and yaml of what the operator recorded; unknown
       address: "192.0.2.2",
       healthy: false,
       ready: "False",
-      reason: "HTTPStatus",
+      reason: "Unhealthy",
+      probe: "HTTPStatus",
       weight: 100,
       zone: "zone-b",
     },
@@ -103,6 +105,7 @@ test("roster status: table, json and yaml of what the operator recorded; unknown
       healthy: true,
       ready: "False",
       reason: "Draining",
+      probe: "ProbeSucceeded",
       weight: 100,
       zone: "",
     },
@@ -138,11 +141,46 @@ test("roster status: table, json and yaml of what the operator recorded; unknown
       .find((l) => l.trimStart().startsWith(`${name} `))
       ?.trim()
       .split(/\s+/);
-  assert.deepEqual(row("INSTANCE"), ["INSTANCE", "ADDRESS", "HEALTHY", "READY", "REASON", "WEIGHT", "ZONE"]);
-  assert.deepEqual(row("web-1"), ["web-1", "192.0.2.1", "true", "True", "ProbeSucceeded", "300", "zone-a"]);
-  assert.deepEqual(row("web-2"), ["web-2", "192.0.2.2", "false", "False", "HTTPStatus", "100", "zone-b"]);
-  assert.deepEqual(row("web-3"), ["web-3", "192.0.2.3", "true", "False", "Draining", "100"]);
-  assert.deepEqual(row("api-1"), ["api-1", "192.0.2.50", "true", "True", "ProbeSucceeded", "100"]);
+  assert.deepEqual(row("INSTANCE"), [
+    "INSTANCE",
+    "ADDRESS",
+    "HEALTHY",
+    "READY",
+    "REASON",
+    "PROBE",
+    "WEIGHT",
+    "ZONE",
+  ]);
+  assert.deepEqual(row("web-1"), [
+    "web-1",
+    "192.0.2.1",
+    "true",
+    "True",
+    "Healthy",
+    "ProbeSucceeded",
+    "300",
+    "zone-a",
+  ]);
+  assert.deepEqual(row("web-2"), [
+    "web-2",
+    "192.0.2.2",
+    "false",
+    "False",
+    "Unhealthy",
+    "HTTPStatus",
+    "100",
+    "zone-b",
+  ]);
+  assert.deepEqual(row("web-3"), [
+    "web-3",
+    "192.0.2.3",
+    "true",
+    "False",
+    "Draining",
+    "ProbeSucceeded",
+    "100",
+  ]);
+  assert.deepEqual(row("api-1"), ["api-1", "192.0.2.50", "true", "True", "Healthy", "ProbeSucceeded", "100"]);
 
   // One service by name; and -A (every namespace) shows the same view for ours.
   const one = await roster(["status", "-n", ns, "web", "-o", "json"], { env });

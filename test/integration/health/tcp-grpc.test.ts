@@ -153,3 +153,18 @@ test("grpc over TLS: verified with a CA bundle; an untrusted certificate is a TL
   const untrusted = await grpc({ tls: true }, secure.port);
   assert.equal(untrusted.reason, "TLSError", untrusted.message);
 });
+
+test("grpc over TLS to an IP: verified against the IP, with no server name sent (RFC 6066, Node's DEP0123)", async () => {
+  const { ca } = testCerts();
+  const warnings: string[] = [];
+  const onWarning = (w: Error & { code?: string }) => warnings.push(w.code ?? w.message);
+  process.on("warning", onWarning);
+  try {
+    const r = await grpc({ tls: { caBundle: ca } }, secure.port);
+    assert.equal(r.ok, true, r.message);
+    await new Promise((resolve) => setImmediate(resolve)); // warnings are emitted on the next tick
+  } finally {
+    process.off("warning", onWarning);
+  }
+  assert.deepEqual(warnings, []);
+});

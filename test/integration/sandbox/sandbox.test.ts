@@ -2,12 +2,13 @@
 // suite relies on — version stamping, garbage collection of owner references,
 // namespace deletion, and a restart on the same data.
 import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { CoreV1Api, KubeConfig, VersionApi } from "@kubernetes/client-node";
-import { startSandbox } from "../../../src/dev/sandbox.ts";
+import { defaultSandboxBinary, startSandbox } from "../../../src/dev/sandbox.ts";
 import { eventually, testCluster, testNamespace } from "../../support/cluster.ts";
 
 test("reports the Kubernetes version it was built from", async () => {
@@ -81,4 +82,21 @@ test("restarts on the same data and port", async (t) => {
     .makeApiClient(CoreV1Api)
     .readNamespacedConfigMap({ namespace: "default", name: "kept" });
   assert.deepEqual(kept.data, { a: "1" });
+});
+
+test("--help lists its own flags only, not those linked libraries register (cAdvisor's -containerd, ...)", () => {
+  // Go's flag package prints usage on stderr.
+  const { status, stderr: help } = spawnSync(defaultSandboxBinary, ["--help"], { encoding: "utf8" });
+  assert.equal(status, 0);
+  const listed = [...help.matchAll(/^ {2}-([a-z][-a-z_]*)/gm)].map((m) => m[1]);
+  assert.deepEqual(listed, [
+    "apiserver-arg",
+    "controller-manager-arg",
+    "controllers",
+    "dir",
+    "exit-with-parent",
+    "log-file",
+    "port",
+  ]);
+  assert.match(help, /^Usage: roster-sandbox \[flags\]/);
 });

@@ -189,3 +189,46 @@ describe("generated CRDs", () => {
     });
   });
 });
+
+describe("what the docs say kubectl shows", () => {
+  const repo = join(crdDir, "..");
+  const columns = (kind: string) => {
+    const all = byKind(kind).spec.versions[0]!.additionalPrinterColumns ?? [];
+    const names = (wide: boolean) =>
+      all.filter((c) => (c.priority ?? 0) > 0 === wide).map((c) => c.name.toUpperCase());
+    return { shown: ["NAME", ...names(false)], wide: names(true) };
+  };
+  const list = (s: string) => s.split(/,\s*|\s+and\s+/).map((w) => w.trim());
+  for (const doc of ["README.md", "docs/api.md"]) {
+    for (const [short, kind] of [
+      ["si", "ServiceInstance"],
+      ["dp", "DiscoveryPolicy"],
+    ] as const) {
+      test(`${doc}: \`kubectl get ${short}\` lists the ${kind} printer columns`, () => {
+        const text = readFileSync(join(repo, doc), "utf8").replace(/\s+/g, " ");
+        const m = new RegExp(
+          `\`kubectl get ${short}\` shows ([A-Z, /]+); \`-o wide\` adds ([A-Za-z ,]+?)\\.`,
+        ).exec(text);
+        assert.ok(m, `${doc} says what \`kubectl get ${short}\` shows`);
+        assert.deepEqual({ shown: list(m[1]!), wide: list(m[2]!) }, columns(kind));
+      });
+    }
+  }
+
+  test("README's live view has the columns `roster status` prints", () => {
+    const readme = readFileSync(join(repo, "README.md"), "utf8");
+    const headers = readme.split("\n").filter((l) => /^\s+INSTANCE\s/.test(l));
+    assert.ok(headers.length > 0);
+    for (const h of headers)
+      assert.deepEqual(h.trim().split(/\s+/), [
+        "INSTANCE",
+        "ADDRESS",
+        "HEALTHY",
+        "READY",
+        "REASON",
+        "PROBE",
+        "WEIGHT",
+        "ZONE",
+      ]);
+  });
+});

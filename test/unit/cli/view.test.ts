@@ -99,7 +99,8 @@ describe("rosterView", () => {
         address: "192.0.2.1",
         healthy: true,
         ready: "True",
-        reason: "ProbeSucceeded",
+        reason: "Healthy",
+        probe: "ProbeSucceeded",
         weight: 300,
         zone: "a",
       },
@@ -108,7 +109,8 @@ describe("rosterView", () => {
         address: "192.0.2.2",
         healthy: false,
         ready: "False",
-        reason: "HTTPStatus",
+        reason: "Unhealthy",
+        probe: "HTTPStatus",
         weight: 100,
         zone: "b",
       },
@@ -118,6 +120,7 @@ describe("rosterView", () => {
         healthy: true,
         ready: "False",
         reason: "Draining",
+        probe: "ProbeSucceeded",
         weight: 100,
         zone: "",
       },
@@ -133,6 +136,7 @@ describe("rosterView", () => {
       healthy: undefined,
       ready: "Unknown",
       reason: "AwaitingProbe",
+      probe: "AwaitingProbe",
       weight: 100,
       zone: "",
     });
@@ -146,6 +150,23 @@ describe("rosterView", () => {
       [],
     );
     assert.equal(view!.instances[0]!.reason, "Conflict");
+  });
+
+  test("REASON is the Ready condition's reason, as kubectl's: a ConfigMap-only instance says NotInEndpointSlices", () => {
+    const [view] = rosterView(
+      [
+        si(
+          "web-1",
+          {},
+          { healthy: true, ready: ["True", "NotInEndpointSlices"], health: ["True", "ProbeSucceeded"] },
+        ),
+      ],
+      [],
+    );
+    assert.deepEqual(
+      [view!.instances[0]!.ready, view!.instances[0]!.reason, view!.instances[0]!.probe],
+      ["True", "NotInEndpointSlices", "ProbeSucceeded"],
+    );
   });
 
   test("the first policy of a service governs; a policy without instances still shows", () => {
@@ -192,10 +213,10 @@ describe("renderView", () => {
       renderView(views),
       [
         "ns/web  policy=web-policy  strategy=WeightedRoundRobin  healthy=1/3  revision=5  PANIC",
-        "  INSTANCE  ADDRESS     HEALTHY  READY    REASON          WEIGHT  ZONE",
-        "  web-1     192.0.2.1   true     True     ProbeSucceeded  300     zone-a",
-        "  web-22    192.0.2.22  false    False    HTTPStatus      100",
-        "  web-3     192.0.2.3   ?        Unknown  AwaitingProbe   100",
+        "  INSTANCE  ADDRESS     HEALTHY  READY    REASON         PROBE           WEIGHT  ZONE",
+        "  web-1     192.0.2.1   true     True     Healthy        ProbeSucceeded  300     zone-a",
+        "  web-22    192.0.2.22  false    False    Unhealthy      HTTPStatus      100",
+        "  web-3     192.0.2.3   ?        Unknown  AwaitingProbe  AwaitingProbe   100",
         "",
       ].join("\n"),
     );
@@ -233,6 +254,7 @@ describe("demoSettled", () => {
       healthy: healthyFlag,
       ready: healthyFlag && reason !== "Draining" ? "True" : "False",
       reason,
+      probe: healthyFlag ? "ProbeSucceeded" : "HTTPStatus",
       weight: 100,
       zone: "zone-a",
       ...overrides[name],

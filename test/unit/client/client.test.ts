@@ -370,11 +370,12 @@ test("discoverMany returns several services at once and names the unknown ones",
 
 test("a throwing listener does not stop other listeners or the client's state", async () => {
   const source = memorySource([]);
-  const client = new RosterClient(undefined, { source });
+  const thrown: [string, string][] = [];
+  const client = new RosterClient(undefined, {
+    source,
+    onListenerError: (err, event) => thrown.push([err.message, event]),
+  });
   await client.ready();
-  const warnings: Error[] = [];
-  const onWarning = (w: Error) => warnings.push(w);
-  process.on("warning", onWarning);
   client.on("registered", () => {
     throw new Error("listener bug");
   });
@@ -386,7 +387,34 @@ test("a throwing listener does not stop other listeners or the client's state", 
   off();
   source.apply(configMap({ service: "web", revision: 2, endpoints: [a, b] }));
   assert.equal(seen, 1);
-  await new Promise((r) => setImmediate(r));
-  process.off("warning", onWarning);
-  assert.ok(warnings.some((w) => w.message === "listener bug"));
+  assert.deepEqual(thrown, [
+    ["listener bug", "registered"],
+    ["listener bug", "registered"],
+  ]);
+});
+
+test("without onListenerError, what a listener threw becomes a process warning", async () => {
+  const source = memorySource([]);
+  const client = new RosterClient(undefined, { source });
+  await client.ready();
+  const warnings: Error[] = [];
+  const onWarning = (w: Error) => warnings.push(w);
+  // Our listener replaces Node's default printing for this test: the warning is the subject, not noise.
+  const printers = process.listeners("warning");
+  process.removeAllListeners("warning");
+  process.on("warning", onWarning);
+  try {
+    client.on("registered", () => {
+      throw new Error("listener bug");
+    });
+    source.apply(configMap({ service: "web", revision: 1, endpoints: [a] }));
+    await new Promise((r) => setImmediate(r));
+  } finally {
+    process.off("warning", onWarning);
+    for (const p of printers) process.on("warning", p);
+  }
+  assert.deepEqual(
+    warnings.map((w) => w.message),
+    ["listener bug"],
+  );
 });

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { ServiceInstanceStatus } from "../../../src/api/index.ts";
 import { metaTime, semanticEqual } from "../../../src/kube/index.ts";
-import { instanceHealthy, instanceStatus, truncate } from "../../../src/operator/status.ts";
+import { instanceEvents, instanceHealthy, instanceStatus, truncate } from "../../../src/operator/status.ts";
 import { instance, T0, verdict } from "./fixtures.ts";
 
 type Input = Parameters<typeof instanceStatus>[0];
@@ -208,5 +208,72 @@ describe("instanceStatus", () => {
     assert.equal(instanceHealthy({ healthy: false }, verdict("Healthy")), true);
     assert.equal(instanceHealthy({ healthy: false }, verdict("Unknown")), false);
     assert.equal(instanceHealthy(undefined, undefined), undefined);
+  });
+});
+
+describe("instanceEvents", () => {
+  /** Feeds verdicts through instanceStatus as the status writer does; returns the events of each write. */
+  function run(verdicts: (ReturnType<typeof verdict> | undefined)[]) {
+    let status: ServiceInstanceStatus | undefined;
+    return verdicts.map((v, i) => {
+      const next = instanceStatus({
+        instance: instance({}, { status }),
+        verdict: v,
+        addresses: [],
+        now: T0 + i,
+      });
+      const events = instanceEvents(status, next).map((e) => `${e.type} ${e.reason}: ${e.note}`);
+      status = next;
+      return events;
+    });
+  }
+
+  it("records the first verdict, healthy or not, and every change of healthy", () => {
+    assert.deepEqual(run([undefined, verdict("Unhealthy"), verdict("Unhealthy"), verdict("Healthy")]), [
+      [],
+      ["Warning BecameUnhealthy: first verdict: HttpStatus: HTTP 503"],
+      [],
+      ["Normal BecameHealthy: ProbeSucceeded: HTTP 200"],
+    ]);
+    assert.deepEqual(run([verdict("Healthy")]), [
+      ["Normal BecameHealthy: first verdict: ProbeSucceeded: HTTP 200"],
+    ]);
+  });
+
+  it("records flap damping when it starts, also when it does not change healthy, and when it ends", () => {
+    const flapping = verdict("Unhealthy", {
+      reason: "Flapping",
+      message: "verdict changed more than 4 times",
+    });
+    assert.deepEqual(
+      run([verdict("Unhealthy"), flapping, flapping, verdict("Unhealthy"), flapping, verdict("Healthy")]),
+      [
+        ["Warning BecameUnhealthy: first verdict: HttpStatus: HTTP 503"],
+        ["Warning FlapDamping: verdict changed more than 4 times"],
+        [],
+        ["Normal FlapDampingEnded: stable again; unhealthy: HttpStatus: HTTP 503"],
+        ["Warning FlapDamping: verdict changed more than 4 times"],
+        [
+          "Normal BecameHealthy: ProbeSucceeded: HTTP 200",
+          "Normal FlapDampingEnded: stable again; healthy: ProbeSucceeded: HTTP 200",
+        ],
+      ],
+    );
+  });
+
+  it("an operator restart (no fresh verdict, the recorded one stands) records nothing", () => {
+    const first = instanceStatus({
+      instance: instance(),
+      verdict: verdict("Healthy"),
+      addresses: [],
+      now: T0,
+    });
+    const restarted = instanceStatus({
+      instance: instance({}, { status: first }),
+      verdict: undefined,
+      addresses: [],
+      now: T0 + 1,
+    });
+    assert.deepEqual(instanceEvents(first, restarted), []);
   });
 });
