@@ -56,6 +56,10 @@ crds: deps ## Regenerate crds/ from the zod schemas in src/api
 	npm run --silent gen:crds
 	$(MAKE) --no-print-directory chart-crds
 
+.PHONY: schemas
+schemas: deps ## Regenerate schemas/ (endpoints.json JSON Schema, balancing conformance vectors)
+	npm run --silent gen:schemas
+
 .PHONY: lint
 lint: deps ## Lint, format check and type check
 	biome check .

@@ -54,17 +54,12 @@ const DEFAULT_VNODES = 100;
 const DEFAULT_MAX_RING = 262144;
 
 /**
- * `ids` must be unique and sorted (code-unit order), the balancer does that;
- * weights are positive integers.
+ * How many ring points each endpoint owns (see the module comment): the part
+ * of the ring that other languages must reproduce exactly, so it is exported
+ * and pinned by the conformance vectors.
  */
-export function createRingHash(
-  ids: readonly string[],
-  weights: ArrayLike<number>,
-  rng: Rng,
-  options: RingHashOptions = {},
-): ConsistentHash {
-  const n = ids.length;
-  if (n === 0) throw new RangeError("createRingHash: empty set");
+export function ringPointCounts(weights: ArrayLike<number>, options: RingHashOptions = {}): Int32Array {
+  const n = weights.length;
   const vnodes = options.vnodes ?? DEFAULT_VNODES;
   const maxRing = options.maxRingSize ?? DEFAULT_MAX_RING;
   if (!(vnodes >= 1)) throw new RangeError("vnodes must be >= 1");
@@ -86,12 +81,26 @@ export function createRingHash(
   }
   if (total > maxRing) {
     const scale = maxRing / total;
-    total = 0;
-    for (let i = 0; i < n; i++) {
-      counts[i] = Math.max(1, Math.floor(counts[i]! * scale));
-      total += counts[i]!;
-    }
+    for (let i = 0; i < n; i++) counts[i] = Math.max(1, Math.floor(counts[i]! * scale));
   }
+  return counts;
+}
+
+/**
+ * `ids` must be unique and sorted (code-unit order), the balancer does that;
+ * weights are positive integers.
+ */
+export function createRingHash(
+  ids: readonly string[],
+  weights: ArrayLike<number>,
+  rng: Rng,
+  options: RingHashOptions = {},
+): ConsistentHash {
+  const n = ids.length;
+  if (n === 0) throw new RangeError("createRingHash: empty set");
+  const counts = ringPointCounts(weights, options);
+  let total = 0;
+  for (let i = 0; i < n; i++) total += counts[i]!;
   // Sort (hash, owner) pairs as one float64: hash * 2^21 + owner is exact below
   // 2^53, and owners are in id order, so equal hashes are ordered by id.
   if (n >= 2 ** 21) throw new RangeError("createRingHash: too many endpoints");

@@ -15,6 +15,7 @@ export {
   isPrime,
   maglevTableSize,
   nextPrime,
+  ringPointCounts,
 } from "./consistent-hash.ts";
 export { murmur3, murmur3Bytes } from "./hash.ts";
 export type { InFlightCounter, LeastConnections } from "./least-connections.ts";
