@@ -236,7 +236,9 @@ export const HttpProbeOptions = withRules(
     followRedirects: z
       .boolean()
       .default(false)
-      .describe("Follow up to 5 redirects (to the same host); otherwise a 3xx status is judged as is."),
+      .describe(
+        "Follow up to 5 redirects, each checked against the destination policy; after a change of scheme, host or port, Authorization, Proxy-Authorization, Cookie, Host and Secret-backed headers are not sent. Otherwise a 3xx status is judged as is.",
+      ),
     tls: TlsOptions.optional().describe("TLS settings; only with scheme HTTPS."),
   }),
   [

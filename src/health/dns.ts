@@ -3,6 +3,10 @@
  * refresh period however many targets share it, concurrent lookups of a name
  * coalesced, failures cached briefly, lookups bounded by a timeout
  * (getaddrinfo itself cannot be cancelled, but nobody waits on it).
+ * Bounded: an answer past its refresh period is worth nothing (the next
+ * lookup asks again), so such entries are evicted (at the latest one refresh
+ * period later, and by `sweep`), and with `maxEntries` the least recently used
+ * name goes first: names that targets' redirects invent cannot grow it.
  *
  * Two resolvers: the system's (getaddrinfo: /etc/hosts, search domains) and
  * `dnsServersResolver`, which asks given DNS servers directly (A and AAAA).
@@ -112,12 +116,16 @@ export interface DnsCacheOptions {
   /** How long a failure is remembered. */
   negativeTtlMs: number;
   timeoutMs: number;
+  /** Names kept at most; beyond it the least recently resolved is dropped (default: no limit). */
+  maxEntries?: number;
 }
 
 export interface DnsCache {
   resolve(host: string): Promise<Resolution>;
   /** Drops a name no target uses any more. */
   forget(host: string): void;
+  /** Drops every answer past its refresh period (or failure past its TTL); `resolve` also does, once per period. */
+  sweep(): void;
   readonly size: number;
 }
 
@@ -130,7 +138,19 @@ interface Entry {
 const authoritativeCodes = new Set(["ENOTFOUND", "ENODATA", "ENONAME"]);
 
 export function dnsCache(options: DnsCacheOptions): DnsCache {
+  /** In order of last use (a use moves the entry to the end): the first is the least recently used. */
   const entries = new Map<string, Entry>();
+  const maxEntries = options.maxEntries ?? Number.POSITIVE_INFINITY;
+  let sweptAt = options.clock.now();
+
+  const ttlOf = (e: Entry) => (e.result?.ok ? options.refreshMs : options.negativeTtlMs);
+  const expired = (e: Entry, now: number) => !e.pending && !!e.result && now - e.at >= ttlOf(e);
+
+  function sweep(): void {
+    const now = options.clock.now();
+    sweptAt = now;
+    for (const [host, e] of entries) if (expired(e, now)) entries.delete(host);
+  }
 
   function lookupOnce(host: string, entry: Entry): Promise<Resolution> {
     const pending = new Promise<Resolution>((done) => {
@@ -176,19 +196,24 @@ export function dnsCache(options: DnsCacheOptions): DnsCache {
   return {
     resolve(host) {
       if (isIP(host) !== 0) return Promise.resolve({ ok: true, addresses: [host.toLowerCase()] });
+      const now = options.clock.now();
+      if (now - sweptAt >= options.refreshMs) sweep();
       let entry = entries.get(host);
-      if (!entry) {
+      if (entry) {
+        entries.delete(host); // re-inserted last: most recently used
+      } else {
         entry = { at: 0 };
-        entries.set(host, entry);
+        if (entries.size >= maxEntries) entries.delete(entries.keys().next().value!);
       }
+      entries.set(host, entry);
       if (entry.pending) return entry.pending;
-      const ttl = entry.result?.ok ? options.refreshMs : options.negativeTtlMs;
-      if (entry.result && options.clock.now() - entry.at < ttl) return Promise.resolve(entry.result);
+      if (entry.result && now - entry.at < ttlOf(entry)) return Promise.resolve(entry.result);
       return lookupOnce(host, entry);
     },
     forget(host) {
       entries.delete(host);
     },
+    sweep,
     get size() {
       return entries.size;
     },

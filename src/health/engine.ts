@@ -203,6 +203,9 @@ function validate(t: Target): void {
   if (!(c.timeoutMs > 0)) throw new Error(`target ${t.id}: timeoutMs must be > 0`);
 }
 
+/** Redirect host names cached at most (their addresses are kept for `dnsRefreshMs`). */
+export const MAX_REDIRECT_NAMES = 1024;
+
 export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine {
   const clock = options.clock ?? systemClock;
   const random = options.random ?? Math.random;
@@ -215,6 +218,17 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
     refreshMs: options.dnsRefreshMs ?? 30_000,
     negativeTtlMs: options.dnsNegativeTtlMs ?? 5_000,
     timeoutMs: 5_000,
+  });
+  // Names that redirects lead to belong to no target: their own cache, bounded (least recently
+  // used first) and expiring, so a target that redirects to a new name at every probe cannot grow
+  // it, and cannot push the targets' own names out.
+  const redirectDns: DnsCache = dnsCache({
+    resolver: options.resolver ?? systemResolver,
+    clock,
+    refreshMs: options.dnsRefreshMs ?? 30_000,
+    negativeTtlMs: options.dnsNegativeTtlMs ?? 5_000,
+    timeoutMs: 5_000,
+    maxEntries: MAX_REDIRECT_NAMES,
   });
   const pool = connectionPool({
     keepAlive: options.httpKeepAlive ?? true,
@@ -558,7 +572,7 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
 
   /** For redirects: resolve a host and apply the destination policy. */
   async function resolveAllowed(host: string): Promise<{ address: string } | Outcome> {
-    const r = await dns.resolve(host);
+    const r = await redirectDns.resolve(host);
     if (!r.ok) return fail(Reason.DNSFailure, r.message);
     const address = r.addresses[0]!;
     const d = policy.check(address);
@@ -688,6 +702,8 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
   function sweep(): void {
     if (closed) return;
     grpc.sweep(clock.now());
+    dns.sweep();
+    redirectDns.sweep();
     sweepTimer.current = clock.setTimer(sweep, 30_000);
   }
   sweepTimer.current = clock.setTimer(sweep, 30_000);
@@ -809,7 +825,7 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
         runs: counters.runs,
         probes: counters.probes,
         skippedSlots: counters.skippedSlots,
-        dnsNames: dns.size,
+        dnsNames: dns.size + redirectDns.size,
         grpcChannels: grpc.size,
       };
     },

@@ -11,7 +11,10 @@
  *   rest of a small body is read (not kept) so the connection can be reused,
  *   anything larger closes the connection;
  * - redirects are not followed unless asked, and each hop is checked against
- *   the destination policy before any connection.
+ *   the destination policy before any connection; once a redirect leaves the
+ *   probe's origin (scheme, host or port), credentials are no longer sent
+ *   (Authorization, Proxy-Authorization, Cookie, Secret-backed headers and a
+ *   configured Host), as browsers and curl do.
  */
 import { isIP, type Socket } from "node:net";
 import { type BodyMatcher, bodyMatcher } from "./body-match.ts";
@@ -65,7 +68,12 @@ interface Hop {
   port: number;
   path: string;
   https: boolean;
+  /** A redirect left the first hop's origin: credentials stay behind (for the rest of the chain). */
+  foreign: boolean;
 }
+
+/** Headers never sent to another origin than the probe's, besides those whose values came from Secrets. */
+const credentialHeaders = new Set(["authorization", "proxy-authorization", "cookie", "host"]);
 
 const token = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const fieldValue = /^[\t\x20-\x7e\x80-\xff]*$/;
@@ -81,11 +89,13 @@ function buildRequest(spec: HttpProbeSpec, hop: Hop): string | Outcome {
   let hasHost = false;
   let hasAgent = false;
   let hasAccept = false;
+  const secret = hop.foreign ? new Set(spec.secretHeaders?.map((n) => n.toLowerCase())) : undefined;
   for (const [name, value] of Object.entries(spec.headers ?? {})) {
     if (!token.test(name) || !fieldValue.test(value)) {
       return fail(Reason.InvalidProbe, `invalid header ${JSON.stringify(name)}`);
     }
     const lower = name.toLowerCase();
+    if (secret && (credentialHeaders.has(lower) || secret.has(lower))) continue;
     if (lower === "host") hasHost = true;
     else if (lower === "user-agent") hasAgent = true;
     else if (lower === "accept") hasAccept = true;
@@ -135,6 +145,7 @@ export async function httpProbe(
     port: ctx.port,
     path: spec.path || "/",
     https: spec.scheme === "HTTPS",
+    foreign: false,
   };
   let retried = false;
   for (let redirects = 0; ; redirects++) {
@@ -162,14 +173,16 @@ export async function httpProbe(
     const host = url.hostname.startsWith("[") ? url.hostname.slice(1, -1) : url.hostname;
     const https = url.protocol === "https:";
     const port = url.port ? Number(url.port) : https ? 443 : 80;
+    const sameHost = host.toLowerCase() === hop.host.toLowerCase();
+    const foreign = hop.foreign || !sameHost || port !== hop.port || https !== hop.https;
     let address = hop.address;
-    if (host !== hop.host) {
+    if (!sameHost) {
       const allowed = await deps.resolveAllowed(host);
       if (!("address" in allowed)) return allowed;
       address = allowed.address;
     }
     if (ctx.signal.aborted) return classifyError(ctx.signal.reason, ctx.signal);
-    hop = { address, host, port, path: `${url.pathname}${url.search}`, https };
+    hop = { address, host, port, path: `${url.pathname}${url.search}`, https, foreign };
   }
 }
 

@@ -35,6 +35,8 @@ export interface HttpProbeSpec {
   method?: string;
   /** Request headers, values already resolved (including those from Secrets). */
   headers?: Record<string, string>;
+  /** Names of the headers whose values came from Secrets: never sent after a redirect to another origin. */
+  secretHeaders?: string[];
   /** Default [{ from: 200, to: 399 }]. */
   expectedStatuses?: StatusRange[];
   /** Substring that must appear within the first `maxBodyBytes` of the body. */
@@ -43,7 +45,10 @@ export interface HttpProbeSpec {
   bodyRegex?: string;
   /** Bytes of body read at most for `bodyMatch` (default 4096, capped at 65536). */
   maxBodyBytes?: number;
-  /** Follow up to 5 redirects, each checked against the destination policy. Default false. */
+  /**
+   * Follow up to 5 redirects, each checked against the destination policy; after a change of
+   * scheme, host or port, credentials and Secret-backed headers are not sent. Default false.
+   */
   followRedirects?: boolean;
   tls?: TlsSpec;
 }

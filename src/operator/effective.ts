@@ -151,6 +151,7 @@ function toProbeSpec(
       const p = port(h.port);
       if (p === undefined) return missingPort(h.port);
       const headers: Record<string, string> = {};
+      const secretHeaders: string[] = [];
       for (const header of h.headers ?? []) {
         const ref = header.valueFrom?.secretKeyRef;
         const value = ref ? secrets(ref.name, ref.key) : header.value;
@@ -161,6 +162,7 @@ function toProbeSpec(
           };
         }
         headers[header.name] = value;
+        if (ref) secretHeaders.push(header.name);
       }
       return {
         type: "http",
@@ -169,6 +171,7 @@ function toProbeSpec(
         scheme: h.scheme,
         method: h.method,
         headers,
+        ...(secretHeaders.length > 0 ? { secretHeaders } : {}),
         expectedStatuses: h.expectedStatuses.map((r) => ({ from: r.min, to: r.max })),
         bodyMatch: h.bodyMatch?.substring,
         bodyRegex: h.bodyMatch?.regex,

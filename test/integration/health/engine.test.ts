@@ -4,8 +4,13 @@
 import assert from "node:assert/strict";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { test } from "node:test";
-import { createProbeEngine, type ProbeEngineOptions } from "../../../src/health/engine.ts";
+import {
+  createProbeEngine,
+  MAX_REDIRECT_NAMES,
+  type ProbeEngineOptions,
+} from "../../../src/health/engine.ts";
 import type { CheckSpec, Transition } from "../../../src/health/types.ts";
+import { fakeClock } from "../../../src/util/clock.ts";
 import { eventually } from "../../support/cluster.ts";
 import { closeAll, connectionRecorder, listen } from "./support.ts";
 
@@ -79,6 +84,51 @@ test("a redirect to a denied destination is not followed", async (t) => {
   });
   assert.equal(engine.summary("r")?.reason, "DestinationDenied");
   assert.equal(recorder.connections(), 0);
+});
+
+// Issue 13: a target redirecting to a new name at every probe used to grow the DNS cache forever
+// (600 names in 30 s for 20 targets, kept after the targets were deleted). On a fake clock (the
+// HTTP traffic is real, on loopback): names expire after dnsRefresh and are freed.
+test("redirect names are cached for dnsRefresh at most and freed after the target is gone", async (t) => {
+  let n = 0;
+  const { server, port } = await httpServer((req, res) => {
+    if (req.url === "/") res.writeHead(302, { location: `http://n${n++}.redirect.test:${port}/ok` }).end();
+    else res.end("ok");
+  });
+  t.after(() => closeAll(server));
+  const clock = fakeClock(1_000_000);
+  let probes = 0;
+  const lookups: string[] = [];
+  const engine = createProbeEngine({
+    clock,
+    tickMs: 1,
+    dnsRefreshMs: 5000,
+    policy: { allowLoopback: true },
+    resolver: async (host) => {
+      lookups.push(host);
+      return ["127.0.0.1"];
+    },
+    onProbe: () => probes++,
+  });
+  t.after(() => engine.close());
+  const check = fast([{ type: "http", port, followRedirects: true }], { intervalMs: 100 });
+  engine.set({ id: "r", host: "127.0.0.1", check });
+  let most = 0;
+  // 200 probes over 20 s of fake time, each redirected to a new name.
+  for (let i = 0; i < 200; i++) {
+    const before = probes;
+    clock.advance(100);
+    await eventually(() => (probes > before ? true : undefined), { intervalMs: 1, what: `probe ${i}` });
+    most = Math.max(most, engine.stats().dnsNames);
+  }
+  assert.equal(engine.summary("r")?.verdict, "Healthy");
+  assert.ok(lookups.length >= 200, `every redirect name was resolved (${lookups.length})`);
+  // At most the names of two refresh periods (5 s at one probe per 100 ms), far below 200.
+  assert.ok(most <= 100 && most <= MAX_REDIRECT_NAMES, `at most ${most} names cached`);
+  engine.remove("r");
+  clock.advance(30_000); // the engine's periodic sweep
+  assert.equal(engine.stats().dnsNames, 0, "nothing left once the target is gone");
+  t.diagnostic(`redirect names: ${lookups.length} resolved, at most ${most} cached at once`);
 });
 
 test("removing a target cancels its in-flight probe", async (t) => {

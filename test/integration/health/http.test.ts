@@ -9,7 +9,7 @@ import { connectionPool } from "../../../src/health/http1.ts";
 import { destinationPolicy } from "../../../src/health/policy.ts";
 import { fail, Reason } from "../../../src/health/reasons.ts";
 import type { HttpProbeSpec } from "../../../src/health/types.ts";
-import { closeAll, closedPort, deadline, listen, testCerts } from "./support.ts";
+import { closeAll, closedPort, connectionRecorder, deadline, listen, testCerts } from "./support.ts";
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 const routes = new Map<string, Handler>();
@@ -203,17 +203,96 @@ test("redirects when followed: each hop is probed, and denied destinations are n
     (await probe({ path: `/redirect?to=http://localhost:${port}/ok`, followRedirects: true })).ok,
     true,
   );
-  const denied = await probe({
-    path: "/redirect?to=http://169.254.169.254/latest/meta-data/",
-    followRedirects: true,
-  });
-  assert.equal(denied.reason, "DestinationDenied");
-  assert.match(denied.message, /169\.254\.0\.0\/16/);
+  // A denied destination is a loopback recorder (never a real outside address such as
+  // 169.254.169.254: if the guard regressed, this test must not send traffic off the machine).
+  const recorder = await connectionRecorder("127.0.0.66");
+  try {
+    const policy = destinationPolicy({ allowLoopback: true, deny: ["127.0.0.66/32"] });
+    const denied = await probe(
+      {
+        path: `/redirect?to=${encodeURIComponent(`http://127.0.0.66:${recorder.port}/latest/meta-data/`)}`,
+        followRedirects: true,
+      },
+      2000,
+      {
+        ...deps,
+        async resolveAllowed(host) {
+          const d = policy.check(host);
+          return d.allowed ? { address: host } : fail(Reason.DestinationDenied, d.message);
+        },
+      },
+    );
+    assert.equal(denied.reason, "DestinationDenied");
+    assert.match(denied.message, /127\.0\.0\.66\/32/);
+    assert.equal(recorder.connections(), 0);
+  } finally {
+    await recorder.close();
+  }
   assert.equal((await probe({ path: "/loop", followRedirects: true })).reason, "TooManyRedirects");
   assert.equal(
     (await probe({ path: "/redirect?to=ftp://x/", followRedirects: true })).reason,
     "ProtocolError",
   );
+});
+
+test("credentials go only to the probe's origin: kept on a same-origin redirect, dropped on any other", async (t) => {
+  // A second server on another loopback address, and one on the first address but another port.
+  const received: { where: string; headers: IncomingMessage["headers"] }[] = [];
+  const other = (where: string) =>
+    createServer((req, res) => {
+      received.push({ where, headers: req.headers });
+      const back = new URL(req.url!, "http://x").searchParams.get("back");
+      if (back) res.writeHead(302, { location: back }).end();
+      else res.end("landed");
+    });
+  const host2 = other("127.0.0.3");
+  const port2 = await listen(host2, "127.0.0.3");
+  const samehost = other("127.0.0.1:other-port");
+  const port3 = await listen(samehost, "127.0.0.1");
+  t.after(() => Promise.all([closeAll(host2), closeAll(samehost)]));
+  const headers = {
+    Authorization: "Bearer from-secret",
+    Cookie: "session=s3cret",
+    "Proxy-Authorization": "Basic cHJveHk=",
+    "X-Api-Key": "from-secret-too",
+    Host: "app.example",
+    "X-Plain": "visible",
+  };
+  const spec = { headers, secretHeaders: ["X-Api-Key"], followRedirects: true };
+  const credentials = ["authorization", "cookie", "proxy-authorization", "x-api-key"];
+
+  // Same origin: everything is sent again.
+  seen.length = 0;
+  assert.equal((await probe({ ...spec, path: "/redirect?to=/ok" })).ok, true);
+  assert.equal(seen.length, 2);
+  for (const name of credentials) assert.ok(seen[1]!.headers[name], `same origin keeps ${name}`);
+  assert.equal(seen[1]!.headers.host, "app.example");
+
+  // Another host, the same host on another port, and a chain that comes back: the second
+  // server and the way back never see a credential; other headers still go.
+  const cases = [
+    { to: `http://127.0.0.3:${port2}/landing`, where: "127.0.0.3", host: `127.0.0.3:${port2}` },
+    { to: `http://127.0.0.1:${port3}/landing`, where: "127.0.0.1:other-port", host: `127.0.0.1:${port3}` },
+  ];
+  for (const c of cases) {
+    received.length = 0;
+    const o = await probe({ ...spec, path: `/redirect?to=${encodeURIComponent(c.to)}` });
+    assert.deepEqual([o.ok, received.length, received[0]?.where], [true, 1, c.where], c.to);
+    const got = received[0]!.headers;
+    for (const name of credentials) assert.equal(got[name], undefined, `${c.where} must not get ${name}`);
+    assert.equal(got["x-plain"], "visible");
+    assert.equal(got.host, c.host, "the new origin's Host, not the configured one");
+  }
+  received.length = 0;
+  seen.length = 0;
+  const back = `http://127.0.0.3:${port2}/hop?back=${encodeURIComponent(`http://127.0.0.1:${port}/ok`)}`;
+  assert.equal((await probe({ ...spec, path: `/redirect?to=${encodeURIComponent(back)}` })).ok, true);
+  assert.equal(received.length, 1);
+  assert.equal(seen.length, 2, "the first hop and the way back");
+  for (const name of credentials) {
+    assert.equal(received[0]!.headers[name], undefined, `127.0.0.3 must not get ${name}`);
+    assert.equal(seen[1]!.headers[name], undefined, `once dropped, ${name} stays dropped`);
+  }
 });
 
 test("HTTPS: verified against a CA bundle and server name; a bad certificate is a TLSError", async () => {

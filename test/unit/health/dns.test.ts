@@ -186,3 +186,65 @@ test("the test DNS server answers per RFC 1035: header, echoed question, answers
   assert.equal(answer(Buffer.concat([two, question, question]), new Map())!.readUInt16BE(2) & 0xf, 1);
   assert.equal(answer(Buffer.from([1, 2, 3]), new Map()), undefined);
 });
+
+// Issue 13: every new redirect name used to stay cached forever (600 names in 30 s for 20 targets).
+test("bounded: least recently used names go first beyond maxEntries; expired answers are evicted", async () => {
+  const clock = fakeClock(0);
+  const asked: string[] = [];
+  const cache = dnsCache({
+    resolver: async (host) => {
+      asked.push(host);
+      if (host.startsWith("gone")) throw errno("ENOTFOUND");
+      return ["10.0.0.1"];
+    },
+    clock,
+    refreshMs: 30_000,
+    negativeTtlMs: 5000,
+    timeoutMs: 1000,
+    maxEntries: 100,
+  });
+  // A flood of fresh names: never more than maxEntries, and a name in use stays.
+  for (let i = 0; i < 1000; i++) {
+    await cache.resolve(`r${i}.example`);
+    await cache.resolve("kept.example");
+    assert.ok(cache.size <= 100);
+  }
+  assert.equal(cache.size, 100);
+  assert.equal(asked.filter((h) => h === "kept.example").length, 1, "the name in use was never evicted");
+  await cache.resolve("r0.example");
+  assert.equal(asked.filter((h) => h === "r0.example").length, 2, "an evicted name is looked up again");
+
+  // Answers past their refresh period (failures past their TTL) are dropped by a sweep...
+  await cache.resolve("gone.example");
+  clock.advance(5000);
+  cache.sweep();
+  assert.equal(cache.size, 99, "the failure expired (it had pushed out one name)");
+  clock.advance(25_000);
+  cache.sweep();
+  assert.equal(cache.size, 0, "everything expired: nothing is kept for names no longer asked for");
+
+  // ...and by `resolve` itself, once per refresh period, so a cache nobody sweeps stays bounded too.
+  for (let i = 0; i < 50; i++) await cache.resolve(`s${i}.example`);
+  clock.advance(30_000);
+  await cache.resolve("new.example");
+  assert.equal(cache.size, 1);
+});
+
+test("a lookup in flight is shared even when its entry is evicted, and is not cached afterwards", async () => {
+  const clock = fakeClock(0);
+  let release: (a: string[]) => void = () => {};
+  const cache = dnsCache({
+    resolver: (host) =>
+      host === "slow.example" ? new Promise<string[]>((r) => (release = r)) : Promise.resolve(["10.0.0.2"]),
+    clock,
+    refreshMs: 30_000,
+    negativeTtlMs: 5000,
+    timeoutMs: 1000,
+    maxEntries: 1,
+  });
+  const slow = cache.resolve("slow.example");
+  await cache.resolve("other.example"); // evicts slow.example
+  release(["10.0.0.3"]);
+  assert.deepEqual(await slow, { ok: true, addresses: ["10.0.0.3"] });
+  assert.equal(cache.size, 1);
+});

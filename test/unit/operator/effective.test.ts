@@ -198,6 +198,8 @@ describe("instanceTarget", () => {
     const probe = r.target.check.probes[0]!;
     assert.ok(probe.type === "http");
     assert.deepEqual(probe.headers, { Authorization: "Bearer t", "X-Env": "prod" });
+    // Named so that a redirect to another origin does not carry them.
+    assert.deepEqual(probe.secretHeaders, ["Authorization"]);
     assert.deepEqual(asked, ["probe/token"]);
 
     const missing = instanceTarget(instance(), hc, noSecrets);
