@@ -145,6 +145,8 @@ interface AddressState {
   /** Set when the destination policy refuses the address. */
   denied?: string;
   lastProbeAt?: number;
+  /** Failed runs in a row excused because the event loop stalled (see MAX_EXCUSED_STALLS). */
+  excused?: number;
 }
 
 interface TargetState {
@@ -195,6 +197,12 @@ interface Voided extends Outcome {
 }
 type ProbeResult = Outcome | Voided;
 const isVoided = (o: ProbeResult | VerdictInput): o is Voided => (o as Voided).voided !== undefined;
+/**
+ * Failed runs of an address in a row that stalls may excuse. An operator
+ * whose loop is blocked all the time must not keep a dead target published
+ * for ever: the next failure counts, stall or not.
+ */
+export const MAX_EXCUSED_STALLS = 3;
 const noProbe = ok("no probe");
 const registered: VerdictInput = {
   ok: true,
@@ -449,7 +457,15 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
 
   function conclude(ts: TargetState, a: AddressState, input: VerdictInput | Voided): void {
     if (ts.addresses.get(a.address) !== a) return; // dropped by a re-resolution meanwhile
-    if (isVoided(input)) return; // no result: the verdict stays as it was
+    if (isVoided(input)) {
+      // No result: the verdict stays as it was.
+      if (input.voided === "queue") return;
+      if ((a.excused ?? 0) < MAX_EXCUSED_STALLS) {
+        a.excused = (a.excused ?? 0) + 1;
+        return;
+      }
+    }
+    if (a.excused) a.excused = 0;
     const now = clock.now();
     ts.lastProbeAt = now;
     a.lastProbeAt = now;

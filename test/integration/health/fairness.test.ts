@@ -6,7 +6,11 @@
 import assert from "node:assert/strict";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { test } from "node:test";
-import { createProbeEngine, type ProbeEngineOptions } from "../../../src/health/engine.ts";
+import {
+  createProbeEngine,
+  MAX_EXCUSED_STALLS,
+  type ProbeEngineOptions,
+} from "../../../src/health/engine.ts";
 import { noStalls } from "../../../src/health/stall.ts";
 import type { CheckSpec, ProbeObservation, Transition } from "../../../src/health/types.ts";
 import { eventually } from "../../support/cluster.ts";
@@ -137,6 +141,31 @@ test("a timeout the event loop caused gives no result; a real one still counts",
   await eventually(() => (guarded.engine.summary("ns/hung")?.reason === "Timeout" ? true : undefined), {
     what: "the hung target unhealthy with Timeout",
   });
+});
+
+test("an operator stalled all the time still judges a dead target: stalls excuse at most three failed runs in a row", async (t) => {
+  const hang = await httpServer(() => {});
+  t.after(() => closeAll(hang.server));
+  const { engine, transitions, observations } = engineFor(t, {
+    stalls: { blockedMs: () => 60_000, stop() {} },
+  });
+  const seenAt: number[] = [];
+  engine.set({
+    id: "ns/dead",
+    host: "127.0.0.1",
+    check: check(hang.port, { intervalMs: 300, timeoutMs: 100 }),
+  });
+  await eventually(
+    () => {
+      const x = transitions.find((x) => x.address && x.to === "Unhealthy");
+      if (x) seenAt.push(observations.length);
+      return x;
+    },
+    { what: "the dead target unhealthy" },
+  );
+  assert.equal(MAX_EXCUSED_STALLS, 3);
+  assert.equal(seenAt[0], MAX_EXCUSED_STALLS + 1, "three excused timeouts, the fourth counts");
+  assert.ok(observations.every((o) => o.voided === "stall" && o.reason === "Timeout"));
 });
 
 test("a name is probed at no more than maxAddressesPerName addresses, the first in sorted order", async (t) => {
