@@ -440,9 +440,10 @@ export const HealthCheck = withRules(
       "all: healthy when every probe succeeds; any: healthy when at least one succeeds.",
     ),
     interval: durationBetween("1s", "1h").default("10s").describe("Time between probe runs (1s to 1h)."),
-    timeout: durationBetween("10ms", "1h")
+    // At most 60 s: a probe holds a concurrency slot until its timeout, so a long one is a long-held slot.
+    timeout: durationBetween("10ms", "60s")
       .default("1s")
-      .describe("Time a probe run may take; must be less than interval (10ms to 1h)."),
+      .describe("Time a probe may take; must be less than interval (10ms to 60s)."),
     initialDelay: durationBetween("0s", "1h")
       .default("0s")
       .describe("Delay before the first probe of a new instance (0s to 1h)."),

@@ -111,6 +111,14 @@ export const ProbingConfig = z.strictObject({
     .max(10_000)
     .default(16)
     .describe("Probes in flight to one IP (applies on restart)."),
+  maxAddressesPerName: z
+    .int()
+    .min(1)
+    .max(1024)
+    .default(16)
+    .describe(
+      "Addresses probed (and published) per DNS name: a name resolving to more uses its first ones in sorted order (applies on restart).",
+    ),
   dnsServers: z
     .array(
       z
@@ -230,6 +238,7 @@ export const restartKeys = ["leaderElection", "namespaces", "watch", "sharding"]
 export const restartFields = [
   "probing.maxConcurrent",
   "probing.maxPerHost",
+  "probing.maxAddressesPerName",
   "probing.dnsServers",
   "probing.dnsRefresh",
 ] as const;

@@ -21,6 +21,7 @@ import { type DestinationPolicy, type DestinationPolicyConfig, destinationPolicy
 import { fail, type Outcome, ok, ProbeTimeout, Reason } from "./reasons.ts";
 import { jitterFor, nextSlot, phaseOf, slotAtOrAfter } from "./schedule.ts";
 import { ProbeSignal } from "./signal.ts";
+import { type StallMonitor, stallMonitor } from "./stall.ts";
 import { tcpProbe } from "./tcp-probe.ts";
 import type {
   AddressSummary,
@@ -51,10 +52,27 @@ export interface ProbeEngineOptions {
   /** Lease reads for heartbeat probes; without one, heartbeat probes fail with LeaseReadError. */
   leaseReader?: LeaseReader;
   policy?: DestinationPolicyConfig;
-  /** Probes in flight at once, all targets together (default 512). */
+  /**
+   * Probes in flight at once, all targets together (default 512), shared
+   * fairly between tenants (namespaces) and their targets: see limiter.ts.
+   */
   maxConcurrent?: number;
   /** Probes in flight at once to one destination IP (default 16). */
   maxPerHost?: number;
+  /** Slots a namespace beyond its fair share may not take (default maxConcurrent / 8). */
+  reserve?: number;
+  /**
+   * Addresses probed per DNS name (default 16): a name resolving to more is
+   * probed (and published) at its first `maxAddressesPerName` addresses in
+   * sorted order, so one name cannot multiply its probes without bound.
+   */
+  maxAddressesPerName?: number;
+  /**
+   * Measures event-loop stalls; a probe timeout during which the loop was
+   * blocked for a quarter of the timeout or more is voided (default: a
+   * monitor on `clock`).
+   */
+  stalls?: StallMonitor;
   /** How long a DNS answer is used (default 30 s). */
   dnsRefreshMs?: number;
   /** How long a DNS failure is remembered (default 5 s). */
@@ -98,6 +116,10 @@ export interface EngineStats {
   probes: number;
   /** Slots skipped because the previous run of the same target was still going. */
   skippedSlots: number;
+  /** Probes that got no concurrency slot within their timeout (never connected, no result). */
+  expired: number;
+  /** Probe timeouts voided because the event loop was blocked during the probe. */
+  voidedByStalls: number;
   dnsNames: number;
   grpcChannels: number;
 }
@@ -123,12 +145,16 @@ interface AddressState {
   /** Set when the destination policy refuses the address. */
   denied?: string;
   lastProbeAt?: number;
+  /** Failed runs in a row excused because the event loop stalled (see MAX_EXCUSED_STALLS). */
+  excused?: number;
 }
 
 interface TargetState {
   /** As given to `set` (not copied: callers must not change it afterwards). */
   target: Target;
   config: VerdictConfig;
+  /** Whose share of the probe slots this target uses (its namespace). */
+  tenant: string;
   phase: number;
   literal: boolean;
   /** Bumped on change and removal: results of older runs are dropped. */
@@ -160,6 +186,23 @@ interface HeapEntry {
 }
 
 const cancelled = fail(Reason.NetworkError, "cancelled");
+
+/**
+ * No result: the probe said nothing about the target (it never got a slot
+ * before its deadline, or its timeout was the operator's own stall). A
+ * voided outcome does not step the verdict.
+ */
+interface Voided extends Outcome {
+  voided: "queue" | "stall";
+}
+type ProbeResult = Outcome | Voided;
+const isVoided = (o: ProbeResult | VerdictInput): o is Voided => (o as Voided).voided !== undefined;
+/**
+ * Failed runs of an address in a row that stalls may excuse. An operator
+ * whose loop is blocked all the time must not keep a dead target published
+ * for ever: the next failure counts, stall or not.
+ */
+export const MAX_EXCUSED_STALLS = 3;
 const noProbe = ok("no probe");
 const registered: VerdictInput = {
   ok: true,
@@ -195,6 +238,18 @@ function sameTarget(a: Target, b: Target): boolean {
   return a.host === b.host && jsonEqual(a.ports ?? {}, b.ports ?? {}) && jsonEqual(a.check, b.check);
 }
 
+/** The part of the id before its first "/" (the namespace of "namespace/name"). */
+export function tenantOf(t: Target): string {
+  if (t.tenant !== undefined) return t.tenant;
+  const slash = t.id.indexOf("/");
+  return slash < 0 ? "" : t.id.slice(0, slash);
+}
+
+/** A timeout is the loop's doing when it was blocked for a quarter of the timeout (10 ms at least). */
+export function stalledTimeout(blockedMs: number, timeoutMs: number): boolean {
+  return blockedMs >= Math.max(10, timeoutMs / 4);
+}
+
 function validate(t: Target): void {
   const c = t.check;
   if (!t.id) throw new Error("target id is empty");
@@ -211,7 +266,13 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
   const random = options.random ?? Math.random;
   const onError = options.onError ?? ((err: unknown) => console.error("probe engine callback failed:", err));
   let policy: DestinationPolicy = destinationPolicy(options.policy);
-  const slots: Limiter = limiter(options.maxConcurrent ?? 512, options.maxPerHost ?? 16);
+  const slots: Limiter = limiter({
+    maxConcurrent: options.maxConcurrent ?? 512,
+    maxPerHost: options.maxPerHost ?? 16,
+    reserve: options.reserve,
+  });
+  const maxAddresses = Math.max(1, options.maxAddressesPerName ?? 16);
+  const stalls: StallMonitor = options.stalls ?? stallMonitor({ clock });
   const dns: DnsCache = dnsCache({
     resolver: options.resolver ?? systemResolver,
     clock,
@@ -246,7 +307,7 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
   let timerAt = Number.POSITIVE_INFINITY;
   let firing = false;
   let closed = false;
-  const counters = { runs: 0, probes: 0, skippedSlots: 0 };
+  const counters = { runs: 0, probes: 0, skippedSlots: 0, expired: 0, voidedByStalls: 0 };
   const sweepTimer = { current: undefined as Timer | undefined };
 
   const emit = (t: Transition) => {
@@ -269,7 +330,7 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
     ts: TargetState,
     address: string | undefined,
     type: ProbeType,
-    outcome: Outcome,
+    outcome: ProbeResult,
     due: number,
   ) => {
     if (!options.onProbe) return;
@@ -285,6 +346,7 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
       local: true,
     };
     if (address !== undefined) o.address = address;
+    if (isVoided(outcome)) o.voided = outcome.voided;
     observe(o);
   };
 
@@ -362,7 +424,7 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
       if (ts.gen !== gen) return;
       const now = clock.now();
       if (r.ok) {
-        syncAddresses(ts, r.addresses, now);
+        syncAddresses(ts, capped(r.addresses), now);
         if (ts.unresolved.failures > 0) ts.unresolved = initialVerdict(now);
       } else if (r.authoritative || ts.addresses.size === 0) {
         syncAddresses(ts, [], now);
@@ -379,7 +441,7 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
       // A transient failure with known addresses: keep probing them.
     }
     const probes = ts.target.check.probes;
-    let shared: Map<number, Outcome> | undefined;
+    let shared: Map<number, ProbeResult> | undefined;
     if (ts.hasShared && !ts.registrationOnly) {
       shared = new Map();
       for (let i = 0; i < probes.length; i++) {
@@ -407,8 +469,17 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
     updateOverall(ts, clock.now());
   }
 
-  function conclude(ts: TargetState, a: AddressState, input: VerdictInput): void {
+  function conclude(ts: TargetState, a: AddressState, input: VerdictInput | Voided): void {
     if (ts.addresses.get(a.address) !== a) return; // dropped by a re-resolution meanwhile
+    if (isVoided(input)) {
+      // No result: the verdict stays as it was.
+      if (input.voided === "queue") return;
+      if ((a.excused ?? 0) < MAX_EXCUSED_STALLS) {
+        a.excused = (a.excused ?? 0) + 1;
+        return;
+      }
+    }
+    if (a.excused) a.excused = 0;
     const now = clock.now();
     ts.lastProbeAt = now;
     a.lastProbeAt = now;
@@ -453,9 +524,9 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
     ts: TargetState,
     gen: number,
     a: AddressState,
-    shared: Map<number, Outcome> | undefined,
+    shared: Map<number, ProbeResult> | undefined,
     due: number,
-  ): Promise<VerdictInput> {
+  ): Promise<VerdictInput | Voided> {
     const probes = ts.target.check.probes;
     if (a.denied) {
       const refused = { ...fail(Reason.DestinationDenied, a.denied), definitive: true };
@@ -474,7 +545,7 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
       return Promise.resolve(registered);
     }
     if (probes.length === 1 && !shared) return networkProbe(ts, gen, a.address, probes[0]!, due);
-    const outcomes: Promise<Outcome>[] = [];
+    const outcomes: Promise<ProbeResult>[] = [];
     for (let i = 0; i < probes.length; i++) {
       const s = shared?.get(i);
       outcomes.push(s ? Promise.resolve(s) : networkProbe(ts, gen, a.address, probes[i]!, due));
@@ -487,14 +558,21 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
     return n !== undefined && Number.isInteger(n) && n >= 1 && n <= 65535 ? n : undefined;
   }
 
-  /** One http/tcp/grpc probe of one address: waits for a slot, runs under the deadline. */
+  /**
+   * One http/tcp/grpc probe of one address: waits for a slot, runs under the
+   * deadline. A probe must get its slot within its timeout of the time its
+   * run asked for it, or it is dropped without connecting (no result): a
+   * queued probe never starts late. Once started it has its whole timeout, so a Timeout always
+   * means the target took that long, unless the event loop was blocked
+   * meanwhile (then it is no result either).
+   */
   function networkProbe(
     ts: TargetState,
     gen: number,
     address: string,
     p: ProbeSpec,
     due: number,
-  ): Promise<Outcome> {
+  ): Promise<ProbeResult> {
     if (p.type === "heartbeat" || p.type === "none") return Promise.resolve(ok());
     const port = portOf(ts, p.port);
     if (port === undefined) {
@@ -502,26 +580,47 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
       observeLocal(ts, address, p.type, outcome, due);
       return Promise.resolve(outcome);
     }
-    return new Promise<Outcome>((resolve) => {
+    return new Promise<ProbeResult>((resolve) => {
       let ticket: Ticket | undefined;
       let started = false;
+      let expiry: Timer | undefined;
+      const timeoutMs = ts.target.check.timeoutMs;
+      // Counted from when the run asked for the slot (its scheduled start, after name resolution).
+      const latestStart = clock.now() + timeoutMs;
+      const expire = () => {
+        ticket?.release();
+        if (ticket) ts.tickets?.delete(ticket);
+        counters.expired++;
+        const outcome: Voided = {
+          ...fail(Reason.Timeout, `no probe slot free within ${timeoutMs} ms of the scheduled time`),
+          voided: "queue",
+        };
+        if (ts.gen === gen) observeLocal(ts, address, p.type, outcome, due);
+        resolve(outcome);
+      };
       const begin = () => {
+        const queued = ticket !== undefined;
         started = true;
+        expiry?.cancel();
         if (ts.gen !== gen) {
           // Reached the front of the queue after its target changed or went away.
           queueMicrotask(() => ticket?.release());
           resolve(cancelled);
           return;
         }
-        const timeoutMs = ts.target.check.timeoutMs;
+        if (clock.now() > latestStart) {
+          queueMicrotask(expire);
+          return;
+        }
         const host = ts.target.host;
         const signal = new ProbeSignal();
         ts.signals.add(signal);
         const start = clock.now();
-        const deadline = clock.setTimer(
-          () => signal.abort(new ProbeTimeout(`no answer within ${timeoutMs} ms`)),
-          timeoutMs,
-        );
+        let stalled = false;
+        const deadline = clock.setTimer(() => {
+          stalled = stalledTimeout(stalls.blockedMs(start, clock.now()), timeoutMs);
+          signal.abort(new ProbeTimeout(`no answer within ${timeoutMs} ms`));
+        }, timeoutMs);
         counters.probes++;
         let pending: Promise<Outcome>;
         if (p.type === "http") {
@@ -539,19 +638,27 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
             ticket.release();
             ts.tickets?.delete(ticket);
           }
+          let result: ProbeResult = outcome;
+          if (stalled && !outcome.ok) {
+            counters.voidedByStalls++;
+            result = { ...outcome, voided: "stall" };
+          }
           if (options.onProbe && ts.gen === gen) {
-            observe({
+            const o: ProbeObservation = {
               id: ts.target.id,
               address,
               type: p.type,
-              ok: outcome.ok,
-              reason: outcome.reason,
+              ok: result.ok,
+              reason: result.reason,
               at: start,
               latencyMs: clock.now() - start,
               lateMs: start - due,
-            });
+            };
+            if (queued) o.queued = true;
+            if (isVoided(result)) o.voided = result.voided;
+            observe(o);
           }
-          resolve(outcome);
+          resolve(result);
         };
         // Probes settle with an outcome; a rejection would be a bug, still reported as a failure.
         pending.then(done, (err: unknown) => {
@@ -561,11 +668,14 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
           );
         });
       };
-      ticket = slots.acquire(address, begin);
-      // Queued: kept so that a removal can take it out of the queue.
+      ticket = slots.acquire({ tenant: ts.tenant, flow: ts.target.id, host: address }, begin);
+      // Queued: kept so that a removal can take it out of the queue, and dropped at its deadline.
       if (!started) {
         ts.tickets ??= new Set();
         ts.tickets.add(ticket);
+        expiry = clock.setTimer(() => {
+          if (!started) expire();
+        }, latestStart - clock.now());
       }
     });
   }
@@ -579,14 +689,16 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
     return d.allowed ? { address } : fail(Reason.DestinationDenied, `redirect refused: ${d.message}`);
   }
 
-  function combine(results: Outcome[], mode: "all" | "any"): VerdictInput {
+  /** Results of one address's probes as one input; voided results leave it undecided unless the others decide. */
+  function combine(results: ProbeResult[], mode: "all" | "any"): VerdictInput | Voided {
     if (results.length === 1) return results[0]!;
-    const firstFailure = results.find((r) => !r.ok);
-    if (mode === "all") return firstFailure ?? ok(`${results.length} probes succeeded`);
-    const success = results.find((r) => r.ok);
-    return success
-      ? ok(`${results.filter((r) => r.ok).length} of ${results.length} probes succeeded`)
-      : firstFailure!;
+    const voided = results.find(isVoided);
+    const known = voided ? results.filter((r) => !isVoided(r)) : results;
+    const firstFailure = known.find((r) => !r.ok);
+    if (mode === "all") return firstFailure ?? voided ?? ok(`${results.length} probes succeeded`);
+    const successes = known.filter((r) => r.ok).length;
+    if (successes > 0) return ok(`${successes} of ${results.length} probes succeeded`);
+    return voided ?? firstFailure!;
   }
 
   // --- addresses and the overall verdict ---------------------------------
@@ -596,6 +708,11 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
     return d.allowed
       ? { address, verdict: initialVerdict(now) }
       : { address, verdict: initialVerdict(now), denied: d.message };
+  }
+
+  /** At most `maxAddresses` of a name's addresses: the first in sorted order, stable across rotating answers. */
+  function capped(addresses: string[]): string[] {
+    return addresses.length <= maxAddresses ? addresses : [...addresses].sort().slice(0, maxAddresses);
   }
 
   function syncAddresses(ts: TargetState, addresses: string[], now: number): void {
@@ -763,6 +880,7 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
           updateOverall(existing, now);
         }
         existing.target = target;
+        existing.tenant = tenantOf(target);
         existing.config = config;
         existing.literal = literal;
         existing.hasShared = hasShared;
@@ -774,6 +892,7 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
       const ts: TargetState = {
         target,
         config,
+        tenant: tenantOf(target),
         phase: phaseOf(target.id, target.check.intervalMs),
         literal,
         gen: 0,
@@ -825,6 +944,8 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
         runs: counters.runs,
         probes: counters.probes,
         skippedSlots: counters.skippedSlots,
+        expired: counters.expired,
+        voidedByStalls: counters.voidedByStalls,
         dnsNames: dns.size + redirectDns.size,
         grpcChannels: grpc.size,
       };
@@ -835,6 +956,7 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
       for (const id of [...targets.keys()]) remove(id);
       timer?.cancel();
       sweepTimer.current?.cancel();
+      if (!options.stalls) stalls.stop();
       heap.clear();
       pool.destroy();
       grpc.close();

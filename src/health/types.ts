@@ -107,6 +107,11 @@ export interface CheckSpec {
 export interface Target {
   /** Stable identity, e.g. "namespace/name"; also seeds the target's phase. */
   id: string;
+  /**
+   * Whose fair share of the probe slots the target uses; default: the id up
+   * to its first "/" (the namespace of "namespace/name").
+   */
+  tenant?: string;
   /** IPv4, IPv6 or DNS name. Names are resolved (and re-resolved); each address gets its own verdict. */
   host: string;
   /** Named ports for probes that give a port name. */
@@ -146,6 +151,15 @@ export interface ProbeObservation {
   latencyMs: number;
   /** How late the run started relative to its plan (queueing for slots included). */
   lateMs: number;
+  /** Set when the probe had to wait for a concurrency slot. */
+  queued?: true;
+  /**
+   * Set when the probe gave no result and did not count towards the verdict:
+   * `queue`, it got no slot within its timeout of its scheduled time (never
+   * connected); `stall`, it timed out while the operator's event loop was
+   * blocked for a quarter of the timeout or more.
+   */
+  voided?: "queue" | "stall";
   /**
    * Set when the outcome was decided without probing: a `none` probe
    * (registration only), an address the destination policy refuses, a port

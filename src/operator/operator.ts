@@ -26,6 +26,7 @@ import {
   type DestinationPolicyConfig,
   type LeaseInfo,
   type ProbeEngine,
+  type ProbeObservation,
   type Resolver,
 } from "../health/index.ts";
 import {
@@ -72,6 +73,10 @@ export interface ProbingOptions {
   destinations?: DestinationPolicyConfig;
   maxConcurrent?: number;
   maxPerHost?: number;
+  /** Addresses probed per DNS name (default 16). */
+  maxAddressesPerName?: number;
+  /** Also told of every finished probe (diagnostics and tests; must not throw or block). */
+  observe?: (o: ProbeObservation) => void;
   /** Resolves instance and probe host names (default: the system resolver). */
   resolver?: Resolver;
   /** How long a resolved name's addresses are used (default 30 s). */
@@ -180,6 +185,12 @@ export function createOperator(options: OperatorOptions): Operator {
     labelNames: ["type", "reason"],
     registers: [manager.metrics.registry],
   });
+  const probeVoided = new Counter({
+    name: "roster_probe_voided_total",
+    help: "Probes that gave no result by type and cause: queue (no slot free within the timeout), stall (the operator's event loop was blocked).",
+    labelNames: ["type", "cause"],
+    registers: [manager.metrics.registry],
+  });
   const transitions = new Counter({
     name: "roster_verdict_transitions_total",
     help: "Instance verdict transitions by new verdict.",
@@ -193,6 +204,7 @@ export function createOperator(options: OperatorOptions): Operator {
     policy: options.probing?.destinations,
     maxConcurrent: options.probing?.maxConcurrent,
     maxPerHost: options.probing?.maxPerHost,
+    maxAddressesPerName: options.probing?.maxAddressesPerName,
     resolver: options.probing?.resolver,
     dnsRefreshMs: options.probing?.dnsRefreshMs,
     leaseReader: (namespace, name) => leaseInfo(leases.get(`${namespace}/${name}`)?.spec),
@@ -201,6 +213,12 @@ export function createOperator(options: OperatorOptions): Operator {
       verdicts.onTransition(t);
     },
     onProbe: (o) => {
+      options.probing?.observe?.(o);
+      // No result: says nothing about the target, so it is neither a failure nor a first verdict.
+      if (o.voided) {
+        probeVoided.inc({ type: o.type, cause: o.voided });
+        return;
+      }
       // Runs decided without a network exchange (registration only, a
       // refused address) are no probe latency, but failures still count.
       if (!o.local) {

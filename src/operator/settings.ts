@@ -24,6 +24,7 @@ export function probingOptions(config: OperatorConfig): ProbingOptions {
   return {
     maxConcurrent: p.maxConcurrent,
     maxPerHost: p.maxPerHost,
+    maxAddressesPerName: p.maxAddressesPerName,
     // Empty: the engine's default, the system resolver (getaddrinfo).
     resolver: p.dnsServers.length > 0 ? dnsServersResolver(p.dnsServers) : undefined,
     dnsRefreshMs: parseDuration(p.dnsRefresh),

@@ -19,6 +19,7 @@ import { test } from "node:test";
 import type { V1ConfigMap, V1EndpointSlice } from "@kubernetes/client-node";
 import type { ServiceInstance, ServiceInstanceInput } from "../../src/api/index.ts";
 import { parsePublishedEndpoints } from "../../src/api/published.ts";
+import type { Operator } from "../../src/operator/operator.ts";
 import { eventually } from "../support/cluster.ts";
 import { condition, rosterApi } from "../support/roster.ts";
 import { httpTargets } from "../support/targets.ts";
@@ -130,6 +131,11 @@ test(`${TOTAL} instances created at once: all recorded, every service published 
     `all ${TOTAL} statuses written and queues drained ${((recordedAt - start) / 1000).toFixed(1)} s after the first POST`,
   );
 
+  t.diagnostic(
+    `probe failures by reason: ${JSON.stringify(await byLabel(operator, "roster_probe_failures_total", "reason"))}; ` +
+      `voided (no result) by cause: ${JSON.stringify(await byLabel(operator, "roster_probe_voided_total", "cause"))}`,
+  );
+
   // Exactly what was created, checked once more on the settled state, plus the policies' counts.
   assert.equal(publishedMismatch(published.slices, published.configMaps, expected), undefined);
   const settled = await listAll();
@@ -152,6 +158,17 @@ test(`${TOTAL} instances created at once: all recorded, every service published 
       `probes: ${operator.engine.stats().probes}`,
   );
 });
+
+/** A counter's values summed by one label (a diagnostic: which probe failures, if any, the flood caused). */
+async function byLabel(operator: Operator, name: string, label: string): Promise<Record<string, number>> {
+  const metric = operator.manager.metrics.registry.getSingleMetric(name);
+  const out: Record<string, number> = {};
+  for (const v of metric ? (await metric.get()).values : []) {
+    const key = String(v.labels[label]);
+    out[key] = (out[key] ?? 0) + v.value;
+  }
+  return out;
+}
 
 /** Why the published objects differ from `expected` (service → its instances), or undefined. */
 function publishedMismatch(

@@ -65,7 +65,7 @@ app.kubernetes.io/component: operator
 {{/*
 Settings that the operator reads only at start (src/config/schema.ts
 restartKeys: leaderElection, namespaces, watch, sharding; and the probe engine's
-probing.maxConcurrent, maxPerHost, dnsServers and dnsRefresh). Their checksum is a pod
+probing.maxConcurrent, maxPerHost, maxAddressesPerName, dnsServers and dnsRefresh). Their checksum is a pod
 annotation, so changing one of them rolls the pods; everything else in the
 config file is hot-reloaded from the mounted ConfigMap without a restart.
 The two halves are deep-merged into the config file (configmap.yaml).
@@ -91,7 +91,7 @@ The two halves are deep-merged into the config file (configmap.yaml).
 {{- end }}
 {{- /* The probe engine's limits are sized when it starts. */}}
 {{- $probing := dict }}
-{{- range $key := list "maxConcurrent" "maxPerHost" "dnsServers" "dnsRefresh" }}
+{{- range $key := list "maxConcurrent" "maxPerHost" "maxAddressesPerName" "dnsServers" "dnsRefresh" }}
 {{- if hasKey $.Values.probing $key }}
 {{- $_ := set $probing $key (index $.Values.probing $key) }}
 {{- end }}
