@@ -1,8 +1,9 @@
 /**
  * The health check of a service: a list of probes (a discriminated union on
  * `type`), how their results combine, and the timing, threshold and flap
- * damping settings. Used by DiscoveryPolicy.spec.healthCheck and, as a
- * whole-object override, by ServiceInstance.spec.healthCheck.
+ * damping settings. Used by DiscoveryPolicy.spec.healthCheck; the per-instance
+ * HealthCheckOverride (ServiceInstance.spec.healthCheck, at the end of this
+ * file) has the same fields without defaults and is merged over it.
  *
  * Probes follow the Kubernetes union convention: a `type` discriminator plus
  * one member field named after the type, e.g.
@@ -509,7 +510,7 @@ export const HealthCheck = withRules(
     },
   ],
 ).describe(
-  "How instances are probed: the probes, how their results combine, timing, thresholds and flap damping. On a ServiceInstance it replaces the policy's health check as a whole.",
+  "How instances are probed: the probes, how their results combine, timing, thresholds and flap damping. A ServiceInstance's spec.healthCheck overrides it field by field.",
 );
 export type HealthCheck = z.output<typeof HealthCheck>;
 /** A health check as written by a user (defaults not yet applied). */
@@ -526,3 +527,131 @@ function lessThan(a: string, b: string): boolean {
 
 /** The health check with every default applied (one tcp probe every 10s). */
 export const DEFAULT_HEALTH_CHECK: HealthCheck = deepFreeze(HealthCheck.parse({}));
+
+// --- the per-instance override -----------------------------------------------------
+
+/**
+ * `schema` without its default and optionality (zod default, prefault,
+ * optional), keeping its own rules: an override field is either set by the
+ * user or absent, never filled in (by zod or, through the CRD, by the API
+ * server), so that absent means "the policy's".
+ */
+function bare(schema: z.ZodType): z.ZodType {
+  let s = schema;
+  while (s instanceof z.ZodDefault || s instanceof z.ZodPrefault || s instanceof z.ZodOptional)
+    s = s.unwrap() as z.ZodType;
+  return s;
+}
+
+/** The fields of `object`, each optional without a default, with its description. */
+function overrideShape(object: z.ZodObject, replace: Record<string, z.ZodType> = {}): z.ZodRawShape {
+  return Object.fromEntries(
+    Object.entries(object.shape).map(([k, v]) => {
+      const field = (replace[k] ?? bare(v as z.ZodType)).optional();
+      const description = (v as z.ZodType).description;
+      return [k, description ? field.describe(description) : field];
+    }),
+  );
+}
+
+const overrideVariant = <T extends ProbeType>(type: T, member?: z.ZodObject) =>
+  z.strictObject(
+    {
+      type: probeTypeField(type),
+      name: probeName,
+      ...(member
+        ? {
+            [type]: z
+              .strictObject(overrideShape(member))
+              .optional()
+              .describe(`Fields of the ${type} probe to override; the others are the policy's.`),
+          }
+        : {}),
+    },
+    {
+      error: (iss) =>
+        iss.code === "unrecognized_keys"
+          ? `only the "${type}" member is allowed for a probe of type ${type}`
+          : undefined,
+    },
+  );
+
+/**
+ * One probe of an override: merged into the policy's probe of the same type
+ * (and name, if it names one), field by field; lists (headers,
+ * expectedStatuses) and objects (tls, bodyMatch) replace the policy's whole.
+ */
+export const ProbeOverride = withRules(
+  z.discriminatedUnion("type", [
+    overrideVariant("http", HttpProbeOptions),
+    overrideVariant("tcp", TcpProbeOptions),
+    overrideVariant("grpc", GrpcProbeOptions),
+    overrideVariant("heartbeat", HeartbeatProbeOptions),
+    overrideVariant("none"),
+  ]),
+  MEMBERS.map((m) => ({
+    rule: `!has(self.${m}) || self.type == '${m}'`,
+    message: `${m} is only allowed when type is ${m}`,
+    fieldPath: `.${m}`,
+    check: (p: { type: string }) => !(m in p) || p.type === m,
+  })),
+).describe(
+  "A probe override: merged field by field into the policy's probe of the same type (and name, when it names one); added when there is none.",
+);
+/** A probe override as parsed (the schema is built from the probe schemas, so its type is spelled out). */
+export interface ProbeOverride {
+  type: ProbeType;
+  name?: string;
+  http?: Partial<HttpProbeOptions>;
+  tcp?: Partial<TcpProbeOptions>;
+  grpc?: Partial<GrpcProbeOptions>;
+  heartbeat?: Partial<HeartbeatProbeOptions>;
+}
+
+/** A durations pair in an override: both set and valid, else nothing to check here (the merged check is). */
+const bothValid = (a: string, b: string) =>
+  `!has(self.${a}) || !has(self.${b}) || !${validDuration(`self.${a}`)} || !${validDuration(`self.${b}`)}`;
+
+/**
+ * ServiceInstance.spec.healthCheck: overrides of the governing policy's (or
+ * the operator default's) health check, merged like a Kubernetes strategic
+ * merge patch. Set fields win; absent fields are the policy's; probes merge
+ * by type. An override that sets every scalar field and the probes (as every
+ * object written before overrides merged does, because the API server stored
+ * the defaults) replaces the policy's check as a whole. See
+ * mergeHealthCheck() in src/operator/effective.ts and docs/api.md.
+ */
+export const HealthCheckOverride = withRules(
+  z.strictObject(
+    overrideShape(HealthCheck as unknown as z.ZodObject, {
+      probes: z.array(ProbeOverride).min(1).max(8),
+      flapDamping: z.strictObject(overrideShape(FlapDamping)),
+    }),
+  ) as unknown as z.ZodType<HealthCheckOverride>,
+  [
+    {
+      rule: `${bothValid("timeout", "interval")} || duration(self.timeout) < duration(self.interval)`,
+      message: "timeout must be less than interval",
+      fieldPath: ".timeout",
+      check: (h) => h.timeout === undefined || h.interval === undefined || lessThan(h.timeout, h.interval),
+    },
+    {
+      rule: "!has(self.probes) || self.probes.all(p, !has(p.name) || self.probes.exists_one(q, has(q.name) && q.name == p.name))",
+      message: "probe names must be unique",
+      fieldPath: ".probes",
+      check: (h) =>
+        duplicates((h.probes ?? []).flatMap((p, i) => (p.name ? [p.name] : [`#${i}`]))).map((i) => [
+          "probes",
+          i,
+          "name",
+        ]),
+    },
+  ],
+).describe(
+  "Overrides of the policy's health check for this instance, merged field by field (like a strategic merge patch): set fields win, absent ones are the policy's, probes merge by type. Setting every field (probes, combine, interval, timeout, initialDelay, failureThreshold, successThreshold, jitter) replaces the policy's check as a whole.",
+);
+/** A health check override as parsed: every field optional. */
+export interface HealthCheckOverride extends Partial<Omit<HealthCheck, "probes" | "flapDamping">> {
+  probes?: ProbeOverride[];
+  flapDamping?: Partial<FlapDamping>;
+}

@@ -22,7 +22,7 @@ import {
   Timestamp,
   VERSION,
 } from "./common.ts";
-import { HealthCheck, probePort } from "./health.ts";
+import { HealthCheckOverride } from "./health.ts";
 import { celRegex, withRules } from "./rules.ts";
 
 /** Kind, plural and short name of ServiceInstance. */
@@ -173,14 +173,14 @@ export const ServiceInstanceSpec = withRules(
       .describe(
         "Maintenance mode: the endpoint stays published as serving but not ready (terminating), so new traffic avoids it.",
       ),
-    healthCheck: HealthCheck.optional().describe(
-      "Per-instance health check; replaces the DiscoveryPolicy's (or the operator default's) health check as a whole.",
+    healthCheck: HealthCheckOverride.optional().describe(
+      "Per-instance overrides of the DiscoveryPolicy's (or the operator default's) health check, merged field by field: set fields win, absent ones are the policy's, probes merge by type (see docs/api.md). The merged check is shown in status.effectiveHealthCheck.",
     ),
   }),
   [
     {
       rule:
-        "!has(self.healthCheck) || self.healthCheck.probes.all(p, " +
+        "!has(self.healthCheck) || !has(self.healthCheck.probes) || self.healthCheck.probes.all(p, " +
         "(has(p.http) && has(p.http.port) && type(p.http.port) == string ? self.ports.exists(q, q.name == p.http.port) : true) && " +
         "(has(p.tcp) && has(p.tcp.port) && type(p.tcp.port) == string ? self.ports.exists(q, q.name == p.tcp.port) : true) && " +
         "(has(p.grpc) && has(p.grpc.port) && type(p.grpc.port) == string ? self.ports.exists(q, q.name == p.grpc.port) : true))",
@@ -189,7 +189,8 @@ export const ServiceInstanceSpec = withRules(
       check: (spec) => {
         const names = new Set(spec.ports.map((p) => p.name));
         return (spec.healthCheck?.probes ?? []).flatMap((p, i) => {
-          const ref = probePort(p);
+          const ref =
+            p.type === "http" || p.type === "tcp" || p.type === "grpc" ? p[p.type]?.port : undefined;
           return typeof ref === "string" && !names.has(ref)
             ? [["healthCheck", "probes", i, p.type, "port"]]
             : [];
@@ -231,6 +232,47 @@ export function portSummary(ports: readonly Pick<ServicePort, "port" | "protocol
   return ports.map((p) => `${p.port}/${p.protocol}`).join(",");
 }
 
+/** Where an instance's health check came from. */
+export const HealthCheckSource = z.enum([
+  "Instance",
+  "InstanceOverPolicy",
+  "InstanceOverDefault",
+  "Policy",
+  "Default",
+]);
+export type HealthCheckSource = z.output<typeof HealthCheckSource>;
+
+/** The health check an instance is probed with, after merging its override: bounded, one line per probe. */
+export const EffectiveHealthCheck = z
+  .strictObject({
+    source: HealthCheckSource.describe(
+      "Policy or Default: the policy's (or the operator default's) check; InstanceOverPolicy or InstanceOverDefault: spec.healthCheck merged over it; Instance: spec.healthCheck as a whole (it sets every field).",
+    ),
+    policy: z.string().max(253).optional().describe("The DiscoveryPolicy the check comes from, if any."),
+    probes: z
+      .array(z.string().max(256))
+      .max(8)
+      .describe("One line per probe, e.g. `http GET http://10.0.0.5:http/healthz (200-399)`."),
+    combine: z.string().max(8).describe("all or any."),
+    interval: z.string().max(32).describe("Time between probe runs."),
+    timeout: z.string().max(32).describe("Time a probe run may take."),
+    initialDelay: z.string().max(32).describe("Delay before the first probe."),
+    failureThreshold: z.int().min(0).max(1000).describe("Consecutive failures before unhealthy."),
+    successThreshold: z.int().min(0).max(1000).describe("Consecutive successes before healthy."),
+    jitter: z.int().min(0).max(100).describe("Percent of interval."),
+    flapDamping: z
+      .strictObject({
+        maxTransitions: z.int().min(0).max(1000).describe("Verdict changes allowed within window."),
+        window: z.string().max(32).describe("Window over which changes are counted."),
+      })
+      .optional()
+      .describe("Absent: off."),
+  })
+  .describe(
+    "The health check the instance is probed with, after merging spec.healthCheck over the policy's.",
+  );
+export type EffectiveHealthCheck = z.output<typeof EffectiveHealthCheck>;
+
 /** Observed state of a ServiceInstance, written by Roster. */
 export const ServiceInstanceStatus = z
   .strictObject({
@@ -257,6 +299,9 @@ export const ServiceInstanceStatus = z
       .optional()
       .describe("IP addresses the instance address resolved to (the address itself when it is an IP)."),
     lastProbe: LastProbe.optional().describe("The last recorded probe outcome."),
+    effectiveHealthCheck: EffectiveHealthCheck.optional().describe(
+      "The health check the instance is probed with: spec.healthCheck merged over the policy's (or the operator default's).",
+    ),
     lastTransitionTime: Timestamp.optional().describe("When healthy last changed."),
   })
   .describe("Observed state of the instance, written by Roster.");

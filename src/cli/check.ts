@@ -78,7 +78,12 @@ export async function check(args: string[]): Promise<number> {
   for (const si of instances) {
     si.metadata.namespace ??= "default";
     const policy = rankPolicies(policies.filter((p) => p.spec.service === si.spec.service))[0];
-    const hc = effectiveSettings(policy, defaults, si).healthCheck;
+    const effective = effectiveSettings(policy, defaults, si);
+    if (effective.healthCheckError) {
+      refused.set(si.metadata.name!, `InvalidHealthCheck: ${effective.healthCheckError}`);
+      continue;
+    }
+    const hc = effective.healthCheck;
     const t = instanceTarget(si, hc, () => undefined);
     if (!t.ok) {
       refused.set(si.metadata.name!, `${t.reason}: ${t.message}`);

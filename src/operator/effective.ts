@@ -1,14 +1,18 @@
 /**
  * Pure mapping from API objects to what the operator acts on: which policy
- * governs a service, the effective settings of an instance (instance override,
- * else the service's DiscoveryPolicy, else the operator default), and the
+ * governs a service, the effective settings of an instance (its health check
+ * override merged over the service's DiscoveryPolicy's, else over the
+ * operator default's), and the
  * probe engine's target for an instance.
  */
 import {
   type DiscoveryPolicy,
-  type HealthCheck,
+  type EffectiveHealthCheck,
+  HealthCheck,
+  type HealthCheckOverride,
   type LoadBalancing,
   type Probe,
+  type ProbeOverride,
   type Publish,
   parseDuration,
   resolveProbePort,
@@ -21,13 +25,20 @@ import type { CheckSpec, ProbeSpec, Target, TlsSpec } from "../health/index.ts";
 export type { DefaultPolicy };
 
 export interface EffectiveSettings {
+  /** The health check instances are probed with (the base check when the override does not merge). */
   healthCheck: HealthCheck;
+  /** The instance's override does not merge into a valid check: why (the instance cannot be probed). */
+  healthCheckError?: string;
   loadBalancing: LoadBalancing;
   publish: Publish;
   /** Milliseconds; undefined: never deregister. */
   deregisterAfterMs?: number;
-  /** Where the health check came from, for status messages. */
-  checkSource: "Instance" | "Policy" | "Default";
+  /**
+   * Where the health check came from: the policy's, the operator default, or
+   * the instance's override merged over one of them ("Instance" when the
+   * override is complete and replaces it).
+   */
+  checkSource: "Instance" | "InstanceOverPolicy" | "InstanceOverDefault" | "Policy" | "Default";
   policy?: DiscoveryPolicy;
 }
 
@@ -56,14 +67,148 @@ export function effectiveSettings(
   const spec = policy?.spec;
   const override = instance?.spec.healthCheck;
   const deregisterAfter = spec?.deregisterAfter ?? defaults.deregisterAfter;
+  const base = spec?.healthCheck ?? defaults.healthCheck;
+  const baseSource = spec?.healthCheck ? "Policy" : "Default";
+  const merged = override ? mergeHealthCheck(base, override) : undefined;
   return {
-    healthCheck: override ?? spec?.healthCheck ?? defaults.healthCheck,
-    checkSource: override ? "Instance" : spec?.healthCheck ? "Policy" : "Default",
+    healthCheck: merged?.ok ? merged.healthCheck : base,
+    healthCheckError: merged && !merged.ok ? merged.message : undefined,
+    checkSource: !merged
+      ? baseSource
+      : merged.ok && merged.replaced
+        ? "Instance"
+        : `InstanceOver${baseSource}`,
     loadBalancing: spec?.loadBalancing ?? defaults.loadBalancing,
     publish: spec?.publish ?? defaults.publish,
     deregisterAfterMs: deregisterAfter ? parseDuration(deregisterAfter) : undefined,
     policy,
   };
+}
+
+/** The scalar fields of a health check. */
+const SCALARS = [
+  "combine",
+  "interval",
+  "timeout",
+  "initialDelay",
+  "failureThreshold",
+  "successThreshold",
+  "jitter",
+] as const;
+
+export type MergedHealthCheck =
+  | { ok: true; healthCheck: HealthCheck; replaced: boolean }
+  | { ok: false; message: string };
+
+/**
+ * An instance's health check: its override merged over the base (the
+ * policy's or the operator default's), like a strategic merge patch.
+ *
+ * - A scalar field the override sets wins; an absent one is the base's.
+ * - `flapDamping` merges field by field (the FlapDamping defaults fill what
+ *   neither sets).
+ * - `probes` merge by type: an override probe merges into the base probe of
+ *   the same type (the one with its name, when it names a base probe), field
+ *   by field within its member (`http`, `tcp`, ...); lists and objects in a
+ *   member (headers, expectedStatuses, tls, bodyMatch) replace the base's
+ *   whole. Base probes no override probe matches stay; override probes that
+ *   match none are added.
+ * - An override that sets `probes` and every scalar field replaces the base
+ *   as a whole: that is what every override stored before overrides merged
+ *   looks like (the API server stored the defaults), so those instances keep
+ *   the check they had.
+ *
+ * The result is validated as a whole check (timeout < interval, tls only
+ * with HTTPS, ...): a merge can break a rule that neither side breaks.
+ */
+export function mergeHealthCheck(base: HealthCheck, override: HealthCheckOverride): MergedHealthCheck {
+  const replaced = override.probes !== undefined && SCALARS.every((k) => override[k] !== undefined);
+  const input = replaced
+    ? override
+    : {
+        ...base,
+        ...defined(override),
+        probes: override.probes ? mergeProbes(base.probes, override.probes) : base.probes,
+        ...(override.flapDamping || base.flapDamping
+          ? { flapDamping: { ...base.flapDamping, ...defined(override.flapDamping ?? {}) } }
+          : {}),
+      };
+  const parsed = HealthCheck.safeParse(input);
+  if (parsed.success) return { ok: true, healthCheck: parsed.data, replaced };
+  return {
+    ok: false,
+    message: parsed.error.issues
+      .map((i) => `${["healthCheck", ...i.path].join(".")}: ${i.message}`)
+      .join("; "),
+  };
+}
+
+function mergeProbes(base: readonly Probe[], overrides: readonly ProbeOverride[]): unknown[] {
+  const out: Record<string, unknown>[] = base.map((p) => ({ ...p }));
+  const merged = new Set<number>();
+  for (const o of overrides) {
+    const byName = o.name === undefined ? -1 : out.findIndex((p) => p.type === o.type && p.name === o.name);
+    const i =
+      byName >= 0 || o.name !== undefined
+        ? byName
+        : out.findIndex((p, j) => p.type === o.type && !merged.has(j) && j < base.length);
+    const member = o.type === "none" ? undefined : o[o.type];
+    if (i < 0) {
+      out.push({ ...o });
+      continue;
+    }
+    merged.add(i);
+    const target = out[i]!;
+    if (member) target[o.type] = { ...(target[o.type] as object), ...defined(member) };
+  }
+  return out;
+}
+
+function defined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+/** The check an instance is probed with, as its status shows it (bounded: one line per probe). */
+export function effectiveHealthCheckStatus(e: EffectiveSettings): EffectiveHealthCheck {
+  const hc = e.healthCheck;
+  const status: EffectiveHealthCheck = {
+    source: e.checkSource,
+    probes: hc.probes.map((p) => {
+      const line = `${p.name ? `${p.name}: ` : ""}${describeProbe(p)}`;
+      return line.length <= 256 ? line : `${line.slice(0, 255)}…`;
+    }),
+    combine: hc.combine,
+    interval: hc.interval,
+    timeout: hc.timeout,
+    initialDelay: hc.initialDelay,
+    failureThreshold: hc.failureThreshold,
+    successThreshold: hc.successThreshold,
+    jitter: hc.jitter,
+  };
+  if (e.policy && e.checkSource !== "Default" && e.checkSource !== "InstanceOverDefault")
+    status.policy = e.policy.metadata.name;
+  if (hc.flapDamping) status.flapDamping = { ...hc.flapDamping };
+  return status;
+}
+
+function describeProbe(p: Probe): string {
+  const at = (host: string | undefined, port: string | number | undefined) =>
+    `${host ?? "<address>"}:${port ?? "<first port>"}`;
+  switch (p.type) {
+    case "http": {
+      const h = p.http;
+      const statuses = h.expectedStatuses.map((r) => (r.min === r.max ? `${r.min}` : `${r.min}-${r.max}`));
+      return `http ${h.method} ${h.scheme.toLowerCase()}://${at(h.host, h.port)}${h.path} (${statuses.join(",")})`;
+    }
+    case "tcp":
+      return `tcp ${at(p.tcp.host, p.tcp.port)}`;
+    case "grpc":
+      return `grpc ${at(p.grpc.host, p.grpc.port)}${p.grpc.service ? ` service ${p.grpc.service}` : ""}${p.grpc.tls ? " tls" : ""}`;
+    case "heartbeat":
+      return `heartbeat lease ${p.heartbeat.leaseName ?? "<instance name>"}`;
+    case "none":
+      return "none";
+  }
 }
 
 /** Header values from Secrets, resolved by the caller: `(secretName, key) => value`. */

@@ -104,7 +104,15 @@ export function instanceReconciler(ctx: OperatorContext, targets: ProbeTargets):
           }
         : undefined;
 
-    const status = instanceStatus({ instance, verdict, addresses, blocker, conflict, now });
+    const status = instanceStatus({
+      instance,
+      verdict,
+      addresses,
+      blocker,
+      conflict,
+      healthCheck: rt.healthCheck,
+      now,
+    });
     const previous = obj.status;
     const write = await writeStatus(ctx.applier, rosterResources.serviceInstances, obj, status, {
       signal: rc.signal,

@@ -7,6 +7,7 @@
 import {
   addressKind,
   ConditionTypes,
+  type EffectiveHealthCheck,
   portSummary,
   type ServiceInstance,
   type ServiceInstanceStatus,
@@ -43,6 +44,8 @@ export interface InstanceStatusInput {
   blocker?: Blocker;
   /** A Service of the same name that Roster does not manage is in the way. */
   conflict?: Blocker;
+  /** The health check it is probed with (status.effectiveHealthCheck). */
+  healthCheck?: EffectiveHealthCheck;
   now: number;
 }
 
@@ -175,6 +178,7 @@ export function instanceStatus(input: InstanceStatusInput): ServiceInstanceStatu
     addresses: input.addresses.slice(0, 16),
   };
   if (generation !== undefined) status.observedGeneration = generation;
+  if (input.healthCheck) status.effectiveHealthCheck = input.healthCheck;
   if (healthy !== undefined) {
     status.healthy = healthy;
     status.lastTransitionTime =

@@ -14,6 +14,7 @@
  */
 import {
   addressKind,
+  type EffectiveHealthCheck,
   type HealthCheck,
   type ServiceInstance,
   validateServiceInstance,
@@ -23,6 +24,7 @@ import type { Target } from "../health/index.ts";
 import { isForbidden, isNotFound, type Reconciler, semanticEqual } from "../kube/index.ts";
 import { byService, type InstanceObject, type OperatorContext, type PolicyObject } from "./context.ts";
 import {
+  effectiveHealthCheckStatus,
   effectiveSettings,
   instanceTarget,
   rankPolicies,
@@ -43,6 +45,8 @@ export interface InstanceRuntime {
   /** With a host override: what the instance address resolved to (published at the overall verdict). */
   resolved?: string[];
   deregisterAfterMs?: number;
+  /** The health check it is probed with, for status.effectiveHealthCheck. */
+  healthCheck?: EffectiveHealthCheck;
 }
 
 export interface ProbeTargets {
@@ -148,7 +152,13 @@ export function probeTargets(ctx: OperatorContext, onChange: (key: string) => vo
       next.deregisterAfterMs = effective.deregisterAfterMs;
       const secrets = await readSecrets(obj.metadata.namespace!, effective.healthCheck, rc.signal);
       const t = instanceTarget(instance, effective.healthCheck, secrets.lookup);
-      if (secrets.forbidden.length > 0) {
+      next.healthCheck = effectiveHealthCheckStatus(effective);
+      if (effective.healthCheckError) {
+        next.blocker = {
+          reason: "InvalidHealthCheck",
+          message: `spec.healthCheck merged over the ${effective.policy ? `policy ${effective.policy.metadata.name}` : "operator default"}'s: ${effective.healthCheckError}`,
+        };
+      } else if (secrets.forbidden.length > 0) {
         next.blocker = {
           reason: "SecretForbidden",
           message: `Roster may not read Secret ${secrets.forbidden.join(", ")} in namespace ${obj.metadata.namespace} (RBAC: enable probe Secrets for this namespace in the chart)`,

@@ -79,3 +79,23 @@ test("an identity without Roster's RBAC: exit 1 with one line naming the refused
     ),
   );
 });
+
+test("SIGTERM ends a standby replica (leader election held by another): exit 0", async (t) => {
+  const { kubeconfigPath } = await testCluster();
+  const ns = await testNamespace(t, "cli-standby");
+  const config = join(dir, `config-${ns}.yaml`);
+  writeFileSync(config, `leaderElection:\n  enabled: true\n  namespace: ${ns}\nnamespaces: [${ns}]\n`);
+  const args = ["run", "--config", config, "--metrics-port", "0", "--health-port", "0"];
+  const env = { env: { KUBECONFIG: kubeconfigPath } };
+  const leader = startRoster(t, args, env);
+  await leader.waitForOutput(/"msg":"became leader"/, EXITS_MS);
+  const standby = startRoster(t, args, env);
+  await standby.waitForOutput(/"msg":"new leader observed"/, EXITS_MS);
+  standby.proc.kill("SIGTERM");
+  const r = await exitsWithin(standby, EXITS_MS);
+  assert.equal(r.code, 0, `exit code; stderr:\n${r.stderr}`);
+  assert.match(r.stdout, /"reason":"SIGTERM".*"msg":"roster stopped"/);
+  assert.doesNotMatch(r.stdout, /"msg":"became leader"/, "it stayed a standby");
+  leader.proc.kill("SIGTERM");
+  assert.equal((await exitsWithin(leader, EXITS_MS)).code, 0);
+});

@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { DefaultPolicy } from "../../../src/config/schema.ts";
 import {
+  effectiveHealthCheckStatus,
   effectiveSettings,
   instanceTarget,
   rankPolicies,
@@ -59,13 +60,151 @@ describe("effectiveSettings", () => {
     assert.equal(e.policy, p);
   });
 
-  it("an instance override replaces the health check as a whole", () => {
-    const p = policy("web", { healthCheck: { probes: [{ type: "http" }], interval: "5s" } });
-    const si = instance({ healthCheck: { probes: [{ type: "tcp" }] } });
+  it("an instance override merges over the policy's check field by field", () => {
+    const p = policy("web", {
+      healthCheck: {
+        probes: [
+          { type: "http", http: { path: "/ready", port: "admin", headers: [{ name: "X-A", value: "1" }] } },
+        ],
+        interval: "5s",
+        timeout: "2s",
+        failureThreshold: 5,
+        flapDamping: { maxTransitions: 3, window: "10m" },
+      },
+    });
+    // Point the probe at another host: nothing else needs repeating.
+    const si = instance({
+      healthCheck: { probes: [{ type: "http", http: { host: "10.9.9.9" } }], timeout: "1s" },
+    });
     const e = effectiveSettings(p, defaults, si);
+    assert.equal(e.checkSource, "InstanceOverPolicy");
+    assert.equal(e.healthCheckError, undefined);
+    assert.deepEqual(e.healthCheck, {
+      ...p.spec.healthCheck!,
+      timeout: "1s",
+      probes: [
+        {
+          type: "http",
+          http: { ...(p.spec.healthCheck!.probes[0] as { http: object }).http, host: "10.9.9.9" },
+        },
+      ],
+    });
+    assert.equal(e.healthCheck.interval, "5s", "the policy's interval");
+    assert.equal(e.healthCheck.failureThreshold, 5, "the policy's threshold");
+    assert.deepEqual(e.healthCheck.flapDamping, { maxTransitions: 3, window: "10m" }, "the policy's damping");
+  });
+
+  it("probes merge by type (and name); unmatched policy probes stay, unmatched override probes are added", () => {
+    const p = policy("web", {
+      healthCheck: {
+        probes: [
+          { type: "http", name: "live", http: { path: "/live" } },
+          { type: "http", name: "ready", http: { path: "/ready" } },
+          { type: "tcp", tcp: { port: "db" } },
+        ],
+      },
+    });
+    const si = instance({
+      ports: [
+        { name: "http", port: 80 },
+        { name: "db", port: 5432 },
+      ],
+      healthCheck: {
+        probes: [
+          { type: "http", name: "ready", http: { path: "/readyz" } },
+          { type: "tcp", tcp: { host: "10.0.0.7" } },
+        ],
+        flapDamping: { window: "1m" },
+      },
+    });
+    const hc = effectiveSettings(p, defaults, si).healthCheck;
+    assert.deepEqual(
+      hc.probes.map((x) => [
+        x.type,
+        x.name,
+        x.type === "http" ? x.http.path : x.type === "tcp" ? x.tcp : undefined,
+      ]),
+      [
+        ["http", "live", "/live"],
+        ["http", "ready", "/readyz"],
+        ["tcp", undefined, { port: "db", host: "10.0.0.7" }],
+      ],
+    );
+    assert.deepEqual(
+      hc.flapDamping,
+      { maxTransitions: 4, window: "1m" },
+      "damping turned on, defaults fill the rest",
+    );
+    const added = effectiveSettings(
+      p,
+      defaults,
+      instance({ healthCheck: { probes: [{ type: "grpc" }] } }),
+    ).healthCheck;
+    assert.deepEqual(
+      added.probes.map((x) => x.type),
+      ["http", "http", "tcp", "grpc"],
+    );
+  });
+
+  it("over the operator default when there is no policy", () => {
+    const e = effectiveSettings(undefined, defaults, instance({ healthCheck: { interval: "30s" } }));
+    assert.equal(e.checkSource, "InstanceOverDefault");
+    assert.deepEqual(e.healthCheck, { ...defaults.healthCheck, interval: "30s" });
+  });
+
+  it("an override that sets every field (as objects stored before merging do) replaces the check as a whole", () => {
+    const p = policy("web", {
+      healthCheck: {
+        probes: [{ type: "http" }],
+        interval: "5s",
+        flapDamping: { maxTransitions: 2, window: "1m" },
+      },
+    });
+    // What the API server stored for `healthCheck: {probes: [{type: tcp}]}` when its CRD had defaults.
+    const stored = {
+      probes: [{ type: "tcp" as const, tcp: {} }],
+      combine: "all" as const,
+      interval: "10s",
+      timeout: "1s",
+      initialDelay: "0s",
+      failureThreshold: 3,
+      successThreshold: 1,
+      jitter: 10,
+    };
+    const e = effectiveSettings(p, defaults, instance({ healthCheck: stored }));
     assert.equal(e.checkSource, "Instance");
-    assert.equal(e.healthCheck, si.spec.healthCheck);
-    assert.equal(e.healthCheck.interval, "10s", "nothing merged from the policy's check");
+    assert.deepEqual(e.healthCheck, { ...stored, probes: [{ type: "tcp", tcp: {} }] });
+    assert.equal(e.healthCheck.flapDamping, undefined, "no damping from the policy");
+  });
+
+  it("a merge that breaks a rule neither side breaks is an error, not a check", () => {
+    const p = policy("web", { healthCheck: { interval: "2s", timeout: "1s" } });
+    const e = effectiveSettings(p, defaults, instance({ healthCheck: { timeout: "3s" } }));
+    assert.match(e.healthCheckError ?? "", /healthCheck\.timeout: timeout must be less than interval/);
+    assert.equal(e.healthCheck, p.spec.healthCheck, "the base check, unused (the instance is blocked)");
+  });
+
+  it("status.effectiveHealthCheck: one bounded line per probe, the source and the policy", () => {
+    const p = policy("web", {
+      healthCheck: { probes: [{ type: "http", http: { path: "/ready", port: "http" } }] },
+    });
+    const e = effectiveSettings(
+      p,
+      defaults,
+      instance({ healthCheck: { probes: [{ type: "http", http: { host: "10.9.9.9" } }] } }),
+    );
+    assert.deepEqual(effectiveHealthCheckStatus(e), {
+      source: "InstanceOverPolicy",
+      policy: "web",
+      probes: ["http GET http://10.9.9.9:http/ready (200-399)"],
+      combine: "all",
+      interval: "10s",
+      timeout: "1s",
+      initialDelay: "0s",
+      failureThreshold: 3,
+      successThreshold: 1,
+      jitter: 10,
+    });
   });
 
   it("deregisterAfter falls back to the default's", () => {
