@@ -12,10 +12,11 @@
  *   error_detail it is a NACK: logged and counted, and the client keeps its
  *   previous config until the next change. A request with an older nonce is
  *   stale and only updates the subscription.
- * - Slow clients: nothing is queued per stream but a set of dirty type URLs.
- *   A response is built from the latest snapshot when the stream can take it
- *   (grpc-js write() returning false waits for 'drain'), so a slow client
- *   gets fewer, newer responses and never holds memory or blocks the others.
+ * - Slow clients: nothing is queued per stream but a set of dirty type URLs
+ *   and at most one response in flight. The next response is built from the
+ *   latest snapshot once the previous one has been written out (grpc-js's
+ *   write callback), so a slow client gets fewer, newer responses and never
+ *   holds memory or blocks the others.
  * - Who may read: a client sees the namespaces the operator serves (its
  *   caches hold nothing else); with `access` rules, only the namespaces of the
  *   first rule whose nodeIdPrefix its node id starts with (none if no rule
@@ -167,7 +168,7 @@ export function createXdsServer(options: XdsServerOptions): XdsServer {
     canRead: (ns: string) => boolean = () => false;
     readonly subs = new Map<TypeUrl, Subscription>();
     readonly dirty = new Set<TypeUrl>();
-    waitingDrain = false;
+    inFlight = false;
     closed = false;
     nonce = 0;
 
@@ -204,7 +205,7 @@ export function createXdsServer(options: XdsServerOptions): XdsServer {
     }
 
     flush(): void {
-      while (!this.closed && !this.waitingDrain && this.dirty.size > 0) {
+      while (!this.closed && !this.inFlight && this.dirty.size > 0) {
         const type = this.dirty.values().next().value as TypeUrl;
         this.dirty.delete(type);
         const sub = this.subs.get(type);
@@ -220,10 +221,16 @@ export function createXdsServer(options: XdsServerOptions): XdsServer {
           type_url: type,
           nonce,
         };
-        let ok: boolean;
+        // One response in flight per stream: the next is built from the
+        // snapshot of the moment this one has left.
+        this.inFlight = true;
         try {
-          ok = this.call.write(response);
+          this.call.write(response, () => {
+            this.inFlight = false;
+            this.flush();
+          });
         } catch (err) {
+          this.inFlight = false;
           log.warn({ err, node: this.nodeId }, "xDS response could not be encoded");
           continue;
         }
@@ -232,13 +239,6 @@ export function createXdsServer(options: XdsServerOptions): XdsServer {
         const now = options.clock.now();
         for (const e of entries) {
           if (e.sinceMs !== undefined && e.changed[type] > before) latency.observe((now - e.sinceMs) / 1000);
-        }
-        if (!ok) {
-          this.waitingDrain = true;
-          this.call.once("drain", () => {
-            this.waitingDrain = false;
-            this.flush();
-          });
         }
       }
     }
