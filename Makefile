@@ -13,6 +13,7 @@ K8S_VERSION := $(shell awk '$$1 == "k8s.io/kubernetes" { print $$2; exit }' sand
 K8S_MINOR := $(word 2,$(subst ., ,$(K8S_VERSION)))
 SANDBOX := bin/roster-sandbox
 HELM := bin/helm
+XDS_CLIENT := bin/roster-xds-client
 SANDBOX_DIR ?= .sandbox/dev
 VERSION_PKG := k8s.io/component-base/version
 SANDBOX_LDFLAGS := -s -w -X $(VERSION_PKG).gitVersion=$(K8S_VERSION) -X $(VERSION_PKG).gitMajor=1 \
@@ -44,6 +45,14 @@ $(SANDBOX): sandbox/go.mod sandbox/go.sum $(wildcard sandbox/*.go)
 	@mkdir -p bin
 	cd sandbox && CGO_ENABLED=0 go build -trimpath -ldflags "$(SANDBOX_LDFLAGS)" -o ../$(SANDBOX) .
 
+# A real grpc-go xDS client for the xDS integration tests, the demo and the bench (its own module).
+$(XDS_CLIENT): xds-client/go.mod xds-client/go.sum $(wildcard xds-client/*.go)
+	@mkdir -p bin
+	cd xds-client && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o ../$(XDS_CLIENT) .
+
+.PHONY: xds-client
+xds-client: $(XDS_CLIENT) ## Build the grpc-go xDS client used by the xDS tests (bin/roster-xds-client)
+
 .PHONY: sandbox
 sandbox: $(SANDBOX) ## Build the local control plane (etcd + kube-apiserver + kube-controller-manager)
 
@@ -70,7 +79,7 @@ test-unit: deps
 	npm run --silent test:unit
 
 .PHONY: test-integration
-test-integration: deps $(SANDBOX) $(HELM)
+test-integration: deps $(SANDBOX) $(HELM) $(XDS_CLIENT)
 	npm run --silent test:integration
 
 .PHONY: test

@@ -11,7 +11,7 @@ import { applyConfigChange } from "../config/runtime.ts";
 import { LogLevel as LogLevelSchema } from "../config/schema.ts";
 import { ApiError, createLogger, type LogLevel } from "../kube/index.ts";
 import { createOperator } from "../operator/operator.ts";
-import { operatorSettings, probingOptions, shardingOptions } from "../operator/settings.ts";
+import { operatorSettings, probingOptions, shardingOptions, xdsOptions } from "../operator/settings.ts";
 import { CliError, checkCluster, flags, loadKubeConfig } from "./common.ts";
 
 const USAGE = `Usage: roster run [flags]
@@ -168,6 +168,7 @@ export async function run(args: string[]): Promise<number> {
     settings: operatorSettings(config),
     probing: probingOptions(config),
     sharding: shardingOptions(config),
+    xds: xdsOptions(config),
   });
 
   // From here on every exit path stops what started: a failed start-up must

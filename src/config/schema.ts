@@ -197,6 +197,33 @@ export const ShardingConfig = z.strictObject({
     .describe("A replica that stops renewing its membership Lease this long loses its share to the others."),
 });
 
+export const XdsConfig = z.strictObject({
+  enabled: z.boolean().default(false).describe("Serve the published services over xDS (Envoy v3 ADS, gRPC)."),
+  port: Port.default(18000),
+  bindAddress: z.string().min(1).default("0.0.0.0"),
+  maxStreams: z
+    .int()
+    .min(1)
+    .max(100_000)
+    .default(10_000)
+    .describe("Open ADS streams at most; more are refused."),
+  access: z
+    .array(
+      z.strictObject({
+        nodeIdPrefix: z
+          .string()
+          .describe("Clients whose xDS node id starts with this (first matching rule wins)."),
+        namespaces: z.array(Namespace).max(1000).describe("The namespaces they may read."),
+      }),
+    )
+    .max(1000)
+    .default([])
+    .describe(
+      "Who may read what. Empty: every client reads every namespace the operator serves. " +
+        "Otherwise a client reads only the namespaces of its rule, nothing without one.",
+    ),
+});
+
 export const OperatorConfig = z.strictObject({
   logLevel: LogLevel.default("info"),
   metrics: z
@@ -215,6 +242,7 @@ export const OperatorConfig = z.strictObject({
   probing: ProbingConfig.prefault({}),
   publishing: PublishingConfig.prefault({}),
   sharding: ShardingConfig.prefault({}),
+  xds: XdsConfig.prefault({}),
 });
 export type OperatorConfig = z.output<typeof OperatorConfig>;
 export type OperatorConfigInput = z.input<typeof OperatorConfig>;
@@ -230,7 +258,7 @@ export const liveKeys = [
   "publishing",
 ] as const;
 /** Top-level sections that need a restart to take effect. */
-export const restartKeys = ["leaderElection", "namespaces", "watch", "sharding"] as const;
+export const restartKeys = ["leaderElection", "namespaces", "watch", "sharding", "xds"] as const;
 /**
  * Fields of live sections that still apply on restart only: the probe
  * engine's limits, resolver and DNS refresh are fixed when it is created.

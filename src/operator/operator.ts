@@ -51,6 +51,8 @@ import {
   ROSTER_MANAGER,
 } from "../publish/labels.ts";
 import { type Clock, systemClock } from "../util/clock.ts";
+import { createXdsServer, type XdsAccessRule, type XdsServer } from "../xds/server.ts";
+import { feedFromConfigMaps } from "../xds/source.ts";
 import {
   byService,
   type ConfigMapObject,
@@ -91,12 +93,22 @@ export interface ShardingOptions {
   leaseDurationMs: number;
 }
 
+export interface XdsOptions {
+  enabled: boolean;
+  /** 0: any free port (tests). */
+  port: number;
+  bindAddress: string;
+  maxStreams?: number;
+  access?: readonly XdsAccessRule[];
+}
+
 export interface OperatorOptions extends Omit<ManagerOptions, "client" | "clock" | "logger"> {
   kubeConfig: KubeConfig;
   settings: OperatorSettings;
   probing?: ProbingOptions;
   sharding?: ShardingOptions;
   leaderElection?: LeaderElectionSettings;
+  xds?: XdsOptions;
   clock?: Clock;
   logger?: Logger;
 }
@@ -104,6 +116,8 @@ export interface OperatorOptions extends Omit<ManagerOptions, "client" | "clock"
 export interface Operator {
   readonly manager: Manager;
   readonly engine: ProbeEngine;
+  /** The xDS server when enabled; its port once started. */
+  readonly xds: (Pick<XdsServer, "stats"> & { port(): number | undefined }) | undefined;
   start(): Promise<void>;
   stop(): Promise<void>;
   /** Applies new settings (default policy, batching...) and re-reconciles everything. */
@@ -342,12 +356,29 @@ export function createOperator(options: OperatorOptions): Operator {
     enqueuePublisher(key);
   });
 
+  // Every replica serves xDS from its ConfigMap cache (it only reads).
+  const xdsServer = options.xds?.enabled
+    ? createXdsServer({
+        port: options.xds.port,
+        bindAddress: options.xds.bindAddress,
+        maxStreams: options.xds.maxStreams,
+        access: options.xds.access,
+        clock,
+        logger: manager.logger,
+        registry: manager.metrics.registry,
+      })
+    : undefined;
+  if (xdsServer) feedFromConfigMaps(configMaps, xdsServer, clock, log);
+  let xdsPort: number | undefined;
+
   const leaving = new AbortController();
   let membershipRun: Promise<void> | undefined;
   return {
     manager,
     engine,
+    xds: xdsServer && { stats: () => xdsServer.stats(), port: () => xdsPort },
     async start() {
+      if (xdsServer) xdsPort = await xdsServer.start();
       await manager.start();
       membershipRun = members?.run(leaving.signal);
     },
@@ -355,7 +386,7 @@ export function createOperator(options: OperatorOptions): Operator {
       // Leaving deletes the membership Lease, so the others take this
       // replica's share at once instead of after a lease duration.
       leaving.abort();
-      await Promise.all([manager.stop(), membershipRun]);
+      await Promise.all([manager.stop(), membershipRun, xdsServer?.stop()]);
       targets.reset();
       engine.close();
     },

@@ -7,7 +7,7 @@ import { parseDuration } from "../api/index.ts";
 import type { OperatorConfig } from "../config/index.ts";
 import { dnsServersResolver } from "../health/dns.ts";
 import type { OperatorSettings } from "./context.ts";
-import type { ProbingOptions, ShardingOptions } from "./operator.ts";
+import type { ProbingOptions, ShardingOptions, XdsOptions } from "./operator.ts";
 
 export function operatorSettings(config: OperatorConfig): OperatorSettings {
   return {
@@ -43,4 +43,8 @@ export function shardingOptions(config: OperatorConfig): ShardingOptions {
     group: config.sharding.group,
     leaseDurationMs: parseDuration(config.sharding.leaseDuration),
   };
+}
+
+export function xdsOptions(config: OperatorConfig): XdsOptions {
+  return { ...config.xds };
 }

@@ -9,7 +9,12 @@ import { DefaultPolicy } from "../../src/config/schema.ts";
 import type { DestinationPolicyConfig } from "../../src/health/index.ts";
 import { createLogger, type LogLevel } from "../../src/kube/log.ts";
 import type { OperatorSettings } from "../../src/operator/context.ts";
-import { createOperator, type Operator, type ProbingOptions } from "../../src/operator/operator.ts";
+import {
+  createOperator,
+  type Operator,
+  type ProbingOptions,
+  type XdsOptions,
+} from "../../src/operator/operator.ts";
 import { testCluster } from "./cluster.ts";
 
 export interface TestOperatorOptions {
@@ -22,6 +27,8 @@ export interface TestOperatorOptions {
   leaderElection?: { namespace: string; name: string; identity?: string };
   /** Merged over the probing options (resolver, DNS refresh, limits; `destinations` above). */
   probing?: Partial<ProbingOptions>;
+  /** The xDS server (port 0: any free port; see operator.xds.port()). */
+  xds?: XdsOptions;
 }
 
 export function testSettings(overrides: Partial<OperatorSettings> = {}): OperatorSettings {
@@ -52,6 +59,7 @@ export async function startTestOperator(t: TestContext, options: TestOperatorOpt
         }
       : { enabled: false, namespace: "default", name: "unused" },
     concurrency: { default: 4 },
+    xds: options.xds,
     // ROSTER_TEST_LOG=debug shows the operator's logs while debugging a test.
     logger: process.env.ROSTER_TEST_LOG
       ? createLogger({ level: process.env.ROSTER_TEST_LOG as LogLevel })

@@ -85,6 +85,11 @@ The two halves are deep-merged into the config file (configmap.yaml).
     "enabled" .Values.sharding.enabled
     "group" (include "roster.fullname" . | trunc 40 | trimSuffix "-")
     "leaseDuration" .Values.sharding.leaseDuration)
+  "xds" (dict
+    "enabled" .Values.xds.enabled
+    "port" .Values.xds.port
+    "maxStreams" .Values.xds.maxStreams
+    "access" (.Values.xds.access | default list))
 }}
 {{- with .Values.watch }}
 {{- $_ := set $config "watch" . }}

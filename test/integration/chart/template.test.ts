@@ -281,6 +281,28 @@ test("sharding.enabled: membership Leases in the release namespace only, and the
   assert.match(r.stderr, /sharding\.enabled needs leaderElection\.enabled/);
 });
 
+test("xds.enabled: the config enables the server, the pods expose the port, a Service selects every replica", async () => {
+  const off = await render({}, { release, namespace: ns });
+  assert.equal(configOf(off).xds.enabled, false);
+  assert.ok(!off.some((o) => o.kind === "Service" && o.metadata?.name === `${fullname}-xds`));
+  const objects = await render(
+    { xds: { enabled: true, port: 18001, access: [{ nodeIdPrefix: "team-a/", namespaces: ["a"] }] } },
+    { release, namespace: ns },
+  );
+  const config = configOf(objects);
+  assert.deepEqual(
+    { enabled: config.xds.enabled, port: config.xds.port, access: config.xds.access },
+    { enabled: true, port: 18001, access: [{ nodeIdPrefix: "team-a/", namespaces: ["a"] }] },
+  );
+  const deployment = one<V1Deployment>(objects, "Deployment", fullname, ns);
+  const ports = deployment.spec?.template.spec?.containers[0]?.ports ?? [];
+  assert.ok(ports.some((p) => p.name === "xds" && p.containerPort === 18001));
+  const svc = one<V1Service>(objects, "Service", `${fullname}-xds`, ns);
+  assert.equal(svc.spec?.ports?.[0]?.targetPort, "xds");
+  assert.equal(svc.spec?.ports?.[0]?.appProtocol, "grpc");
+  assert.deepEqual(svc.spec?.selector, deployment.spec?.selector.matchLabels);
+});
+
 describe("ServiceMonitor", () => {
   test("not rendered when the cluster does not serve monitoring.coreos.com/v1", async () => {
     const objects = await render(
