@@ -7,13 +7,20 @@
 // failing (reconcile errors stop growing once everything is reconciled), and
 // slice writes are never refused by the API server (an invalid EndpointSlice
 // would be). FAULTS_SEED=N reproduces a run.
+// The generated addresses (192.0.2.N, 2001:db8::N, 169.254.169.254, names)
+// are never contacted: the operator's policy allows only loopback, names are
+// resolved by a resolver that knows only localhost (no DNS query leaves), and
+// the network jail refuses and records any other connection this process
+// would open, which the test asserts never happened.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { ApiException } from "@kubernetes/client-node";
 import fc from "fast-check";
 import { eventually, testCluster, testNamespace } from "../support/cluster.ts";
+import { networkJail } from "../support/network-jail.ts";
+import { startTestOperator } from "../support/operator.ts";
 import { clients } from "../support/roster.ts";
-import { api, metricSum, sleep, startOperatorOn } from "./support.ts";
+import { api, metricSum, sleep } from "./support.ts";
 
 const COUNT = 100;
 const seed = Number(process.env.FAULTS_SEED ?? Date.now() % 1_000_000);
@@ -257,7 +264,20 @@ test(`${COUNT} generated objects: rejected naming a field, or reconciled to a co
   const ns = await testNamespace(t, "fuzz");
   const { kc } = await testCluster();
   const k = api(kc);
-  const operator = await startOperatorOn(t, kc, { namespaces: [ns], settings: { startupHoldMs: 1000 } });
+  const jail = networkJail();
+  t.after(() => jail.release());
+  const operator = await startTestOperator(t, {
+    kubeConfig: kc,
+    namespaces: [ns],
+    settings: { startupHoldMs: 1000 },
+    destinations: { allowLoopback: true, allow: ["127.0.0.0/8", "::1/128"] },
+    probing: {
+      resolver: async (host) => {
+        if (host === "localhost") return ["127.0.0.1"];
+        throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${host}`), { code: "ENOTFOUND" });
+      },
+    },
+  });
   let done: string | undefined;
   void operator.manager.done.then((outcome) => {
     done = String(outcome);
@@ -340,4 +360,5 @@ test(`${COUNT} generated objects: rejected naming a field, or reconciled to a co
   });
   assert.equal(publisherErrors, 0, "no published object was ever refused by the API server");
   assert.equal(done, undefined, "the operator is still running");
+  assert.deepEqual(jail.blocked, [], "no connection was ever attempted off loopback");
 });

@@ -1,15 +1,21 @@
-// SSRF guard, end to end. The operator's destination policy denies the
-// link-local ranges and 127.0.0.1/::1 (a stand-in for "a denied CIDR": the
-// only addresses a test can listen on are loopback). A recording listener on
-// 127.0.0.1 (and ::1) must see no connection at all while instances aim at
-// it directly through the probe host, through a DNS name that resolves to it
-// (`localhost`), and while others aim at 169.254.169.254 and fe80::1. Each
-// gets DestinationDenied and none is ever published as ready; a control
-// instance on an allowed loopback address (127.0.0.2) is probed and published.
+// SSRF guard, end to end. The operator's destination policy denies
+// 127.0.0.66/32 (standing in for the cloud metadata endpoint), 127.0.0.1/32
+// and ::1/128, with loopback otherwise allowed: the denied addresses are
+// loopback recorders that count connections, so that if the guard ever
+// regressed, this test's probes would still never leave the machine (the
+// real metadata addresses, 169.254.169.254, fd00:ec2::254, and their IPv6
+// embeddings, are checked as pure decisions in test/unit/health/policy.test.ts,
+// never connected to). Recorders on 127.0.0.66, 127.0.0.1 and ::1 must see no
+// connection at all while instances aim at them as the instance address (an
+// IP, a DNS name resolving to it), through the probe host, and through a DNS
+// name as probe host. Each gets
+// DestinationDenied and none is ever published as ready; a control instance
+// on an allowed loopback address (127.0.0.2) is probed and published.
 import assert from "node:assert/strict";
 import { createServer, type Server } from "node:net";
 import { test } from "node:test";
 import type { ServiceInstanceInput } from "../../src/api/index.ts";
+import { defaultDeny } from "../../src/health/index.ts";
 import { eventually, testCluster, testNamespace } from "../support/cluster.ts";
 import { FAST, webInstance } from "../support/instances.ts";
 import {
@@ -23,6 +29,9 @@ import {
 } from "../support/roster.ts";
 import { httpTargetsOn } from "../support/targets.ts";
 import { sleep, startOperatorOn } from "./support.ts";
+
+/** Denied by the test's policy, where a recorder listens: a stand-in for 169.254.169.254. */
+const METADATA = "127.0.0.66";
 
 async function recorder(
   host: string,
@@ -47,12 +56,14 @@ test("denied destinations are never connected to and never published", async (t)
   const port = control!.port;
   const v4 = await recorder("127.0.0.1", port);
   assert.ok(v4, "listening on 127.0.0.1");
+  const metadata = await recorder(METADATA, port);
+  assert.ok(metadata, `listening on ${METADATA}`);
   const v6 = await recorder("::1", port);
-  const recorders = [v4, ...(v6 ? [v6] : [])];
+  const recorders = [v4, metadata, ...(v6 ? [v6] : [])];
   t.after(() => Promise.all(recorders.map((r) => new Promise((done) => r.server.close(done)))));
 
   const { kc } = await testCluster();
-  const deny = ["169.254.0.0/16", "fe80::/10", "127.0.0.1/32", "::1/128"];
+  const deny = [...defaultDeny, `${METADATA}/32`, "127.0.0.1/32", "::1/128"];
   await startOperatorOn(t, kc, { namespaces: [ns], destinations: { deny, allowLoopback: true } });
   await createPolicy(ns, "web", { service: "web" });
   const http = (host: string | undefined) => ({
@@ -61,16 +72,30 @@ test("denied destinations are never connected to and never published", async (t)
   });
   const tcp = { probes: [{ type: "tcp" as const }], ...FAST };
   const denied: Record<string, ServiceInstanceInput["spec"]> = {
-    // The cloud metadata endpoint.
+    // The stand-in for the metadata endpoint, as the instance address (HTTP and TCP probes)...
     metadata: {
       service: "web",
-      address: "169.254.169.254",
-      ports: [{ name: "http", port: 80 }],
+      address: METADATA,
+      ports: [{ name: "http", port }],
       healthCheck: http(undefined),
     },
-    "link-local-v6": {
+    "metadata-tcp": {
       service: "web",
-      address: "fe80::1",
+      address: METADATA,
+      ports: [{ name: "http", port }],
+      healthCheck: tcp,
+    },
+    // ...and as the probe host of an instance published elsewhere; and a denied IPv6 address.
+    // (The API refuses IPv4-mapped instance addresses; the engine's tests cover that form.)
+    "metadata-host": {
+      service: "web",
+      address: "192.0.2.52",
+      ports: [{ name: "http", port }],
+      healthCheck: http(METADATA),
+    },
+    "denied-v6": {
+      service: "web",
+      address: "::1",
       ports: [{ name: "http", port }],
       healthCheck: tcp,
     },
@@ -131,7 +156,7 @@ test("denied destinations are never connected to and never published", async (t)
     "no connection ever reached a denied address",
   );
   assert.ok(control!.hits > 0, "the allowed control target was probed");
-  const deniedAddresses = ["169.254.169.254", "fe80::1", "192.0.2.50", "192.0.2.51", "127.0.0.1", "::1"];
+  const deniedAddresses = [METADATA, "192.0.2.50", "192.0.2.51", "192.0.2.52", "127.0.0.1", "::1"];
   for (const e of watch.events) {
     for (const a of deniedAddresses)
       assert.ok(!e.ready.includes(a), `${a} never published ready (${e.ready})`);

@@ -5,6 +5,7 @@
 // the service are unaffected. A missing Secret, once created, is picked up.
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { defaultDeny } from "../../../src/health/index.ts";
 import { SECRET_RETRY_MS } from "../../../src/operator/targets.ts";
 import { eventually, testNamespace } from "../../support/cluster.ts";
 import { FAST, INTERVAL_MS, MARGIN_MS, webInstance } from "../../support/instances.ts";
@@ -18,6 +19,7 @@ import {
   readyAddresses,
 } from "../../support/roster.ts";
 import { httpTargets } from "../../support/targets.ts";
+import { connectionRecorder } from "../health/support.ts";
 
 async function blockedWith(ns: string, name: string, reason: string) {
   return eventually(
@@ -32,7 +34,14 @@ async function blockedWith(ns: string, name: string, reason: string) {
 test("invalid instances get a condition and are never published; the rest is unaffected", async (t) => {
   const ns = await testNamespace(t, "invalid");
   const targets = await httpTargets(t, 4);
-  await startTestOperator(t, { namespaces: [ns] });
+  // The refused address is a loopback recorder (standing in for 169.254.169.254, which a test must
+  // never aim at: a regression would send traffic off the machine).
+  const metadata = await connectionRecorder("127.0.0.66");
+  t.after(() => metadata.close());
+  await startTestOperator(t, {
+    namespaces: [ns],
+    destinations: { allowLoopback: true, deny: [...defaultDeny, "127.0.0.66/32"] },
+  });
   await createInstance(ns, "web-1", webInstance(targets[0]!, 0));
   await createInstance(
     ns,
@@ -69,11 +78,11 @@ test("invalid instances get a condition and are never published; the rest is una
       },
     }),
   );
-  // Link-local: the cloud metadata range, refused by the default destination policy (never connected to).
+  // An address the destination policy refuses (never connected to).
   await createInstance(ns, "web-metadata", {
     service: "web",
-    address: "169.254.169.254",
-    ports: [{ name: "http", port: 80 }],
+    address: "127.0.0.66",
+    ports: [{ name: "http", port: metadata.port }],
     healthCheck: { probes: [{ type: "tcp" }], ...FAST },
   });
 
@@ -86,15 +95,15 @@ test("invalid instances get a condition and are never published; the rest is una
   const hosts = await blockedWith(ns, "web-hosts", "InvalidHealthCheck");
   assert.match(condition(hosts, "Ready")?.message ?? "", /different hosts/);
 
-  const metadata = await eventually(
+  const refused = await eventually(
     async () => {
       const s = await getInstance(ns, "web-metadata");
       return s.status?.healthy === false ? s : undefined;
     },
     { timeoutMs: 5000, what: "web-metadata refused" },
   );
-  assert.equal(condition(metadata, "Healthy")?.reason, "DestinationDenied");
-  assert.equal(condition(metadata, "Ready")?.status, "False");
+  assert.equal(condition(refused, "Healthy")?.reason, "DestinationDenied");
+  assert.equal(condition(refused, "Ready")?.status, "False");
 
   // The valid instance is published as usual, and only it.
   await eventually(
@@ -110,6 +119,7 @@ test("invalid instances get a condition and are never published; the rest is una
     ["web-1"],
   );
   assert.equal(targets[1]!.hits + targets[2]!.hits + targets[3]!.hits, 0, "blocked instances are not probed");
+  assert.equal(metadata.connections(), 0, "the refused address was never connected to");
 
   // The operator keeps working: a new instance is published...
   await createInstance(ns, "web-4", webInstance(targets[3]!, 3));

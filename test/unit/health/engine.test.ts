@@ -184,8 +184,13 @@ test("a registration-only target is healthy as soon as it is added", async (t) =
   assert.deepEqual(log(), ["1:10.0.0.9:Unknown->Healthy:NoProbe", "1:*:Unknown->Healthy:NoProbe"]);
 });
 
+// Denied destinations in these tests are loopback addresses (127.0.0.66 stands in for the metadata
+// endpoint): the engine here can really connect, and a regression must not send traffic off the
+// machine. The real metadata addresses are checked as pure decisions in policy.test.ts.
+const DENIED = "127.0.0.66";
+
 test("a denied destination is Unhealthy at once with DestinationDenied and is never probed", async (t) => {
-  const { clock, engine } = setup();
+  const { clock, engine } = setup({ policy: { deny: [`${DENIED}/32`] } });
   t.after(() => engine.close());
   const check: CheckSpec = {
     probes: [{ type: "tcp", port: 80 }],
@@ -193,16 +198,17 @@ test("a denied destination is Unhealthy at once with DestinationDenied and is ne
     timeoutMs: 500,
     failureThreshold: 5,
   };
-  engine.set({ id: "meta", host: "169.254.169.254", check });
+  engine.set({ id: "meta", host: DENIED, check });
   engine.set({ id: "local", host: "127.0.0.1", check });
-  engine.set({ id: "mapped", host: "::ffff:169.254.169.254", check });
+  engine.set({ id: "mapped", host: `::ffff:${DENIED}`, check });
   await advance(clock, 1000);
   for (const id of ["meta", "local", "mapped"]) {
     const s = engine.summary(id)!;
     assert.equal(s.verdict, "Unhealthy", id);
     assert.equal(s.reason, "DestinationDenied", id);
   }
-  assert.match(engine.summary("meta")!.message, /169\.254\.0\.0\/16/);
+  assert.match(engine.summary("meta")!.message, /denied range 127\.0\.0\.66\/32/);
+  assert.match(engine.summary("local")!.message, /loopback/);
   assert.equal(engine.stats().probes, 0, "no connection was attempted");
 });
 
@@ -227,7 +233,7 @@ test("every finished run reports to onProbe, also when nothing was probed (local
   engine.set({ id: "reg", host: "10.0.0.9", check: { ...tcp(80), probes: [{ type: "none" }] } });
   engine.set({ id: "empty", host: "10.0.0.9", check: { ...tcp(80), probes: [] } });
   // Refused by the destination policy: never connected, reported with the probe's type.
-  engine.set({ id: "meta", host: "169.254.169.254", check: tcp(80) });
+  engine.set({ id: "meta", host: DENIED, check: tcp(80) });
   // A port name the target does not have; a name that does not resolve.
   engine.set({ id: "noport", host: "10.0.0.9", check: tcp("http") });
   engine.set({ id: "nxdomain", host: "gone.example", check: tcp(80) });
@@ -238,7 +244,7 @@ test("every finished run reports to onProbe, also when nothing was probed (local
     o && [o.address ?? "*", o.type, o.ok, o.reason, o.latencyMs, o.local];
   assert.deepEqual(brief(first("reg")), ["10.0.0.9", "none", true, "NoProbe", 0, true]);
   assert.deepEqual(brief(first("empty")), ["10.0.0.9", "none", true, "NoProbe", 0, true]);
-  assert.deepEqual(brief(first("meta")), ["169.254.169.254", "tcp", false, "DestinationDenied", 0, true]);
+  assert.deepEqual(brief(first("meta")), [DENIED, "tcp", false, "DestinationDenied", 0, true]);
   assert.deepEqual(brief(first("noport")), ["10.0.0.9", "tcp", false, "PortNotFound", 0, true]);
   assert.deepEqual(brief(first("nxdomain")), ["*", "tcp", false, "DNSFailure", 0, true]);
   assert.equal(engine.stats().probes, 0, "nothing went on the network");
@@ -260,7 +266,7 @@ test("heartbeat and `none` probes of one check report once per run; a refused ad
   leases.set("ns/lease", true);
   engine.set({
     id: "mixed",
-    host: "169.254.169.254",
+    host: DENIED,
     check: {
       probes: [
         { type: "heartbeat", lease: { namespace: "ns", name: "lease" } },
@@ -277,7 +283,7 @@ test("heartbeat and `none` probes of one check report once per run; a refused ad
     [
       "*:heartbeat:ProbeSucceeded:false",
       "*:none:ProbeSucceeded:true",
-      "169.254.169.254:http:DestinationDenied:true",
+      `${DENIED}:http:DestinationDenied:true`,
     ],
   );
   assert.equal(engine.summary("mixed")?.reason, "DestinationDenied");
