@@ -590,12 +590,16 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
       const expire = () => {
         ticket?.release();
         if (ticket) ts.tickets?.delete(ticket);
+        if (ts.gen !== gen) {
+          resolve(cancelled); // its target changed or went away meanwhile
+          return;
+        }
         counters.expired++;
         const outcome: Voided = {
           ...fail(Reason.Timeout, `no probe slot free within ${timeoutMs} ms of the scheduled time`),
           voided: "queue",
         };
-        if (ts.gen === gen) observeLocal(ts, address, p.type, outcome, due);
+        observeLocal(ts, address, p.type, outcome, due);
         resolve(outcome);
       };
       const begin = () => {
