@@ -28,12 +28,17 @@ Flags:
   --log-level LEVEL      trace|debug|info|warn|error|fatal|silent (default: the config's, info)
 `;
 
+/** How long running reconciles may take to finish after SIGTERM (the controllers' graceful stop). */
+export const CONTROLLER_STOP_MS = 15_000;
+
 /**
- * Bound on the whole shutdown after SIGTERM. Longer than the controllers'
- * graceful stop (30 s, running reconciles finish) plus releasing the lease
- * and closing informers, so a normal shutdown is never cut short.
+ * Bound on the whole shutdown after SIGTERM, whatever state the process is
+ * in: longer than the controllers' graceful stop plus releasing the lease and
+ * closing informers, so a normal shutdown is never cut short, and shorter
+ * than the Helm chart's terminationGracePeriodSeconds (30 s), so the process
+ * ends on its own, lease released, before the kubelet's SIGKILL.
  */
-export const SHUTDOWN_TIMEOUT_MS = 45_000;
+export const SHUTDOWN_TIMEOUT_MS = 25_000;
 
 /**
  * Runs `stop` and resolves `"stopped"` when it finishes, `"timeout"` when it
@@ -159,6 +164,7 @@ export async function run(args: string[]): Promise<number> {
   const options = managerOptions(config);
   const operator = createOperator({
     ...options,
+    gracefulShutdownTimeoutMs: CONTROLLER_STOP_MS,
     kubeConfig: kc,
     logger,
     leaderElection: options.leaderElection && {

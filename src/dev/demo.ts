@@ -103,12 +103,8 @@ export async function startDemoBackends(): Promise<DemoBackends> {
         zone: b.zone,
         weight: b.weight,
         tags: [b.mode === "healthy" ? "stable" : b.mode],
-        healthCheck: {
-          probes: [{ type: "http", http: { host, port: "http", path: "/healthz" } }],
-          interval: "2s",
-          timeout: "500ms",
-          failureThreshold: 2,
-        },
+        // Merged over the policy's check: only the host differs.
+        healthCheck: { probes: [{ type: "http", http: { host } }] },
       }),
     );
   }

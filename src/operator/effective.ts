@@ -69,7 +69,13 @@ export function effectiveSettings(
   const deregisterAfter = spec?.deregisterAfter ?? defaults.deregisterAfter;
   const base = spec?.healthCheck ?? defaults.healthCheck;
   const baseSource = spec?.healthCheck ? "Policy" : "Default";
-  const merged = override ? mergeHealthCheck(base, override) : undefined;
+  // The operator default's probes (one tcp probe, unless the config says
+  // otherwise) stand in for "no probes chosen": an instance that names its
+  // probes has chosen them, and keeping the stand-in next to them would probe
+  // what nobody asked for.
+  const merged = override
+    ? mergeHealthCheck(base, override, { replaceProbes: baseSource === "Default" })
+    : undefined;
   return {
     healthCheck: merged?.ok ? merged.healthCheck : base,
     healthCheckError: merged && !merged.ok ? merged.message : undefined,
@@ -113,6 +119,8 @@ export type MergedHealthCheck =
  *   member (headers, expectedStatuses, tls, bodyMatch) replace the base's
  *   whole. Base probes no override probe matches stay; override probes that
  *   match none are added.
+ * - With `replaceProbes` (the base is the operator default's check), the
+ *   override's probes, when it sets them, replace the base's.
  * - An override that sets `probes` and every scalar field replaces the base
  *   as a whole: that is what every override stored before overrides merged
  *   looks like (the API server stored the defaults), so those instances keep
@@ -121,14 +129,22 @@ export type MergedHealthCheck =
  * The result is validated as a whole check (timeout < interval, tls only
  * with HTTPS, ...): a merge can break a rule that neither side breaks.
  */
-export function mergeHealthCheck(base: HealthCheck, override: HealthCheckOverride): MergedHealthCheck {
+export function mergeHealthCheck(
+  base: HealthCheck,
+  override: HealthCheckOverride,
+  options: { replaceProbes?: boolean } = {},
+): MergedHealthCheck {
   const replaced = override.probes !== undefined && SCALARS.every((k) => override[k] !== undefined);
   const input = replaced
     ? override
     : {
         ...base,
         ...defined(override),
-        probes: override.probes ? mergeProbes(base.probes, override.probes) : base.probes,
+        probes: !override.probes
+          ? base.probes
+          : options.replaceProbes
+            ? override.probes
+            : mergeProbes(base.probes, override.probes),
         ...(override.flapDamping || base.flapDamping
           ? { flapDamping: { ...base.flapDamping, ...defined(override.flapDamping ?? {}) } }
           : {}),

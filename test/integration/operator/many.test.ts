@@ -2,8 +2,9 @@
 // change to one instance rewrites exactly one slice.
 //
 // Cheap but real: 249 instances are probed with a TCP connect to one
-// loopback server (the policy's check); the one that changes overrides it
-// with an HTTP check of its own server, which the test then fails. The
+// loopback server (the policy's check); the one that changes replaces it
+// with an HTTP check of its own server (an override that sets every field),
+// which the test then fails. The
 // instances exist before the operator starts, so the start-up hold publishes
 // them in one go (as after any operator restart).
 import assert from "node:assert/strict";
@@ -40,7 +41,10 @@ test("250 instances make three slices; one instance change rewrites one slice", 
         service: "web",
         address: `192.0.2.${k + 1}`,
         ports: [{ name: "http", port: shared!.port }],
-        ...(k + 1 === CHANGED ? { healthCheck: httpCheck(own!) } : {}),
+        // Every field set: replaces the policy's check as a whole (no merge).
+        ...(k + 1 === CHANGED
+          ? { healthCheck: httpCheck(own!, { combine: "all", initialDelay: "0s" }) }
+          : {}),
       },
     })),
   );

@@ -1,6 +1,8 @@
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { test } from "node:test";
-import { SHUTDOWN_TIMEOUT_MS, stopWithin } from "../../../src/cli/run.ts";
+import { load } from "js-yaml";
+import { CONTROLLER_STOP_MS, SHUTDOWN_TIMEOUT_MS, stopWithin } from "../../../src/cli/run.ts";
 
 test("stopWithin: a stop that finishes is 'stopped', even when it fails", async () => {
   assert.equal(await stopWithin(async () => {}, 1000), "stopped");
@@ -16,6 +18,18 @@ test("stopWithin: a second signal interrupts the wait", async () => {
   assert.equal(await stopWithin(() => new Promise<void>(() => {}), 60_000, interrupt), "SIGINT");
 });
 
-test("the overall bound leaves room for the controllers' 30 s graceful stop", () => {
-  assert.ok(SHUTDOWN_TIMEOUT_MS > 30_000);
+test("the overall bound leaves room for the controllers' graceful stop and ends before the chart's SIGKILL", () => {
+  assert.ok(
+    SHUTDOWN_TIMEOUT_MS >= CONTROLLER_STOP_MS + 5000,
+    "time to release the lease and close informers",
+  );
+  const values = load(
+    readFileSync(new URL("../../../charts/roster/values.yaml", import.meta.url), "utf8"),
+  ) as {
+    terminationGracePeriodSeconds: number;
+  };
+  assert.ok(
+    SHUTDOWN_TIMEOUT_MS <= values.terminationGracePeriodSeconds * 1000 - 5000,
+    `${SHUTDOWN_TIMEOUT_MS} ms must end well within the pod's ${values.terminationGracePeriodSeconds} s grace period`,
+  );
 });

@@ -146,10 +146,23 @@ describe("effectiveSettings", () => {
     );
   });
 
-  it("over the operator default when there is no policy", () => {
+  it("over the operator default: scalars merge, and probes the instance names replace the default's", () => {
     const e = effectiveSettings(undefined, defaults, instance({ healthCheck: { interval: "30s" } }));
     assert.equal(e.checkSource, "InstanceOverDefault");
     assert.deepEqual(e.healthCheck, { ...defaults.healthCheck, interval: "30s" });
+    const named = effectiveSettings(
+      policy("web"), // a policy without a health check: the default's
+      defaults,
+      instance({ healthCheck: { probes: [{ type: "http", http: { host: "127.0.0.9" } }], interval: "2s" } }),
+    );
+    assert.equal(named.checkSource, "InstanceOverDefault");
+    assert.deepEqual(
+      named.healthCheck.probes.map((p) => p.type),
+      ["http"],
+      "not the default's tcp probe next to it",
+    );
+    assert.equal(named.healthCheck.interval, "2s");
+    assert.equal(named.healthCheck.failureThreshold, defaults.healthCheck.failureThreshold);
   });
 
   it("an override that sets every field (as objects stored before merging do) replaces the check as a whole", () => {
