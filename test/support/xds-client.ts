@@ -1,8 +1,8 @@
 /**
- * The real grpc-go xDS client (bin/roster-xds-client, built from xds-client/
- * by `make xds-client`) as a child process: it dials xds:///<service>.<ns>
- * through the operator's xDS server, and each `rpcs()` call sends RPCs and
- * returns how many each backend answered.
+ * A real xDS client as a child process: grpc-go (bin/roster-xds-client, built
+ * from xds-client/ by `make xds-client`). It dials xds:///<service>.<ns> through the
+ * operator's xDS server, and each `rpcs()` call sends RPCs and returns how
+ * many each backend answered.
  */
 import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -11,12 +11,14 @@ import type { TestContext } from "node:test";
 
 export const XDS_CLIENT = new URL("../../bin/roster-xds-client", import.meta.url).pathname;
 
+export type XdsClientKind = "grpc-go";
+
 export interface RpcResult {
   counts: Record<string, number>;
   errors: Record<string, number>;
 }
 
-export interface GoXdsClient {
+export interface XdsClient {
   rpcs(n: number, header?: string): Promise<RpcResult>;
   /** What the client wrote on stderr (grpc-go logs), for failure messages. */
   stderr(): string;
@@ -36,10 +38,11 @@ export function bootstrap(xdsPort: number, nodeId: string): string {
   });
 }
 
-export function startGoXdsClient(
+/** Starts an xDS client of the given kind (today grpc-go: bin/roster-xds-client). */
+export function startXdsClient(
   t: TestContext,
-  options: { xdsPort: number; target: string; nodeId: string },
-): GoXdsClient {
+  options: { kind: XdsClientKind; xdsPort: number; target: string; nodeId: string },
+): XdsClient {
   if (!existsSync(XDS_CLIENT)) throw new Error(`${XDS_CLIENT} is missing: run \`make xds-client\``);
   const child: ChildProcessWithoutNullStreams = spawn(XDS_CLIENT, ["-target", options.target], {
     env: { ...process.env, GRPC_XDS_BOOTSTRAP_CONFIG: bootstrap(options.xdsPort, options.nodeId) },
