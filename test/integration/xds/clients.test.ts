@@ -1,6 +1,6 @@
-// A real xDS client nobody here wrote — grpc-go (xds-client/,
-// bin/roster-xds-client) — dials xds:///echo.<ns>
-// through the operator's xDS server and sends RPCs to real grpc-js backends on
+// Real xDS clients nobody here wrote — grpc-go (xds-client/,
+// bin/roster-xds-client) and @grpc/grpc-js-xds — dial xds:///echo.<ns>
+// through the operator's xDS server and send RPCs to real grpc-js backends on
 // loopback: only healthy ones answer, a failing one and a drained one stop
 // receiving, weights show in the distribution, and ring hash keeps a header
 // value on one backend.
@@ -30,9 +30,10 @@ function echoInstance(
 const answered = (r: RpcResult) => Object.keys(r.counts).sort();
 const total = (r: RpcResult) => Object.values(r.counts).reduce((a, b) => a + b, 0);
 
-// The @grpc/grpc-js-xds client runs the same scenario once its bootstrap
-// loads from GRPC_XDS_BOOTSTRAP_CONFIG (1.14.1 fails resolution with it).
-for (const [kind, firstHost] of [["grpc-go", 21]] as [XdsClientKind, number][]) {
+for (const [kind, firstHost] of [
+  ["grpc-go", 21],
+  ["grpc-js", 31],
+] as [XdsClientKind, number][]) {
   test(`${kind} over xDS: health, drain, weights and ring hash follow Roster`, (t) =>
     scenario(t, kind, firstHost));
 }
