@@ -160,6 +160,7 @@ bench: deps $(SANDBOX) ## All benchmarks (half an hour or more on 2 cores); summ
 	node bench/operator.bench.ts
 	node bench/peer.bench.ts
 	node bench/suite.bench.ts
+	node bench/xds.bench.ts
 
 .PHONY: bench-quick
 bench-quick: deps $(SANDBOX) ## About 2 minutes: peer comparison and the 1k scale scenarios in one sandbox, ratios to bench/baseline.json

@@ -37,6 +37,7 @@ const FILES = [
 ];
 
 let loaded: PackageDefinition | undefined;
+let ads: ServiceDefinition | undefined;
 
 function protoDirs(): string[] {
   const root = dirname(createRequire(import.meta.url).resolve("@grpc/grpc-js-xds/package.json"));
@@ -58,10 +59,53 @@ export function xdsPackageDefinition(): PackageDefinition {
 
 /** The AggregatedDiscoveryService definition for grpc-js Server.addService. */
 export function adsServiceDefinition(): ServiceDefinition {
+  if (ads) return ads;
   const grpcObject = loadPackageDefinition(xdsPackageDefinition()) as unknown as {
     envoy: {
       service: { discovery: { v3: { AggregatedDiscoveryService: { service: ServiceDefinition } } } };
     };
   };
-  return grpcObject.envoy.service.discovery.v3.AggregatedDiscoveryService.service;
+  ads = grpcObject.envoy.service.discovery.v3.AggregatedDiscoveryService.service;
+  return ads;
+}
+
+/** A resource already encoded as a google.protobuf.Any: encoded once, sent to every client as bytes. */
+export interface EncodedAny {
+  type_url: string;
+  value: Buffer;
+}
+
+function readVarint(buf: Buffer, at: number): [value: number, next: number] {
+  let value = 0;
+  let shift = 0;
+  for (;;) {
+    const b = buf[at++]!;
+    value += (b & 0x7f) * 2 ** shift;
+    if (b < 0x80) return [value, at];
+    shift += 7;
+  }
+}
+
+/**
+ * Encodes one resource (proto JSON with "@type") to an Any. proto-loader
+ * exposes serializers per RPC message only, so the resource is serialized
+ * as the single field of a DiscoveryResponse (field 2, `resources`) and the
+ * Any's two fields (type_url = 1, value = 2) are read back from those bytes.
+ */
+export function encodeAny(resource: { "@type": string }): EncodedAny {
+  const bytes = adsServiceDefinition().StreamAggregatedResources!.responseSerialize({
+    resources: [resource],
+  });
+  let [, at] = readVarint(bytes, 1); // skip tag 0x12 and the Any's length
+  let typeUrl = "";
+  let value = Buffer.alloc(0);
+  while (at < bytes.length) {
+    const tag = bytes[at++]!;
+    const [len, start] = readVarint(bytes, at);
+    const field = bytes.subarray(start, start + len);
+    if (tag === 0x0a) typeUrl = field.toString("utf8");
+    else if (tag === 0x12) value = Buffer.from(field);
+    at = start + len;
+  }
+  return { type_url: typeUrl, value };
 }

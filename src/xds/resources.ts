@@ -16,20 +16,26 @@
  * Draining is DRAINING, Unhealthy and Pending are UNHEALTHY. Weight 0 endpoints
  * are left out (xDS weights are >= 1, and weight 0 takes no traffic).
  *
- * Strategies (clients take the first policy of load_balancing_policy they
- * support, gRFC A52):
- * - RoundRobin, WeightedRoundRobin: ROUND_ROBIN. Envoy weighs endpoints by
- *   load_balancing_weight. gRPC's round_robin ignores endpoint weights (it
- *   weighs localities), so for WeightedRoundRobin gRPC clients get ring_hash
- *   without a hash policy: a random hash per RPC, i.e. weighted random.
- * - LeastConnections: LEAST_REQUEST (Envoy weighted, gRPC unweighted).
- * - Random: Envoy `random` (weighted); gRPC falls back to ring_hash with a
- *   random hash per RPC (weighted).
- * - ConsistentHash Ring: RING_HASH (xxHash, minimum_ring_size = tableSize);
- *   Maglev: Envoy `maglev` (table_size), gRPC falls back to ring_hash. The
- *   route's hash_policy comes from the key source: Header (Envoy and gRPC),
- *   Cookie, QueryParameter, SourceIP (Envoy only). Caller keys have no xDS
- *   equivalent: no hash policy, so each RPC hashes at random.
+ * Strategies. Envoy and gRPC support different policies (grpc-go: round_robin,
+ * ring_hash, least_request; grpc-js: round_robin and ring_hash only, no
+ * least_request, no random, no maglev), so the Cluster is built per client
+ * family (a node whose user_agent_name is "envoy" is Envoy, any other is
+ * gRPC):
+ * - RoundRobin: ROUND_ROBIN for both. Envoy weighs endpoints by
+ *   load_balancing_weight; gRPC's round_robin weighs localities only.
+ * - WeightedRoundRobin: Envoy ROUND_ROBIN (weighted). gRPC: RING_HASH, which
+ *   honours endpoint weights; with no hash policy every RPC hashes at random,
+ *   so the spread is weighted random.
+ * - LeastConnections: LEAST_REQUEST. gRPC gets the load_balancing_policy list
+ *   [least_request, round_robin]: grpc-go takes least_request (unweighted),
+ *   grpc-js, lacking it, round_robin.
+ * - Random: Envoy `random` (weighted); gRPC RING_HASH with random hashes
+ *   (weighted random).
+ * - ConsistentHash: Ring is RING_HASH (xxHash, minimum_ring_size =
+ *   tableSize) for both; Maglev is Envoy `maglev` (table_size) and RING_HASH
+ *   for gRPC. The route's hash_policy comes from the key source: Header
+ *   (Envoy and gRPC), Cookie, QueryParameter, SourceIP (Envoy only). Caller
+ *   keys have no xDS equivalent: no hash policy, so each RPC hashes at random.
  *   xDS clients hash with their own function (xxHash), so a key maps to
  *   possibly another endpoint than the TypeScript client picks; each family
  *   is consistent with itself.
@@ -102,48 +108,52 @@ function hashPolicy(doc: PublishedEndpoints): Record<string, unknown>[] {
 const policy = (type: string, config: Record<string, unknown> = {}) => ({
   typed_extension_config: { name: type, typed_config: { "@type": `${ANY}${type}`, ...config } },
 });
-const RING_HASH = "envoy.extensions.load_balancing_policies.ring_hash.v3.RingHash";
-const ringHash = (minimum: number) =>
-  policy(RING_HASH, { hash_function: "XX_HASH", minimum_ring_size: { value: String(minimum) } });
 
-/** The load-balancing part of a Cluster. */
+const ringHashCluster = (minimum: number) => ({
+  lb_policy: "RING_HASH",
+  ring_hash_lb_config: { hash_function: "XX_HASH", minimum_ring_size: { value: String(minimum) } },
+});
+
+/** The load-balancing part of a Cluster, per client family. */
 function clusterPolicy(doc: PublishedEndpoints, family: ClientFamily): Record<string, unknown> {
   const lb = doc.loadBalancing;
+  const envoy = family === "envoy";
   switch (lb.strategy) {
     case "RoundRobin":
       return { lb_policy: "ROUND_ROBIN" };
     case "WeightedRoundRobin":
-      return family === "envoy"
-        ? { lb_policy: "ROUND_ROBIN" }
-        : { lb_policy: "RING_HASH", load_balancing_policy: { policies: [ringHash(1024)] } };
+      return envoy ? { lb_policy: "ROUND_ROBIN" } : ringHashCluster(1024);
     case "LeastConnections":
-      return { lb_policy: "LEAST_REQUEST" };
+      // grpc-js has no least_request: it takes the list's round_robin.
+      return envoy
+        ? { lb_policy: "LEAST_REQUEST" }
+        : {
+            lb_policy: "LEAST_REQUEST",
+            load_balancing_policy: {
+              policies: [
+                policy("envoy.extensions.load_balancing_policies.least_request.v3.LeastRequest"),
+                policy("envoy.extensions.load_balancing_policies.round_robin.v3.RoundRobin"),
+              ],
+            },
+          };
     case "Random":
-      return {
-        load_balancing_policy: {
-          policies: [policy("envoy.extensions.load_balancing_policies.random.v3.Random"), ringHash(1024)],
-        },
-      };
+      return envoy
+        ? {
+            load_balancing_policy: {
+              policies: [policy("envoy.extensions.load_balancing_policies.random.v3.Random")],
+            },
+          }
+        : ringHashCluster(1024);
     case "ConsistentHash": {
       const ch = lb.consistentHash!;
       const minimum = Math.min(ch.tableSize, MAX_RING);
-      if (ch.algorithm === "Ring") {
-        return {
-          lb_policy: "RING_HASH",
-          ring_hash_lb_config: { hash_function: "XX_HASH", minimum_ring_size: { value: String(minimum) } },
-        };
-      }
-      // lb_policy must be one gRPC knows even when load_balancing_policy
-      // overrides it (gRPC refuses a Cluster with MAGLEV there).
+      if (ch.algorithm === "Ring" || !envoy) return ringHashCluster(minimum);
       return {
-        lb_policy: "RING_HASH",
-        ring_hash_lb_config: { hash_function: "XX_HASH", minimum_ring_size: { value: String(minimum) } },
         load_balancing_policy: {
           policies: [
             policy("envoy.extensions.load_balancing_policies.maglev.v3.Maglev", {
               table_size: { value: String(ch.tableSize) },
             }),
-            ringHash(minimum),
           ],
         },
       };
@@ -230,14 +240,16 @@ export function buildServiceResources(doc: PublishedEndpoints): ServiceResources
     })),
   };
   const grpcCluster = cluster("grpc");
+  const envoyCluster = cluster("envoy");
   return {
     name,
     namespace: doc.namespace,
     listener,
     route,
+    // One object when they agree, so the server encodes it once.
     cluster: {
       grpc: grpcCluster,
-      envoy: doc.loadBalancing.strategy === "WeightedRoundRobin" ? cluster("envoy") : grpcCluster,
+      envoy: JSON.stringify(envoyCluster) === JSON.stringify(grpcCluster) ? grpcCluster : envoyCluster,
     },
     endpoints,
   };

@@ -34,13 +34,12 @@ import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 import type { PublishedEndpoints } from "../api/published.ts";
 import type { Logger } from "../kube/log.ts";
 import type { Clock } from "../util/clock.ts";
-import { adsServiceDefinition, TYPE, TYPE_URLS, type TypeUrl } from "./protos.ts";
+import { adsServiceDefinition, type EncodedAny, encodeAny, TYPE, TYPE_URLS, type TypeUrl } from "./protos.ts";
 import {
   buildServiceResources,
   type ClientFamily,
   resourceName,
   type ServiceResources,
-  type XdsResource,
 } from "./resources.ts";
 
 export interface XdsAccessRule {
@@ -77,7 +76,7 @@ interface DiscoveryRequest {
 
 interface DiscoveryResponse {
   version_info: string;
-  resources: XdsResource[];
+  resources: EncodedAny[];
   type_url: string;
   nonce: string;
 }
@@ -92,6 +91,10 @@ interface Subscription {
 
 interface Entry {
   resources: ServiceResources;
+  /** Each resource encoded once, shared by every stream. */
+  encoded: Record<Exclude<TypeUrl, typeof TYPE.cluster>, EncodedAny> & {
+    [TYPE.cluster]: Record<ClientFamily, EncodedAny>;
+  };
   /** The snapshot version at which each type of this service last changed. */
   changed: Record<TypeUrl, number>;
   sinceMs: number | undefined;
@@ -152,12 +155,8 @@ export function createXdsServer(options: XdsServerOptions): XdsServer {
     return (ns) => allowed.has(ns);
   }
 
-  function pick(entry: Entry, type: TypeUrl, family: ClientFamily): XdsResource {
-    const r = entry.resources;
-    if (type === TYPE.listener) return r.listener;
-    if (type === TYPE.route) return r.route;
-    if (type === TYPE.cluster) return r.cluster[family];
-    return r.endpoints;
+  function pick(entry: Entry, type: TypeUrl, family: ClientFamily): EncodedAny {
+    return type === TYPE.cluster ? entry.encoded[type][family] : entry.encoded[type];
   }
 
   class Stream {
@@ -358,7 +357,22 @@ export function createXdsServer(options: XdsServerOptions): XdsServer {
       const changed = { ...(prev?.changed ?? {}) } as Record<TypeUrl, number>;
       for (const t of TYPE_URLS) changed[t] ??= next;
       for (const t of changedTypes) changed[t] = next;
-      services.set(name, { resources, changed, sinceMs });
+      const reuse = (t: TypeUrl) => prev !== undefined && !changedTypes.includes(t);
+      const clusters = (): Record<ClientFamily, EncodedAny> => {
+        const grpc = encodeAny(resources.cluster.grpc);
+        const envoy =
+          resources.cluster.envoy === resources.cluster.grpc ? grpc : encodeAny(resources.cluster.envoy);
+        return { grpc, envoy };
+      };
+      const encoded: Entry["encoded"] = {
+        [TYPE.listener]: reuse(TYPE.listener) ? prev!.encoded[TYPE.listener] : encodeAny(resources.listener),
+        [TYPE.route]: reuse(TYPE.route) ? prev!.encoded[TYPE.route] : encodeAny(resources.route),
+        [TYPE.cluster]: reuse(TYPE.cluster) ? prev!.encoded[TYPE.cluster] : clusters(),
+        [TYPE.endpoints]: reuse(TYPE.endpoints)
+          ? prev!.encoded[TYPE.endpoints]
+          : encodeAny(resources.endpoints),
+      };
+      services.set(name, { resources, encoded, changed, sinceMs });
       removedAt.delete(name);
       notify();
     },

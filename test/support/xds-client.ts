@@ -1,8 +1,9 @@
 /**
- * The real grpc-go xDS client (bin/roster-xds-client, built from xds-client/
- * by `make xds-client`) as a child process: it dials xds:///<service>.<ns>
- * through the operator's xDS server, and each `rpcs()` call sends RPCs and
- * returns how many each backend answered.
+ * Real xDS clients as child processes: grpc-go (bin/roster-xds-client, built
+ * from xds-client/ by `make xds-client`) or @grpc/grpc-js-xds
+ * (node-xds-client.ts). Each dials xds:///<service>.<ns> through the
+ * operator's xDS server, and each `rpcs()` call sends RPCs and returns how
+ * many each backend answered.
  */
 import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
@@ -10,13 +11,16 @@ import { createInterface } from "node:readline";
 import type { TestContext } from "node:test";
 
 export const XDS_CLIENT = new URL("../../bin/roster-xds-client", import.meta.url).pathname;
+const NODE_CLIENT = new URL("./node-xds-client.ts", import.meta.url).pathname;
+
+export type XdsClientKind = "grpc-go" | "grpc-js";
 
 export interface RpcResult {
   counts: Record<string, number>;
   errors: Record<string, number>;
 }
 
-export interface GoXdsClient {
+export interface XdsClient {
   rpcs(n: number, header?: string): Promise<RpcResult>;
   /** What the client wrote on stderr (grpc-go logs), for failure messages. */
   stderr(): string;
@@ -32,16 +36,24 @@ export function bootstrap(xdsPort: number, nodeId: string): string {
         server_features: ["xds_v3"],
       },
     ],
-    node: { id: nodeId },
+    // grpc-js-xds refuses a node without a locality.
+    node: { id: nodeId, locality: {} },
   });
 }
 
-export function startGoXdsClient(
+/** Starts the grpc-go client (bin/roster-xds-client) or the @grpc/grpc-js-xds one (node-xds-client.ts). */
+export function startXdsClient(
   t: TestContext,
-  options: { xdsPort: number; target: string; nodeId: string },
-): GoXdsClient {
-  if (!existsSync(XDS_CLIENT)) throw new Error(`${XDS_CLIENT} is missing: run \`make xds-client\``);
-  const child: ChildProcessWithoutNullStreams = spawn(XDS_CLIENT, ["-target", options.target], {
+  options: { kind: XdsClientKind; xdsPort: number; target: string; nodeId: string },
+): XdsClient {
+  if (options.kind === "grpc-go" && !existsSync(XDS_CLIENT)) {
+    throw new Error(`${XDS_CLIENT} is missing: run \`make xds-client\``);
+  }
+  const [cmd, args] =
+    options.kind === "grpc-go"
+      ? [XDS_CLIENT, ["-target", options.target]]
+      : [process.execPath, [NODE_CLIENT, options.target]];
+  const child: ChildProcessWithoutNullStreams = spawn(cmd, args, {
     env: { ...process.env, GRPC_XDS_BOOTSTRAP_CONFIG: bootstrap(options.xdsPort, options.nodeId) },
     stdio: ["pipe", "pipe", "pipe"],
   });

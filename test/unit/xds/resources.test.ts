@@ -143,18 +143,21 @@ describe("xDS resources", () => {
       );
     const rr = buildServiceResources(doc(RR, [])).cluster;
     assert.equal(rr.grpc.lb_policy, "ROUND_ROBIN");
-    assert.equal(rr.envoy, rr.grpc);
+    assert.equal(rr.envoy, rr.grpc, "one object when both families agree");
 
     const wrr = buildServiceResources(doc({ strategy: "WeightedRoundRobin", zoneAware: false }, [])).cluster;
     assert.equal(wrr.envoy.lb_policy, "ROUND_ROBIN");
-    assert.deepEqual(policies(wrr.envoy), []);
-    assert.deepEqual(policies(wrr.grpc), ["RingHash"], "gRPC gets weighted random through ring_hash");
+    assert.equal(wrr.grpc.lb_policy, "RING_HASH", "gRPC gets weighted random through ring_hash");
+    assert.deepEqual(policies(wrr.grpc), []);
 
     const lc = buildServiceResources(doc({ strategy: "LeastConnections", zoneAware: false }, [])).cluster;
-    assert.equal(lc.grpc.lb_policy, "LEAST_REQUEST");
+    assert.equal(lc.envoy.lb_policy, "LEAST_REQUEST");
+    assert.deepEqual(policies(lc.envoy), []);
+    assert.deepEqual(policies(lc.grpc), ["LeastRequest", "RoundRobin"], "grpc-js falls back to round_robin");
 
     const random = buildServiceResources(doc({ strategy: "Random", zoneAware: false }, [])).cluster;
-    assert.deepEqual(policies(random.grpc), ["Random", "RingHash"]);
+    assert.deepEqual(policies(random.envoy), ["Random"]);
+    assert.equal(random.grpc.lb_policy, "RING_HASH");
 
     const ring = buildServiceResources(
       doc(
@@ -167,6 +170,7 @@ describe("xDS resources", () => {
       ),
     );
     assert.equal(ring.cluster.grpc.lb_policy, "RING_HASH");
+    assert.equal(ring.cluster.envoy, ring.cluster.grpc);
     assert.deepEqual(at(ring.cluster.grpc, "ring_hash_lb_config"), {
       hash_function: "XX_HASH",
       minimum_ring_size: { value: "4096" },
@@ -185,8 +189,8 @@ describe("xDS resources", () => {
         [],
       ),
     );
-    assert.equal(maglev.cluster.grpc.lb_policy, "RING_HASH", "gRPC refuses MAGLEV in lb_policy");
-    assert.deepEqual(policies(maglev.cluster.grpc), ["Maglev", "RingHash"]);
+    assert.equal(maglev.cluster.grpc.lb_policy, "RING_HASH", "gRPC has no Maglev");
+    assert.deepEqual(policies(maglev.cluster.envoy), ["Maglev"]);
     assert.deepEqual(at(maglev.route, "virtual_hosts", 0, "routes", 0, "route", "hash_policy"), [
       { cookie: { name: "sid" } },
     ]);
@@ -219,7 +223,7 @@ describe("xDS resources", () => {
       ),
     );
     const method = adsServiceDefinition().StreamAggregatedResources!;
-    const resources = [r.listener, r.route, r.cluster.grpc, r.endpoints];
+    const resources = [r.listener, r.route, r.cluster.envoy, r.endpoints];
     const bytes = method.responseSerialize({
       version_info: "1",
       type_url: TYPE.cluster,

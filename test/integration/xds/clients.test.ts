@@ -1,17 +1,18 @@
-// A real grpc-go xDS client (xds-client/, bin/roster-xds-client) dials
-// xds:///echo.<ns> through the operator's xDS server and sends RPCs to real
-// grpc-js backends on loopback: only healthy ones answer, a failing one and
-// a drained one stop receiving, weights show in the distribution, and ring
-// hash keeps a header value on one backend.
+// Real xDS clients nobody here wrote — grpc-go (xds-client/,
+// bin/roster-xds-client) and @grpc/grpc-js-xds — dial xds:///echo.<ns>
+// through the operator's xDS server and send RPCs to real grpc-js backends on
+// loopback: only healthy ones answer, a failing one and a drained one stop
+// receiving, weights show in the distribution, and ring hash keeps a header
+// value on one backend.
 import assert from "node:assert/strict";
-import { test } from "node:test";
+import { type TestContext, test } from "node:test";
 import type { ServiceInstanceInput } from "../../../src/api/index.ts";
 import { eventually, testNamespace } from "../../support/cluster.ts";
 import { type GrpcBackend, grpcBackends } from "../../support/grpc-backends.ts";
 import { FAST, INTERVAL_MS, MARGIN_MS } from "../../support/instances.ts";
 import { startTestOperator } from "../../support/operator.ts";
 import { createInstance, createPolicy, patchInstanceSpec, patchPolicySpec } from "../../support/roster.ts";
-import { type RpcResult, startGoXdsClient } from "../../support/xds-client.ts";
+import { type RpcResult, startXdsClient, type XdsClientKind } from "../../support/xds-client.ts";
 
 function echoInstance(
   b: GrpcBackend,
@@ -29,9 +30,17 @@ function echoInstance(
 const answered = (r: RpcResult) => Object.keys(r.counts).sort();
 const total = (r: RpcResult) => Object.values(r.counts).reduce((a, b) => a + b, 0);
 
-test("grpc-go over xDS: health, drain, weights and ring hash follow Roster", async (t) => {
-  const ns = await testNamespace(t, "xdsgo");
-  const backends = await grpcBackends(t, 3, 21);
+for (const [kind, firstHost] of [
+  ["grpc-go", 21],
+  ["grpc-js", 31],
+] as [XdsClientKind, number][]) {
+  test(`${kind} over xDS: health, drain, weights and ring hash follow Roster`, (t) =>
+    scenario(t, kind, firstHost));
+}
+
+async function scenario(t: TestContext, kind: XdsClientKind, firstHost: number): Promise<void> {
+  const ns = await testNamespace(t, kind === "grpc-go" ? "xdsgo" : "xdsjs");
+  const backends = await grpcBackends(t, 3, firstHost);
   const [b1, b2, b3] = backends as [GrpcBackend, GrpcBackend, GrpcBackend];
   const operator = await startTestOperator(t, {
     namespaces: [ns],
@@ -41,7 +50,7 @@ test("grpc-go over xDS: health, drain, weights and ring hash follow Roster", asy
   await createPolicy(ns, "echo", { service: "echo", loadBalancing: { strategy: "RoundRobin" } });
   for (const [i, b] of backends.entries()) await createInstance(ns, `echo-${i + 1}`, echoInstance(b));
 
-  const client = startGoXdsClient(t, { xdsPort, target: `xds:///echo.${ns}`, nodeId: `test/${ns}` });
+  const client = startXdsClient(t, { kind, xdsPort, target: `xds:///echo.${ns}`, nodeId: `test/${ns}` });
   const all = [b1.address, b2.address, b3.address].sort();
   await eventually(
     async () => {
@@ -128,6 +137,6 @@ test("grpc-go over xDS: health, drain, weights and ring hash follow Roster", asy
     assert.deepEqual(again, first, `user-${u} stays on ${first}`);
   }
   const stats = operator.xds!.stats();
-  assert.equal(stats.nacks, 0, "grpc-go accepted every resource");
+  assert.equal(stats.nacks, 0, `${kind} accepted every resource`);
   assert.ok(stats.pushes > 4);
-});
+}
