@@ -23,7 +23,6 @@ import {
   type DiscoveryPolicyStatus,
   type LoadBalancing,
   type Publish,
-  validateDiscoveryPolicy,
 } from "../api/index.ts";
 import type { LoadBalancing as PublishedLoadBalancing } from "../api/published.ts";
 import {
@@ -62,7 +61,7 @@ import {
   type ServiceObject,
   type SliceObject,
 } from "./context.ts";
-import { effectiveSettings, rankPolicies } from "./effective.ts";
+import { effectiveSettings, governingPolicy } from "./effective.ts";
 import { blockerReasons, instanceHealthy, truncate } from "./status.ts";
 import type { ProbeTargets } from "./targets.ts";
 
@@ -100,9 +99,9 @@ export function servicePublisher(ctx: OperatorContext, targets: ProbeTargets): {
   const reconcile: Reconciler = async (key, rc) => {
     const { namespace = "", name: service } = splitKey(key);
     const siObjs = ctx.instances.byIndex(byService, key) as InstanceObject[];
-    const ranked = rankPolicies(ctx.policies.byIndex(byService, key) as PolicyObject[]);
-    const validated = ranked[0] && validateDiscoveryPolicy(ranked[0]);
-    const policy = validated?.ok ? { ...validated.value, metadata: ranked[0]!.metadata } : undefined;
+    const { ranked, policy, invalid } = governingPolicy(
+      ctx.policies.byIndex(byService, key) as PolicyObject[],
+    );
     const settings = effectiveSettings(policy, ctx.settings().defaults);
     const existing = ctx.services.get(key) as ServiceObject | undefined;
 
@@ -142,12 +141,7 @@ export function servicePublisher(ctx: OperatorContext, targets: ProbeTargets): {
         outcome.failed = err instanceof Error ? err.message : String(err);
       }
     }
-    const again = await writePolicyStatuses(
-      ranked,
-      validated && !validated.ok ? validated.errors : undefined,
-      outcome,
-      rc.signal,
-    );
+    const again = await writePolicyStatuses(ranked, invalid, outcome, rc.signal);
     if (failure) throw failure;
     if (outcome.behind) return { requeueAfterMs: 100 };
     return again === undefined ? undefined : { requeueAfterMs: again };

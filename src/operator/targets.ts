@@ -24,8 +24,8 @@ import { isForbidden, isNotFound, type Reconciler, semanticEqual } from "../kube
 import { byService, type InstanceObject, type OperatorContext, type PolicyObject } from "./context.ts";
 import {
   effectiveSettings,
+  governingPolicy,
   instanceTarget,
-  rankPolicies,
   type SecretLookup,
   serviceKey,
 } from "./effective.ts";
@@ -123,7 +123,8 @@ export function probeTargets(ctx: OperatorContext, onChange: (key: string) => vo
 
   function policyFor(instance: ServiceInstance) {
     const key = serviceKey(instance.metadata.namespace!, instance.spec.service);
-    return rankPolicies(ctx.policies.byIndex(byService, key) as PolicyObject[])[0];
+    // Validated: an invalid policy's probes and Secret names are never used.
+    return governingPolicy(ctx.policies.byIndex(byService, key) as PolicyObject[]).policy;
   }
 
   const reconcile: Reconciler = async (key, rc) => {
