@@ -41,6 +41,7 @@ import {
   membership,
   resources,
   secondary,
+  splitKey,
 } from "../kube/index.ts";
 import {
   LABEL_MANAGED_BY,
@@ -50,6 +51,7 @@ import {
   ROSTER_MANAGER,
 } from "../publish/labels.ts";
 import { type Clock, systemClock } from "../util/clock.ts";
+import { byConfigMap, configMapIndex, rivalServices } from "./claims.ts";
 import {
   byService,
   type ConfigMapObject,
@@ -164,6 +166,7 @@ export function createOperator(options: OperatorOptions): Operator {
   const ns = (o: KubeObject) => o.metadata.namespace ?? "";
   instances.addIndex(byService, (o) => (o.spec?.service ? [serviceKey(ns(o), o.spec.service)] : []));
   policies.addIndex(byService, (o) => (o.spec?.service ? [serviceKey(ns(o), o.spec.service)] : []));
+  policies.addIndex(byConfigMap, configMapIndex);
   slices.addIndex(byService, (o) => labelIndex(o, LABEL_SERVICE_NAME));
   configMaps.addIndex(byService, (o) => labelIndex(o, LABEL_ROSTER_SERVICE));
 
@@ -291,7 +294,13 @@ export function createOperator(options: OperatorOptions): Operator {
   const statusController = manager.controller<InstanceObject>({
     name: "serviceinstance",
     primary: instances,
-    secondaries: [secondary(services, (s) => instancesOf(ns(s), s.metadata.name ?? ""))],
+    secondaries: [
+      secondary(services, (s) => instancesOf(ns(s), s.metadata.name ?? "")),
+      // A ConfigMap claim won or lost shows as Conflict on the instances.
+      secondary(policies, (p) =>
+        rivalServices(policies, p).flatMap((k) => instancesOf(splitKey(k).namespace ?? "", splitKey(k).name)),
+      ),
+    ],
     reconcile: statusWriter.reconcile,
     // Status writes are independent, small and I/O-bound: at start-up and in
     // mass transitions their number is what decides how soon every status
@@ -306,7 +315,7 @@ export function createOperator(options: OperatorOptions): Operator {
     primary: services,
     secondaries: [
       secondary(instances, toService),
-      secondary(policies, toService),
+      secondary(policies, (p) => [...toService(p), ...rivalServices(policies, p)]),
       secondary(slices, (o) => labelIndex(o, LABEL_SERVICE_NAME)),
       secondary(configMaps, (o) => labelIndex(o, LABEL_ROSTER_SERVICE)),
     ],

@@ -51,6 +51,7 @@ import {
   planEndpointSlices,
   serviceOwnerReference,
 } from "../publish/index.ts";
+import { configMapClaimIn } from "./claims.ts";
 import {
   byService,
   type ConfigMapObject,
@@ -74,6 +75,8 @@ interface Outcome {
   desired?: DesiredPublication;
   revision?: number;
   conflict?: string;
+  /** The Conflict condition's reason (default UnmanagedObject). */
+  conflictReason?: string;
   /** A create met our own object that the cache has not shown yet: reconcile again shortly. */
   behind?: boolean;
   /** Publishing failed with this message (the reconcile is retried). */
@@ -120,8 +123,13 @@ export function servicePublisher(ctx: OperatorContext, targets: ProbeTargets): {
 
     const outcome: Outcome = {};
     let failure: unknown;
+    const claim = configMapClaimIn(ctx.policies, policy);
     if (existing && !isManagedByRoster(existing.metadata)) {
       outcome.conflict = `Service ${service} exists and is not managed by Roster; Roster publishes nothing for this service until it is removed`;
+    } else if (claim?.lost) {
+      // Writes nothing at all: what was published before stays until the name is fixed.
+      outcome.conflict = claim.message;
+      outcome.conflictReason = "ConfigMapClaimed";
     } else {
       try {
         await publish(
@@ -477,7 +485,7 @@ export function servicePublisher(ctx: OperatorContext, targets: ProbeTargets): {
       } else if (invalid) {
         set(READY, "False", "InvalidSpec", invalid.map((e) => `${e.path}: ${e.message}`).join("; "));
       } else if (outcome.conflict) {
-        set(CONFLICT, "True", "UnmanagedObject", outcome.conflict);
+        set(CONFLICT, "True", outcome.conflictReason ?? "UnmanagedObject", outcome.conflict);
         set(READY, "False", "Conflict", outcome.conflict);
       } else if (outcome.failed) {
         set(READY, "False", "PublishFailed", `publishing failed, retrying: ${outcome.failed}`);
