@@ -24,10 +24,12 @@ import { Counter, Gauge, Histogram } from "prom-client";
 import {
   createProbeEngine,
   type DestinationPolicyConfig,
+  destinationPolicy,
   type LeaseInfo,
   type ProbeEngine,
   type Resolver,
 } from "../health/index.ts";
+import type { DestinationPolicy } from "../health/policy.ts";
 import {
   createManager,
   type KubeObject,
@@ -65,6 +67,7 @@ import {
 } from "./context.ts";
 import { serviceKey } from "./effective.ts";
 import { instanceReconciler } from "./instances.ts";
+import { type PublicationPolicy, publicationPolicy } from "./publication.ts";
 import { servicePublisher } from "./publisher.ts";
 import { allShards, memberShards } from "./shards.ts";
 import { probeTargets } from "./targets.ts";
@@ -190,6 +193,10 @@ export function createOperator(options: OperatorOptions): Operator {
     registers: [manager.metrics.registry],
   });
 
+  let destinations = destinationPolicy(options.probing?.destinations);
+  let publication:
+    | { settings: OperatorSettings; destinations: DestinationPolicy; policy: PublicationPolicy }
+    | undefined;
   const verdicts = engineVerdicts();
   const engine = createProbeEngine({
     clock,
@@ -249,6 +256,13 @@ export function createOperator(options: OperatorOptions): Operator {
     configMaps,
     resolver: options.probing?.resolver,
     settings: () => settings,
+    publication: () => {
+      if (publication?.settings !== settings || publication.destinations !== destinations) {
+        const config = settings.publication ?? { clusterNetworks: [], allow: {} };
+        publication = { settings, destinations, policy: publicationPolicy(destinations, config) };
+      }
+      return publication.policy;
+    },
   };
   const targets = probeTargets(ctx, (key) => {
     statusController.enqueue(key);
@@ -361,6 +375,9 @@ export function createOperator(options: OperatorOptions): Operator {
     },
     setDestinationPolicy(policy) {
       engine.setPolicy(policy);
+      destinations = destinationPolicy(policy);
+      // Published addresses are judged by it too.
+      for (const key of instances.keys()) targetController.enqueue(key);
     },
   };
 }
