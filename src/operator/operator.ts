@@ -136,7 +136,11 @@ export function createOperator(options: OperatorOptions): Operator {
   const configMaps = manager.informer<ConfigMapObject>(resources.configMaps, {
     labelSelector: `${LABEL_MANAGED_BY}=${ROSTER_MANAGER}`,
   });
-  const leases = manager.informer<KubeObject & { spec?: LeaseSpec }>(resources.leases);
+  // Heartbeat probes name any Lease of an instance's namespace, so this
+  // cache cannot be filtered by label; it keeps only what leaseInfo reads.
+  const leases = manager.informer<KubeObject & { spec?: LeaseSpec }>(resources.leases, {
+    transform: heartbeatLeaseView,
+  });
   const sharding = options.sharding?.enabled ? options.sharding : undefined;
   if (sharding && !options.leaderElection?.enabled) {
     throw new Error("sharding needs leader election: the leader publishes what the group probes");
@@ -386,6 +390,17 @@ interface LeaseSpec {
   renewTime?: string;
   acquireTime?: string;
   leaseDurationSeconds?: number;
+}
+
+/** What the Lease cache keeps of a Lease: its identity and the three fields leaseInfo reads. */
+export function heartbeatLeaseView(obj: KubeObject & { spec?: LeaseSpec }): KubeObject {
+  const { name, namespace, uid, resourceVersion } = obj.metadata;
+  const s = obj.spec;
+  const spec: LeaseSpec = {};
+  if (s?.renewTime !== undefined) spec.renewTime = s.renewTime;
+  if (s?.acquireTime !== undefined) spec.acquireTime = s.acquireTime;
+  if (s?.leaseDurationSeconds !== undefined) spec.leaseDurationSeconds = s.leaseDurationSeconds;
+  return { metadata: { name, namespace, uid, resourceVersion }, spec } as KubeObject;
 }
 
 function leaseInfo(spec: LeaseSpec | undefined): LeaseInfo | undefined {
