@@ -176,6 +176,22 @@ export const PublishingConfig = z.strictObject({
     .describe(
       "A DiscoveryPolicy status that changed only in counts and messages is written at most this often (condition changes are written at once).",
     ),
+  addresses: z
+    .strictObject({
+      clusterNetworks: z
+        .array(Cidr)
+        .max(64)
+        .default([])
+        .describe(
+          "The cluster's pod and Service CIDRs: addresses inside them are not published (CVE-2021-25740), unless `allow` lists them for the namespace.",
+        ),
+      allow: z
+        .record(Namespace, z.array(Cidr).max(64))
+        .default({})
+        .describe("Per namespace: CIDRs inside clusterNetworks its instances may publish anyway."),
+    })
+    .prefault({})
+    .describe("Which addresses may be published (besides the probe destination policy, which also applies)."),
 });
 
 /**

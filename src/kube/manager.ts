@@ -95,6 +95,8 @@ export interface InformerRequest {
   fieldSelector?: string;
   /** Override the manager's namespaces; `[]` means all. */
   namespaces?: string[];
+  /** Replaces the default transform (a named function: the name tells shared informers apart). */
+  transform?: (obj: KubeObject) => KubeObject;
 }
 
 export interface Manager {
@@ -282,6 +284,7 @@ export function createManager(options: ManagerOptions): Manager {
         [...namespaces].sort(),
         request.labelSelector,
         request.fieldSelector,
+        request.transform?.name,
       ]);
       let inf = informers.get(key);
       if (!inf) {
@@ -293,6 +296,7 @@ export function createManager(options: ManagerOptions): Manager {
             namespace,
             labelSelector: request.labelSelector,
             fieldSelector: request.fieldSelector,
+            transform: request.transform,
             clock,
             logger,
             metrics,

@@ -18,6 +18,7 @@ import type {
 } from "../kube/index.ts";
 import type { Clock } from "../util/clock.ts";
 import type { DefaultPolicy } from "./effective.ts";
+import type { PublicationConfig, PublicationPolicy } from "./publication.ts";
 import type { Shards } from "./shards.ts";
 import type { VerdictSource } from "./verdicts.ts";
 
@@ -59,6 +60,8 @@ export interface OperatorSettings {
   probeSecrets: boolean;
   /** A policy status that changed only in counts and messages is written at most this often. */
   policyStatusIntervalMs: number;
+  /** Which addresses may be published (cluster networks, per-namespace exceptions). */
+  publication?: PublicationConfig;
 }
 
 export interface OperatorContext {
@@ -77,6 +80,8 @@ export interface OperatorContext {
   slices: Informer<SliceObject>;
   configMaps: Informer<ConfigMapObject>;
   settings(): OperatorSettings;
+  /** The publication policy in force (destination policy + settings.publication). */
+  publication(): PublicationPolicy;
   /** Resolves instance names for host-override probes (default: the system resolver). */
   resolver?: Resolver;
 }

@@ -17,7 +17,9 @@ import {
   parseDuration,
   resolveProbePort,
   type ServiceInstance,
+  validateDiscoveryPolicy,
 } from "../api/index.ts";
+import type { FieldError } from "../api/validate.ts";
 import type { DefaultPolicy } from "../config/schema.ts";
 import type { CheckSpec, ProbeSpec, Target, TlsSpec } from "../health/index.ts";
 
@@ -57,6 +59,32 @@ export function rankPolicies(policies: readonly DiscoveryPolicy[]): DiscoveryPol
     const tb = b.metadata.creationTimestamp ?? "";
     return ta < tb ? -1 : ta > tb ? 1 : a.metadata.name! < b.metadata.name! ? -1 : 1;
   });
+}
+
+export interface GoverningPolicy<P extends DiscoveryPolicy> {
+  /** The service's policies, the governing one first (see rankPolicies). */
+  ranked: P[];
+  /** The governing policy as zod parsed it (defaults filled in); undefined when none or invalid. */
+  policy?: DiscoveryPolicy;
+  /** Why the governing policy is invalid: it is not used, the operator defaults apply. */
+  invalid?: FieldError[];
+}
+
+/**
+ * The policy that governs a service, re-validated: the cache holds what the
+ * API server accepted, which an older CRD (or one installed without its
+ * schema) may have let through. An invalid policy is ignored as a whole (the
+ * operator defaults apply, as for a service without one) rather than used
+ * in parts: its probes, Secret names and publish settings are never read.
+ * The publisher reports it as Ready=False/InvalidSpec on the policy.
+ */
+export function governingPolicy<P extends DiscoveryPolicy>(policies: readonly P[]): GoverningPolicy<P> {
+  const ranked = rankPolicies(policies) as P[];
+  const first = ranked[0];
+  if (!first) return { ranked };
+  const v = validateDiscoveryPolicy(first);
+  if (!v.ok) return { ranked, invalid: v.errors };
+  return { ranked, policy: { ...v.value, metadata: first.metadata } };
 }
 
 export function effectiveSettings(

@@ -12,8 +12,15 @@
 import { type ServiceInstance, validateServiceInstance } from "../api/index.ts";
 import { type Reconciler, writeStatus } from "../kube/index.ts";
 import { isManagedByRoster } from "../publish/index.ts";
-import { type InstanceObject, type OperatorContext, rosterResources } from "./context.ts";
-import { serviceKey } from "./effective.ts";
+import { configMapClaimIn } from "./claims.ts";
+import {
+  byService,
+  type InstanceObject,
+  type OperatorContext,
+  type PolicyObject,
+  rosterResources,
+} from "./context.ts";
+import { governingPolicy, serviceKey } from "./effective.ts";
 import { instanceEvents, instanceStatus } from "./status.ts";
 import type { ProbeTargets } from "./targets.ts";
 import type { InstanceVerdict } from "./verdicts.ts";
@@ -95,14 +102,21 @@ export function instanceReconciler(ctx: OperatorContext, targets: ProbeTargets):
     const verdict = blocker ? undefined : ctx.verdicts.get(key);
     const addresses = targets.addresses(key, verdict).map((a) => a.address);
 
-    const existing = ctx.services.get(serviceKey(obj.metadata.namespace!, instance.spec.service));
+    const svcKey = serviceKey(obj.metadata.namespace!, instance.spec.service);
+    const existing = ctx.services.get(svcKey);
+    const claim = configMapClaimIn(
+      ctx.policies,
+      governingPolicy(ctx.policies.byIndex(byService, svcKey) as PolicyObject[]).policy,
+    );
     const conflict =
       existing && !isManagedByRoster(existing.metadata)
         ? {
             reason: "Conflict",
             message: `Service ${instance.spec.service} exists and is not managed by Roster; Roster leaves it alone`,
           }
-        : undefined;
+        : claim?.lost
+          ? { reason: "Conflict", message: claim.message }
+          : undefined;
 
     const status = instanceStatus({
       instance,

@@ -24,11 +24,13 @@ import { Counter, Gauge, Histogram } from "prom-client";
 import {
   createProbeEngine,
   type DestinationPolicyConfig,
+  destinationPolicy,
   type LeaseInfo,
   type ProbeEngine,
   type ProbeObservation,
   type Resolver,
 } from "../health/index.ts";
+import type { DestinationPolicy } from "../health/policy.ts";
 import {
   createManager,
   type KubeObject,
@@ -42,6 +44,7 @@ import {
   membership,
   resources,
   secondary,
+  splitKey,
 } from "../kube/index.ts";
 import {
   LABEL_MANAGED_BY,
@@ -53,6 +56,7 @@ import {
 import { type Clock, systemClock } from "../util/clock.ts";
 import { createXdsServer, type XdsAccessRule, type XdsServer } from "../xds/server.ts";
 import { feedFromConfigMaps } from "../xds/source.ts";
+import { byConfigMap, configMapIndex, rivalServices } from "./claims.ts";
 import {
   byService,
   type ConfigMapObject,
@@ -66,6 +70,7 @@ import {
 } from "./context.ts";
 import { serviceKey } from "./effective.ts";
 import { instanceReconciler } from "./instances.ts";
+import { type PublicationPolicy, publicationPolicy } from "./publication.ts";
 import { servicePublisher } from "./publisher.ts";
 import { allShards, memberShards } from "./shards.ts";
 import { probeTargets } from "./targets.ts";
@@ -150,7 +155,11 @@ export function createOperator(options: OperatorOptions): Operator {
   const configMaps = manager.informer<ConfigMapObject>(resources.configMaps, {
     labelSelector: `${LABEL_MANAGED_BY}=${ROSTER_MANAGER}`,
   });
-  const leases = manager.informer<KubeObject & { spec?: LeaseSpec }>(resources.leases);
+  // Heartbeat probes name any Lease of an instance's namespace, so this
+  // cache cannot be filtered by label; it keeps only what leaseInfo reads.
+  const leases = manager.informer<KubeObject & { spec?: LeaseSpec }>(resources.leases, {
+    transform: heartbeatLeaseView,
+  });
   const sharding = options.sharding?.enabled ? options.sharding : undefined;
   if (sharding && !options.leaderElection?.enabled) {
     throw new Error("sharding needs leader election: the leader publishes what the group probes");
@@ -183,6 +192,7 @@ export function createOperator(options: OperatorOptions): Operator {
   const ns = (o: KubeObject) => o.metadata.namespace ?? "";
   instances.addIndex(byService, (o) => (o.spec?.service ? [serviceKey(ns(o), o.spec.service)] : []));
   policies.addIndex(byService, (o) => (o.spec?.service ? [serviceKey(ns(o), o.spec.service)] : []));
+  policies.addIndex(byConfigMap, configMapIndex);
   slices.addIndex(byService, (o) => labelIndex(o, LABEL_SERVICE_NAME));
   configMaps.addIndex(byService, (o) => labelIndex(o, LABEL_ROSTER_SERVICE));
 
@@ -212,6 +222,10 @@ export function createOperator(options: OperatorOptions): Operator {
     registers: [manager.metrics.registry],
   });
 
+  let destinations = destinationPolicy(options.probing?.destinations);
+  let publication:
+    | { settings: OperatorSettings; destinations: DestinationPolicy; policy: PublicationPolicy }
+    | undefined;
   const verdicts = engineVerdicts();
   const engine = createProbeEngine({
     clock,
@@ -278,6 +292,13 @@ export function createOperator(options: OperatorOptions): Operator {
     configMaps,
     resolver: options.probing?.resolver,
     settings: () => settings,
+    publication: () => {
+      if (publication?.settings !== settings || publication.destinations !== destinations) {
+        const config = settings.publication ?? { clusterNetworks: [], allow: {} };
+        publication = { settings, destinations, policy: publicationPolicy(destinations, config) };
+      }
+      return publication.policy;
+    },
   };
   const targets = probeTargets(ctx, (key) => {
     statusController.enqueue(key);
@@ -323,7 +344,13 @@ export function createOperator(options: OperatorOptions): Operator {
   const statusController = manager.controller<InstanceObject>({
     name: "serviceinstance",
     primary: instances,
-    secondaries: [secondary(services, (s) => instancesOf(ns(s), s.metadata.name ?? ""))],
+    secondaries: [
+      secondary(services, (s) => instancesOf(ns(s), s.metadata.name ?? "")),
+      // A ConfigMap claim won or lost shows as Conflict on the instances.
+      secondary(policies, (p) =>
+        rivalServices(policies, p).flatMap((k) => instancesOf(splitKey(k).namespace ?? "", splitKey(k).name)),
+      ),
+    ],
     reconcile: statusWriter.reconcile,
     // Status writes are independent, small and I/O-bound: at start-up and in
     // mass transitions their number is what decides how soon every status
@@ -338,7 +365,7 @@ export function createOperator(options: OperatorOptions): Operator {
     primary: services,
     secondaries: [
       secondary(instances, toService),
-      secondary(policies, toService),
+      secondary(policies, (p) => [...toService(p), ...rivalServices(policies, p)]),
       secondary(slices, (o) => labelIndex(o, LABEL_SERVICE_NAME)),
       secondary(configMaps, (o) => labelIndex(o, LABEL_ROSTER_SERVICE)),
     ],
@@ -401,6 +428,9 @@ export function createOperator(options: OperatorOptions): Operator {
     },
     setDestinationPolicy(policy) {
       engine.setPolicy(policy);
+      destinations = destinationPolicy(policy);
+      // Published addresses are judged by it too.
+      for (const key of instances.keys()) targetController.enqueue(key);
     },
   };
 }
@@ -409,6 +439,17 @@ interface LeaseSpec {
   renewTime?: string;
   acquireTime?: string;
   leaseDurationSeconds?: number;
+}
+
+/** What the Lease cache keeps of a Lease: its identity and the three fields leaseInfo reads. */
+export function heartbeatLeaseView(obj: KubeObject & { spec?: LeaseSpec }): KubeObject {
+  const { name, namespace, uid, resourceVersion } = obj.metadata;
+  const s = obj.spec;
+  const spec: LeaseSpec = {};
+  if (s?.renewTime !== undefined) spec.renewTime = s.renewTime;
+  if (s?.acquireTime !== undefined) spec.acquireTime = s.acquireTime;
+  if (s?.leaseDurationSeconds !== undefined) spec.leaseDurationSeconds = s.leaseDurationSeconds;
+  return { metadata: { name, namespace, uid, resourceVersion }, spec } as KubeObject;
 }
 
 function leaseInfo(spec: LeaseSpec | undefined): LeaseInfo | undefined {

@@ -23,7 +23,6 @@ import {
   type DiscoveryPolicyStatus,
   type LoadBalancing,
   type Publish,
-  validateDiscoveryPolicy,
 } from "../api/index.ts";
 import type { LoadBalancing as PublishedLoadBalancing } from "../api/published.ts";
 import {
@@ -52,6 +51,7 @@ import {
   planEndpointSlices,
   serviceOwnerReference,
 } from "../publish/index.ts";
+import { configMapClaimIn } from "./claims.ts";
 import {
   byService,
   type ConfigMapObject,
@@ -62,7 +62,7 @@ import {
   type ServiceObject,
   type SliceObject,
 } from "./context.ts";
-import { effectiveSettings, rankPolicies } from "./effective.ts";
+import { effectiveSettings, governingPolicy } from "./effective.ts";
 import { blockerReasons, instanceHealthy, truncate } from "./status.ts";
 import type { ProbeTargets } from "./targets.ts";
 
@@ -75,6 +75,8 @@ interface Outcome {
   desired?: DesiredPublication;
   revision?: number;
   conflict?: string;
+  /** The Conflict condition's reason (default UnmanagedObject). */
+  conflictReason?: string;
   /** A create met our own object that the cache has not shown yet: reconcile again shortly. */
   behind?: boolean;
   /** Publishing failed with this message (the reconcile is retried). */
@@ -100,9 +102,9 @@ export function servicePublisher(ctx: OperatorContext, targets: ProbeTargets): {
   const reconcile: Reconciler = async (key, rc) => {
     const { namespace = "", name: service } = splitKey(key);
     const siObjs = ctx.instances.byIndex(byService, key) as InstanceObject[];
-    const ranked = rankPolicies(ctx.policies.byIndex(byService, key) as PolicyObject[]);
-    const validated = ranked[0] && validateDiscoveryPolicy(ranked[0]);
-    const policy = validated?.ok ? { ...validated.value, metadata: ranked[0]!.metadata } : undefined;
+    const { ranked, policy, invalid } = governingPolicy(
+      ctx.policies.byIndex(byService, key) as PolicyObject[],
+    );
     const settings = effectiveSettings(policy, ctx.settings().defaults);
     const existing = ctx.services.get(key) as ServiceObject | undefined;
 
@@ -121,8 +123,13 @@ export function servicePublisher(ctx: OperatorContext, targets: ProbeTargets): {
 
     const outcome: Outcome = {};
     let failure: unknown;
+    const claim = configMapClaimIn(ctx.policies, policy);
     if (existing && !isManagedByRoster(existing.metadata)) {
       outcome.conflict = `Service ${service} exists and is not managed by Roster; Roster publishes nothing for this service until it is removed`;
+    } else if (claim?.lost) {
+      // Writes nothing at all: what was published before stays until the name is fixed.
+      outcome.conflict = claim.message;
+      outcome.conflictReason = "ConfigMapClaimed";
     } else {
       try {
         await publish(
@@ -142,12 +149,7 @@ export function servicePublisher(ctx: OperatorContext, targets: ProbeTargets): {
         outcome.failed = err instanceof Error ? err.message : String(err);
       }
     }
-    const again = await writePolicyStatuses(
-      ranked,
-      validated && !validated.ok ? validated.errors : undefined,
-      outcome,
-      rc.signal,
-    );
+    const again = await writePolicyStatuses(ranked, invalid, outcome, rc.signal);
     if (failure) throw failure;
     if (outcome.behind) return { requeueAfterMs: 100 };
     return again === undefined ? undefined : { requeueAfterMs: again };
@@ -483,7 +485,7 @@ export function servicePublisher(ctx: OperatorContext, targets: ProbeTargets): {
       } else if (invalid) {
         set(READY, "False", "InvalidSpec", invalid.map((e) => `${e.path}: ${e.message}`).join("; "));
       } else if (outcome.conflict) {
-        set(CONFLICT, "True", "UnmanagedObject", outcome.conflict);
+        set(CONFLICT, "True", outcome.conflictReason ?? "UnmanagedObject", outcome.conflict);
         set(READY, "False", "Conflict", outcome.conflict);
       } else if (outcome.failed) {
         set(READY, "False", "PublishFailed", `publishing failed, retrying: ${outcome.failed}`);

@@ -16,6 +16,7 @@ export function operatorSettings(config: OperatorConfig): OperatorSettings {
     startupHoldMs: parseDuration(config.publishing.startupHold),
     probeSecrets: config.probing.secrets,
     policyStatusIntervalMs: parseDuration(config.publishing.policyStatusInterval),
+    publication: config.publishing.addresses,
   };
 }
 

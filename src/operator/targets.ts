@@ -26,8 +26,8 @@ import { byService, type InstanceObject, type OperatorContext, type PolicyObject
 import {
   effectiveHealthCheckStatus,
   effectiveSettings,
+  governingPolicy,
   instanceTarget,
-  rankPolicies,
   type SecretLookup,
   serviceKey,
 } from "./effective.ts";
@@ -125,9 +125,24 @@ export function probeTargets(ctx: OperatorContext, onChange: (key: string) => vo
     return { lookup: (name, key) => values.get(`${name}/${key}`), names, forbidden };
   }
 
+  /** `probed`: the engine applies the destination policy itself (and reports DestinationDenied). */
+  function refusedAddress(
+    namespace: string,
+    addresses: readonly string[],
+    probed: boolean,
+  ): string | undefined {
+    const policy = ctx.publication();
+    for (const a of addresses) {
+      const d = policy.check(namespace, a);
+      if (!d.allowed && !(probed && d.rule === "destination")) return `not published: ${d.message}`;
+    }
+    return undefined;
+  }
+
   function policyFor(instance: ServiceInstance) {
     const key = serviceKey(instance.metadata.namespace!, instance.spec.service);
-    return rankPolicies(ctx.policies.byIndex(byService, key) as PolicyObject[])[0];
+    // Validated: an invalid policy's probes and Secret names are never used.
+    return governingPolicy(ctx.policies.byIndex(byService, key) as PolicyObject[]).policy;
   }
 
   const reconcile: Reconciler = async (key, rc) => {
@@ -177,6 +192,18 @@ export function probeTargets(ctx: OperatorContext, onChange: (key: string) => vo
           if (addressKind(instance.spec.address) === "DNS") requeueAfterMs = DNS_REFRESH_MS;
         }
       }
+      // What is published must pass the publication policy: with a host
+      // override the published addresses are never probed, so the
+      // destination policy is applied here too; an IP literal is checked
+      // before it is ever probed.
+      const probed = next.hostOverride === undefined;
+      const published = !probed
+        ? (next.resolved ?? [])
+        : addressKind(instance.spec.address) === "DNS"
+          ? []
+          : [instance.spec.address];
+      const refused = !next.blocker && refusedAddress(obj.metadata.namespace!, published, probed);
+      if (refused) next.blocker = { reason: "AddressNotPermitted", message: refused };
       // A rotated Secret value reaches the probe within SECRET_REFRESH_MS.
       if (ctx.settings().probeSecrets && secrets.names.length > 0) requeueAfterMs = SECRET_REFRESH_MS;
     }
@@ -197,7 +224,12 @@ export function probeTargets(ctx: OperatorContext, onChange: (key: string) => vo
     addresses(key, verdict) {
       const rt = runtimes.get(key);
       if (!rt || rt.blocker) return [];
-      if (!rt.hostOverride) return verdict?.addresses ?? [];
+      if (!rt.hostOverride) {
+        // A name the engine resolved: drop what may not be published (pod/Service networks).
+        const ns = key.slice(0, key.indexOf("/"));
+        const policy = ctx.publication();
+        return (verdict?.addresses ?? []).filter((a) => policy.check(ns, a.address).allowed);
+      }
       const overall = verdict?.verdict ?? "Unknown";
       return (rt.resolved ?? []).map((address) => ({ address, verdict: overall }));
     },

@@ -4,6 +4,7 @@ import { DefaultPolicy } from "../../../src/config/schema.ts";
 import {
   effectiveHealthCheckStatus,
   effectiveSettings,
+  governingPolicy,
   instanceTarget,
   rankPolicies,
   type SecretLookup,
@@ -29,6 +30,39 @@ describe("rankPolicies", () => {
       ["b", "c", "a"],
     );
     assert.deepEqual(rankPolicies([]), []);
+  });
+});
+
+describe("governingPolicy", () => {
+  it("re-validates the governing policy; an invalid one is not used, its errors say why", () => {
+    const good = policy("a", { healthCheck: { probes: [{ type: "http", http: { path: "/ready" } }] } });
+    const bad = policy("old", {}, "2029-01-01T00:00:00Z");
+    // What an older CRD could have let into the cache: a probe aimed by a malformed Secret name.
+    (bad.spec as unknown as { healthCheck: unknown }).healthCheck = {
+      probes: [
+        {
+          type: "http",
+          http: { headers: [{ name: "X", valueFrom: { secretKeyRef: { name: "../../x", key: "k" } } }] },
+        },
+      ],
+    };
+    const g = governingPolicy([good, bad]);
+    assert.deepEqual(
+      g.ranked.map((p) => p.metadata.name),
+      ["old", "a"],
+    );
+    assert.equal(g.policy, undefined, "an invalid governing policy is not used");
+    assert.ok(
+      g.invalid?.some((e) => e.path.includes("secretKeyRef.name")),
+      JSON.stringify(g.invalid),
+    );
+    // The operator defaults apply, as for a service without a policy.
+    assert.equal(effectiveSettings(g.policy, DefaultPolicy.parse({})).checkSource, "Default");
+
+    const ok = governingPolicy([good]);
+    assert.equal(ok.invalid, undefined);
+    assert.equal(ok.policy?.metadata.name, "a");
+    assert.deepEqual(governingPolicy([]), { ranked: [] });
   });
 });
 
