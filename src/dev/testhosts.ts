@@ -262,7 +262,10 @@ export class TestHosts {
     const ns = `rst-${process.pid}-h${slot}`;
     const veth = `t${process.pid}x${slot}`;
     const ipv4 = `198.18.${plane.block * 4 + Math.floor(slot / 256)}.${slot % 256}`;
-    const ipv6 = `fd52:5354:0:${plane.block.toString(16)}::${slot.toString(16)}`;
+    // Canonical form (what the API server and sockets print): fd52:5354::a for block 0.
+    const ipv6 = new URL(
+      `http://[fd52:5354:0:${plane.block.toString(16)}::${slot.toString(16)}]`,
+    ).hostname.slice(1, -1);
     this.hosts.push({ ns, slot: join(this.slots, String(slot)) });
     ip("netns", "add", ns);
     ip("-n", ns, "link", "set", "lo", "up");

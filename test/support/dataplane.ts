@@ -96,3 +96,18 @@ export async function settled(
     { timeoutMs, what },
   );
 }
+
+/** Waits until each of `ids` has served a connection of the consumer (so kube-proxy has programmed it). */
+export async function servedBy(
+  consumer: Consumer,
+  ids: readonly string[],
+  timeoutMs = 15_000,
+): Promise<void> {
+  await eventually(
+    () => {
+      const seen = new Set(consumer.lines.map((l) => l.id));
+      return ids.every((id) => seen.has(id)) ? true : undefined;
+    },
+    { timeoutMs, what: `connections served by ${ids.join(", ")}` },
+  );
+}

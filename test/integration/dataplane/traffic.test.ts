@@ -7,9 +7,16 @@
 import assert from "node:assert/strict";
 import { type TestContext, test } from "node:test";
 import type { ServiceInstanceInput } from "../../../src/api/index.ts";
-import type { Backend, TestHost, TestHosts } from "../../../src/dev/testhosts.ts";
+import type { Backend, Consumer, ConsumerLine, TestHost, TestHosts } from "../../../src/dev/testhosts.ts";
 import { eventually, testNamespace } from "../../support/cluster.ts";
-import { consume, settled, tally, testHostDestinations, testHosts } from "../../support/dataplane.ts";
+import {
+  consume,
+  servedBy,
+  settled,
+  tally,
+  testHostDestinations,
+  testHosts,
+} from "../../support/dataplane.ts";
 import { FAST, INTERVAL_MS, MARGIN_MS } from "../../support/instances.ts";
 import { startTestOperator } from "../../support/operator.ts";
 import {
@@ -104,6 +111,7 @@ test("a consumer resolving the Service by DNS reaches every healthy backend and 
   await settled(live, 0, (l) => l.id === "web-1" || l.id === "web-2", {
     what: "traffic on web-1 and web-2 only",
   });
+  await servedBy(live, ["web-1", "web-2"]);
   await live.stop();
 
   const seen = await consume(w.hosts, { name: w.dns, port: PORT, count: 200 });
@@ -118,7 +126,14 @@ test("a killed backend stops getting new connections; back, it gets traffic agai
   const [a, b, c] = w.backends as [Backend, Backend, Backend];
   await readySet(w.ns, [a, b, c], "three ready endpoints");
   const live = w.hosts.consumer({ name: w.dns, port: PORT, http: true, concurrency: 2, intervalMs: 5 });
-  await settled(live, 0, (l) => l.id !== undefined, { n: 30, what: "traffic on all three" });
+  // kube-proxy has programmed all three once each has served a connection.
+  await eventually(
+    () => (new Set(live.lines.map((l) => l.id).filter(Boolean)).size === 3 ? true : undefined),
+    {
+      timeoutMs: 15_000,
+      what: "traffic on all three",
+    },
+  );
 
   const killedAt = Date.now();
   const from = live.lines.length;
@@ -129,7 +144,8 @@ test("a killed backend stops getting new connections; back, it gets traffic agai
     what: "no connection to the killed web-3",
   });
   const failures = live.lines.slice(from, start).filter((l) => l.err !== undefined);
-  const last = failures.at(-1)?.t ?? killedAt;
+  assert.ok(failures.length > 0, "connections were routed to the dead backend until kube-proxy dropped it");
+  const last = failures.at(-1)!.t;
   await readySet(w.ns, [a, b], "web-3 unpublished");
 
   const backAt = Date.now();
@@ -165,6 +181,7 @@ test("a drained instance gets no new connections and stays listed as serving and
   assert.deepEqual({ ...drained.conditions }, { ready: false, serving: true, terminating: true });
   const live = w.hosts.consumer({ name: w.dns, port: PORT, http: true });
   await settled(live, 0, (l) => l.id === "web-1" || l.id === "web-2", { what: "traffic on web-1 and web-2" });
+  await servedBy(live, ["web-1", "web-2"]);
   await live.stop();
   const seen = await consume(w.hosts, { name: w.dns, port: PORT, count: 150 });
   assert.deepEqual(seen.errors, {});
@@ -193,6 +210,9 @@ test("panic: below panicThreshold traffic reaches every non-drained instance", a
     },
   );
   await readySet(w.ns, [a, b, c, d], "every non-drained instance ready in panic");
+  const live = w.hosts.consumer({ name: w.dns, port: PORT, http: true });
+  await servedBy(live, ["web-1", "web-2", "web-3", "web-4"]);
+  await live.stop();
   const seen = await consume(w.hosts, { name: w.dns, port: PORT, count: 240 });
   assert.deepEqual(seen.errors, {});
   assert.deepEqual(Object.keys(seen.byTarget).sort(), only([a, b, c, d]), "all but the drained web-5");
@@ -219,7 +239,7 @@ test("named ports: each Service port reaches each backend's own port of that nam
   await readySet(ns, [one, two], "both ready");
   const dns = `web.${ns}.svc.cluster.local`;
   const live = hosts.consumer({ name: dns, port: 8080, http: true });
-  await settled(live, 0, (l) => l.id !== undefined, { n: 30, what: "traffic on the http port" });
+  await servedBy(live, ["one", "two"]);
   await live.stop();
   const http = await consume(hosts, { name: dns, port: 8080, count: 100 });
   const admin = await consume(hosts, { name: dns, port: 9090, count: 100 });
@@ -227,4 +247,38 @@ test("named ports: each Service port reaches each backend's own port of that nam
   assert.deepEqual(admin.errors, {});
   assert.deepEqual(Object.keys(http.byTarget).sort(), [`one 8080 ${h1.ipv4}`, `two 8081 ${h2.ipv4}`]);
   assert.deepEqual(Object.keys(admin.byTarget).sort(), [`one 9090 ${h1.ipv4}`, `two 9091 ${h2.ipv4}`]);
+});
+
+test("dual stack: IPv4 and IPv6 consumers reach the healthy instances of their family", async (t) => {
+  const hosts = await testHosts(t);
+  if (!hosts) return;
+  const ns = await testNamespace(t, "dp");
+  await startTestOperator(t, { namespaces: [ns], destinations: testHostDestinations(hosts.plane) });
+  const h1 = await hosts.host();
+  const h2 = await hosts.host();
+  await h1.start({ id: "one", http: [PORT] });
+  const two = await h2.start({ id: "two", http: [PORT] });
+  two.setHealth("failing");
+  const http = [{ name: "http", port: PORT }];
+  // One instance per address: each backend is registered at its IPv4 and its IPv6 address.
+  await createInstance(ns, "one-v4", instance(h1, http));
+  await createInstance(ns, "one-v6", instance(h1, http, { address: h1.ipv6 }));
+  await createInstance(ns, "two-v4", instance(h2, http));
+  await createInstance(ns, "two-v6", instance(h2, http, { address: h2.ipv6 }));
+  const want = [h1.ipv4, h1.ipv6].sort().join();
+  await eventually(async () => ((await readyAddresses(ns, "web")).join() === want ? true : undefined), {
+    timeoutMs: 15_000,
+    what: "one ready in both families, two in neither",
+  });
+  const dns = `web.${ns}.svc.cluster.local`;
+  for (const family of [4, 6] as const) {
+    const live: Consumer = hosts.consumer({ name: dns, port: PORT, http: true, family });
+    await settled(live, 0, (l) => l.id === "one", { n: 30, what: `IPv${family} traffic on one only` });
+    const lines: ConsumerLine[] = await live.stop();
+    const resolved = lines.find((l) => l.resolved)?.resolved ?? "";
+    assert.equal(resolved.includes(":"), family === 6, `IPv${family} ClusterIP ${resolved}`);
+    const seen = await consume(hosts, { name: dns, port: PORT, count: 100, family });
+    assert.deepEqual(seen.errors, {});
+    assert.deepEqual(Object.keys(seen.byTarget), [`one ${PORT} ${family === 4 ? h1.ipv4 : h1.ipv6}`]);
+  }
 });
