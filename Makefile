@@ -12,6 +12,7 @@ export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 K8S_VERSION := $(shell awk '$$1 == "k8s.io/kubernetes" { print $$2; exit }' sandbox/go.mod)
 K8S_MINOR := $(word 2,$(subst ., ,$(K8S_VERSION)))
 SANDBOX := bin/roster-sandbox
+COREDNS := bin/roster-coredns
 HELM := bin/helm
 XDS_CLIENT := bin/roster-xds-client
 SANDBOX_DIR ?= .sandbox/dev
@@ -54,7 +55,28 @@ $(XDS_CLIENT): xds-client/go.mod xds-client/go.sum $(wildcard xds-client/*.go)
 xds-client: $(XDS_CLIENT) ## Build the grpc-go xDS client used by the xDS tests (bin/roster-xds-client)
 
 .PHONY: sandbox
-sandbox: $(SANDBOX) ## Build the local control plane (etcd + kube-apiserver + kube-controller-manager)
+sandbox: $(SANDBOX) ## Build the local control plane (etcd + kube-apiserver + kube-controller-manager + kube-proxy)
+
+# CoreDNS with only the plugins the data plane needs, in its own module
+# (CoreDNS pins a newer client-go than the sandbox's k8s.io/kubernetes).
+$(COREDNS): coredns/go.mod coredns/go.sum coredns/main.go
+	@mkdir -p bin
+	cd coredns && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o ../$(COREDNS) .
+
+.PHONY: coredns
+coredns: $(COREDNS) ## Build the data plane's cluster DNS (CoreDNS: kubernetes, errors, log plugins)
+
+# The data plane (network namespaces, kube-proxy's nftables rules) needs root,
+# `ip` and `nft`. Installs the Debian packages only when a tool is missing.
+.PHONY: net-deps
+net-deps: ## Install iproute2, nftables, dnsutils and curl (Debian/Ubuntu, as root) when missing
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		missing=""; \
+		for t in ip:iproute2 nft:nftables dig:dnsutils curl:curl; do \
+			command -v $${t%%:*} >/dev/null || missing="$$missing $${t#*:}"; \
+		done; \
+		if [ -n "$$missing" ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; fi; \
+	else echo "net-deps: not root or no apt-get: the data plane tests will say why they skip"; fi
 
 .PHONY: sandbox-up
 sandbox-up: $(SANDBOX) ## Run the local control plane in the foreground (data in $(SANDBOX_DIR))
@@ -79,7 +101,7 @@ test-unit: deps
 	npm run --silent test:unit
 
 .PHONY: test-integration
-test-integration: deps $(SANDBOX) $(HELM) $(XDS_CLIENT)
+test-integration: deps $(SANDBOX) $(COREDNS) $(HELM) $(XDS_CLIENT) net-deps
 	npm run --silent test:integration
 
 .PHONY: test

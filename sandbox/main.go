@@ -9,6 +9,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -21,6 +22,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"time"
@@ -28,9 +30,18 @@ import (
 	"golang.org/x/sys/unix"
 	kubeapiserver "k8s.io/kubernetes/cmd/kube-apiserver/app"
 	kcm "k8s.io/kubernetes/cmd/kube-controller-manager/app"
+	kubeproxy "k8s.io/kubernetes/cmd/kube-proxy/app"
 )
 
 const defaultControllers = "garbage-collector-controller,namespace-controller"
+
+// Service ranges live in the benchmark range (RFC 2544) and a ULA, so no
+// consumer packet is ever addressed to a private range. Only the data
+// plane's node namespace routes them (dataplane.go).
+const (
+	serviceCIDR4 = "198.19.0.0/16"
+	serviceCIDR6 = "fd52:5354:ffff::/112"
+)
 
 type multiFlag []string
 
@@ -56,6 +67,23 @@ func main() {
 		}
 		return
 	}
+	// kube-proxy runs in the node namespace, the data plane in its own
+	// process so that it outlives an API server restart.
+	if len(os.Args) > 1 && os.Args[1] == "kube-proxy" {
+		cmd := kubeproxy.NewProxyCommand()
+		cmd.SetArgs(os.Args[2:])
+		if err := cmd.Execute(); err != nil {
+			os.Exit(1)
+		}
+		return
+	}
+	if len(os.Args) > 1 && os.Args[1] == "dataplane" {
+		if err := runDataPlane(os.Args[2:]); err != nil {
+			fmt.Fprintf(os.Stderr, "roster-sandbox dataplane: %v\n", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(); err != nil {
 		fmt.Fprintf(os.Stderr, "roster-sandbox: %v\n", err)
 		os.Exit(1)
@@ -69,7 +97,8 @@ func run() error {
 	fs := flag.NewFlagSet("roster-sandbox", flag.ExitOnError)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: roster-sandbox [flags]\n\n"+
-			"Runs etcd, kube-apiserver and kube-controller-manager on 127.0.0.1 for Roster's tests and demo.\n\nFlags:\n")
+			"Runs etcd, kube-apiserver and kube-controller-manager on 127.0.0.1 for Roster's tests and demo\n"+
+			"(and, with --data-plane, kube-proxy and CoreDNS in a node network namespace).\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	var (
@@ -78,6 +107,7 @@ func run() error {
 		controllers = fs.String("controllers", defaultControllers, "kube-controller-manager controllers to run (comma-separated; \"\" runs none)")
 		logFile     = fs.String("log-file", "", "write component logs here instead of stderr")
 		withParent  = fs.Bool("exit-with-parent", false, "shut down when the parent process dies (for test harnesses)")
+		dataPlane   = fs.Bool("data-plane", false, "also run the data plane: a node network namespace with kube-proxy (nftables) and CoreDNS (needs root, ip, nft)")
 		apiArgs     multiFlag
 		kcmArgs     multiFlag
 	)
@@ -149,7 +179,20 @@ func run() error {
 		}
 	}
 
-	fmt.Printf("roster-sandbox ready in %.1fs: server=%s kubeconfig=%s\n", time.Since(started).Seconds(), server, kubeconfig)
+	var plane *exec.Cmd
+	planeInfo := ""
+	if *dataPlane {
+		plane, planeInfo, err = startDataPlane(ctx, kubeconfig, root)
+		if err != nil {
+			if manager != nil {
+				_ = manager.Process.Kill()
+			}
+			return fmt.Errorf("data plane: %w", err)
+		}
+		planeInfo = " dataplane=" + planeInfo
+	}
+
+	fmt.Printf("roster-sandbox ready in %.1fs: server=%s kubeconfig=%s%s\n", time.Since(started).Seconds(), server, kubeconfig, planeInfo)
 
 	select {
 	case err = <-apiDone:
@@ -164,12 +207,60 @@ func run() error {
 		}
 		err = nil
 	}
+	if plane != nil {
+		_ = plane.Process.Signal(syscall.SIGTERM)
+		waitOrKill(plane, 10*time.Second)
+	}
 	if manager != nil {
 		_ = manager.Process.Signal(syscall.SIGTERM)
 		waitOrKill(manager, 3*time.Second)
 	}
 	return err
 }
+
+// startDataPlane runs `roster-sandbox dataplane` as a child and waits for its
+// ready line; it returns the path of its dataplane.json.
+func startDataPlane(ctx context.Context, kubeconfig, root string) (*exec.Cmd, string, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, "", err
+	}
+	cmd := exec.Command(self, "dataplane", "--kubeconfig="+kubeconfig, "--dir="+filepath.Join(root, "dataplane"))
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, "", err
+	}
+	// SIGTERM, not SIGKILL, if the sandbox dies: the data plane then removes
+	// its namespaces itself.
+	dieWithParentSignal(cmd, syscall.SIGTERM)
+	if err := cmd.Start(); err != nil {
+		return nil, "", err
+	}
+	lines := make(chan string)
+	go func() {
+		s := bufio.NewScanner(out)
+		for s.Scan() {
+			if m := dataPlaneReady.FindStringSubmatch(s.Text()); m != nil {
+				lines <- m[1]
+			}
+		}
+		close(lines)
+	}()
+	select {
+	case info, ok := <-lines:
+		if ok {
+			return cmd, info, nil
+		}
+		_ = cmd.Wait()
+		return nil, "", errors.New("exited before ready (see the log)")
+	case <-ctx.Done():
+		_ = cmd.Process.Kill()
+		return nil, "", errors.New("interrupted before ready")
+	}
+}
+
+var dataPlaneReady = regexp.MustCompile(`^roster-dataplane ready in \S+: info=(\S+)`)
 
 func loadState(root string, port int) (state, error) {
 	path := filepath.Join(root, "state.json")
@@ -212,7 +303,8 @@ func apiServerArgs(st state, pki pkiFiles) []string {
 		"--bind-address=127.0.0.1",
 		"--advertise-address=127.0.0.1",
 		// Room for thousands of Services: Roster publishes one ClusterIP Service per service.
-		"--service-cluster-ip-range=10.0.0.0/16",
+		// Dual stack, in the benchmark range (see dataplane.go).
+		"--service-cluster-ip-range=" + serviceCIDR4 + "," + serviceCIDR6,
 		"--allow-privileged=true",
 		// No kubelet and no token controller: pods need no service account token.
 		"--disable-admission-plugins=ServiceAccount",

@@ -2,6 +2,14 @@
 
 package main
 
-import "os/exec"
+import (
+	"errors"
+	"os/exec"
+	"syscall"
+)
 
 func dieWithParent(*exec.Cmd) {}
+
+func dieWithParentSignal(*exec.Cmd, syscall.Signal) {}
+
+func runDataPlane([]string) error { return errors.New("the data plane needs Linux network namespaces") }

@@ -12,6 +12,7 @@ import { resolve } from "node:path";
 import { KubeConfig } from "@kubernetes/client-node";
 import { installCrds } from "../src/dev/crds.ts";
 import { repoRoot, startSandbox } from "../src/dev/sandbox.ts";
+import { dataPlaneUnsupported } from "../src/dev/testhosts.ts";
 
 const sep = process.argv.indexOf("--");
 const command = sep >= 0 ? process.argv.slice(sep + 1) : [];
@@ -23,7 +24,11 @@ if (command.length === 0) {
 const dir = resolve(repoRoot, ".sandbox", `test-${process.pid}`);
 rmSync(dir, { recursive: true, force: true });
 const started = Date.now();
-const sandbox = await startSandbox({ dir });
+// The data plane (kube-proxy + CoreDNS in a node namespace) when the machine
+// allows it; tests that need it skip with this reason otherwise (never under CI).
+const unsupported = dataPlaneUnsupported();
+if (unsupported) console.log(`no data plane: ${unsupported}`);
+const sandbox = await startSandbox({ dir, dataPlane: !unsupported });
 const kc = new KubeConfig();
 kc.loadFromFile(sandbox.kubeconfigPath);
 await installCrds(kc);

@@ -28,6 +28,11 @@ export interface SandboxOptions {
   /** Where component logs go (default: `<dir>.log`). */
   logFile?: string;
   readyTimeoutMs?: number;
+  /**
+   * Also run the data plane (sandbox/dataplane.go): a node network namespace
+   * with kube-proxy (nftables) and CoreDNS. Needs root, `ip` and `nft`.
+   */
+  dataPlane?: boolean;
 }
 
 export interface Sandbox {
@@ -37,10 +42,12 @@ export interface Sandbox {
   readonly pid: number;
   /** Seconds from process start to /readyz, as the sandbox reported it. */
   readonly startSeconds: number;
+  /** dataplane.json of the data plane, when started with `dataPlane`. */
+  readonly dataPlaneInfo?: string;
   stop(): Promise<void>;
 }
 
-const readyLine = /^roster-sandbox ready in ([\d.]+)s: server=(\S+) kubeconfig=(\S+)$/;
+const readyLine = /^roster-sandbox ready in ([\d.]+)s: server=(\S+) kubeconfig=(\S+)(?: dataplane=(\S+))?$/;
 
 export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
   const binary = options.binary ?? defaultSandboxBinary;
@@ -53,6 +60,7 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
   const args = ["--dir", dir, "--log-file", logFile, "--exit-with-parent"];
   if (options.controllers) args.push(`--controllers=${options.controllers.join(",")}`);
   for (const a of options.apiserverArgs ?? []) args.push(`--apiserver-arg=${a}`);
+  if (options.dataPlane) args.push("--data-plane");
 
   const child = spawn(binary, args, { stdio: ["ignore", "pipe", "pipe"] });
   const killOnExit = () => child.kill("SIGKILL");
@@ -98,6 +106,7 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
     server: ready[2]!,
     kubeconfigPath: ready[3]!,
     startSeconds: Number(ready[1]),
+    ...(ready[4] ? { dataPlaneInfo: ready[4] } : {}),
     pid: child.pid!,
     stop() {
       stopping ??= stopProcess(child, exited).finally(() => process.off("exit", killOnExit));

@@ -93,6 +93,7 @@ test("--help lists its own flags only, not those linked libraries register (cAdv
     "apiserver-arg",
     "controller-manager-arg",
     "controllers",
+    "data-plane",
     "dir",
     "exit-with-parent",
     "log-file",
