@@ -225,10 +225,15 @@ export function probeTargets(ctx: OperatorContext, onChange: (key: string) => vo
       const rt = runtimes.get(key);
       if (!rt || rt.blocker) return [];
       if (!rt.hostOverride) {
-        // A name the engine resolved: drop what may not be published (pod/Service networks).
+        // A name the engine resolved: drop what may not be published (pod/Service
+        // networks). A denied destination stays: the engine never probes it and
+        // reports it DestinationDenied, so it is listed but never published ready.
         const ns = key.slice(0, key.indexOf("/"));
         const policy = ctx.publication();
-        return (verdict?.addresses ?? []).filter((a) => policy.check(ns, a.address).allowed);
+        return (verdict?.addresses ?? []).filter((a) => {
+          const d = policy.check(ns, a.address);
+          return d.allowed || d.rule === "destination";
+        });
       }
       const overall = verdict?.verdict ?? "Unknown";
       return (rt.resolved ?? []).map((address) => ({ address, verdict: overall }));
