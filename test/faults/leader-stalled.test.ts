@@ -7,45 +7,12 @@
 // endpoints are never unpublished, the Lease stays with the new leader.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { CoordinationV1Api } from "@kubernetes/client-node";
-import type { RosterProcess } from "../integration/cli/support.ts";
-import { eventually, testCluster, testNamespace } from "../support/cluster.ts";
-import { webInstance } from "../support/instances.ts";
-import { createInstance, createPolicy, readyAddresses, watchSlices } from "../support/roster.ts";
-import { httpTargets } from "../support/targets.ts";
-import { configFile, startReplica } from "./support.ts";
-
-const LEASE_MS = 4000;
-const RETRY_MS = 500;
+import { eventually } from "../support/cluster.ts";
+import { readyAddresses, watchSlices } from "../support/roster.ts";
+import { LEADER_LEASE_MS, LEADER_RETRY_MS, leaderPair } from "./support.ts";
 
 test("leader stalled (SIGSTOP) past its lease: it exits on SIGCONT and never writes again", async (t) => {
-  const { kc, kubeconfigPath } = await testCluster();
-  const ns = await testNamespace(t, "stalled");
-  const config = configFile(t, [
-    "logLevel: info",
-    `leaderElection: { enabled: true, namespace: ${ns}, leaseName: roster-leader, leaseDuration: 4s, renewDeadline: 3s, retryPeriod: 500ms }`,
-    "probing: { destinations: { allowLoopback: true } }",
-    "publishing: { batchWindow: 10ms, startupHold: 10s }",
-  ]);
-  const start = (identity: string): RosterProcess =>
-    startReplica(t, { config, namespace: ns, kubeconfig: kubeconfigPath, identity });
-  const leases = kc.makeApiClient(CoordinationV1Api);
-  const holder = async () =>
-    (await leases.readNamespacedLease({ namespace: ns, name: "roster-leader" }).catch(() => undefined))?.spec
-      ?.holderIdentity;
-
-  const targets = await httpTargets(t, 4);
-  await createPolicy(ns, "web", { service: "web" });
-  for (const [i, target] of targets.entries())
-    await createInstance(ns, `web-${i + 1}`, webInstance(target, i));
-  const replicas = { a: start("replica-a"), b: start("replica-b") };
-  await Promise.all(Object.values(replicas).map((r) => r.waitForOutput(/"msg":"roster started"/, 30_000)));
-  const all = ["192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4"];
-  await eventually(async () => ((await readyAddresses(ns, "web")).join() === all.join() ? true : undefined), {
-    timeoutMs: 20_000,
-    what: "four ready endpoints",
-  });
-  const leader = await eventually(holder, { what: "a leader" });
+  const { ns, targets, replicas, all, holder, leader } = await leaderPair(t, "stalled");
   const [stalled, standby] = leader === "replica-a" ? [replicas.a, "replica-b"] : [replicas.b, "replica-a"];
   // Resume it however the test ends, so its kill at teardown is not held up.
   t.after(() => stalled.proc.kill("SIGCONT"));
@@ -56,7 +23,7 @@ test("leader stalled (SIGSTOP) past its lease: it exits on SIGCONT and never wri
 
   stalled.proc.kill("SIGSTOP");
   await eventually(async () => ((await holder()) === standby ? true : undefined), {
-    timeoutMs: LEASE_MS + 4 * RETRY_MS + 5000,
+    timeoutMs: LEADER_LEASE_MS + 4 * LEADER_RETRY_MS + 5000,
     intervalMs: 100,
     what: `${standby} to take the Lease from the stalled leader`,
   });

@@ -8,7 +8,14 @@ import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TestContext } from "node:test";
-import { CoreV1Api, DiscoveryV1Api, KubeConfig, type V1EndpointSlice, Watch } from "@kubernetes/client-node";
+import {
+  CoordinationV1Api,
+  CoreV1Api,
+  DiscoveryV1Api,
+  KubeConfig,
+  type V1EndpointSlice,
+  Watch,
+} from "@kubernetes/client-node";
 import { installCrds } from "../../src/dev/crds.ts";
 import { type Sandbox, type SandboxOptions, startSandbox } from "../../src/dev/sandbox.ts";
 import type { DestinationPolicyConfig } from "../../src/health/index.ts";
@@ -17,8 +24,11 @@ import { type ResourceType, resourcePath } from "../../src/kube/object.ts";
 import type { OperatorSettings } from "../../src/operator/context.ts";
 import type { Operator } from "../../src/operator/operator.ts";
 import { type RosterProcess, startRoster } from "../integration/cli/support.ts";
+import { eventually, testCluster, testNamespace } from "../support/cluster.ts";
+import { webInstance } from "../support/instances.ts";
 import { startTestOperator } from "../support/operator.ts";
-import { readyIn, rosterApi } from "../support/roster.ts";
+import { createInstance, createPolicy, readyAddresses, readyIn, rosterApi } from "../support/roster.ts";
+import { httpTargets } from "../support/targets.ts";
 
 export function loadKc(path: string): KubeConfig {
   const kc = new KubeConfig();
@@ -335,4 +345,43 @@ export async function sliceSnapshot(kc: KubeConfig, namespace: string, service: 
     .makeApiClient(DiscoveryV1Api)
     .listNamespacedEndpointSlice({ namespace, labelSelector: `kubernetes.io/service-name=${service}` });
   return { items: l.items, resourceVersion: l.metadata?.resourceVersion ?? "" };
+}
+
+export const LEADER_LEASE_MS = 4000;
+export const LEADER_RETRY_MS = 500;
+
+/**
+ * Two `roster run` replicas with leader election (4 s lease, 500 ms retry)
+ * serving four healthy web instances (published at 192.0.2.1-4, probed on
+ * loopback): returns once all four are ready and one replica holds the Lease.
+ */
+export async function leaderPair(t: TestContext, prefix: string) {
+  const { kc, kubeconfigPath } = await testCluster();
+  const ns = await testNamespace(t, prefix);
+  const config = configFile(t, [
+    "logLevel: info",
+    `leaderElection: { enabled: true, namespace: ${ns}, leaseName: roster-leader, leaseDuration: 4s, renewDeadline: 3s, retryPeriod: 500ms }`,
+    "probing: { destinations: { allowLoopback: true } }",
+    "publishing: { batchWindow: 10ms, startupHold: 10s }",
+  ]);
+  const start = (identity: string): RosterProcess =>
+    startReplica(t, { config, namespace: ns, kubeconfig: kubeconfigPath, identity });
+  const leases = kc.makeApiClient(CoordinationV1Api);
+  const holder = async () =>
+    (await leases.readNamespacedLease({ namespace: ns, name: "roster-leader" }).catch(() => undefined))?.spec
+      ?.holderIdentity;
+
+  const targets = await httpTargets(t, 4);
+  await createPolicy(ns, "web", { service: "web" });
+  for (const [i, target] of targets.entries())
+    await createInstance(ns, `web-${i + 1}`, webInstance(target, i));
+  const replicas = { a: start("replica-a"), b: start("replica-b") };
+  await Promise.all(Object.values(replicas).map((r) => r.waitForOutput(/"msg":"roster started"/, 30_000)));
+  const all = ["192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4"];
+  await eventually(async () => ((await readyAddresses(ns, "web")).join() === all.join() ? true : undefined), {
+    timeoutMs: 20_000,
+    what: "four ready endpoints",
+  });
+  const leader = await eventually(holder, { what: "a leader" });
+  return { kc, ns, targets, replicas, all, holder, leader };
 }
