@@ -112,11 +112,14 @@ test("a namespace hanging every probe it can does not delay another namespace's 
     });
   }
   const held = () => operator.engine.stats().inFlight;
+  // One hostile run (8 probes × 16 addresses) fills the slots, and the first
+  // run of each target comes at its stable phase within its 1-minute interval,
+  // which the namespace name decides: the wait is bounded by the interval.
   await eventually(
     () => (held() >= SLOTS - RESERVE && hung.sockets.size >= SLOTS - RESERVE ? true : undefined),
     {
       what: `the hostile namespace to hold ${SLOTS - RESERVE} hung probes`,
-      timeoutMs: 30_000,
+      timeoutMs: 60_000 + 30_000,
     },
   );
   // Each target's first run comes at its phase within the minute; those resolved so far are capped.
