@@ -221,8 +221,10 @@ func ipCmd(args ...string) error {
 	return nil
 }
 
-// buildTopology picks a free /22 of 198.18.0.0/16 (under a host-wide lock,
-// so concurrent runs never share one) and wires the namespaces.
+// buildTopology picks a free /22 of 198.18.0.0/17 (under a host-wide lock,
+// so concurrent runs never share one) and wires the namespaces. The upper
+// half, 198.18.128.0/17, holds the pods of a node (node.go): block b's pods
+// get 198.18.(128+4b).0/22.
 func buildTopology(info *dataPlaneInfo) error {
 	lock, err := os.OpenFile("/run/roster-dataplane.lock", os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
@@ -242,14 +244,14 @@ func buildTopology(info *dataPlaneInfo) error {
 		used[n/4] = true
 	}
 	block := -1
-	for b := 0; b < 64; b++ {
+	for b := 0; b < 32; b++ {
 		if !used[b] {
 			block = b
 			break
 		}
 	}
 	if block < 0 {
-		return errors.New("no free /22 in 198.18.0.0/16")
+		return errors.New("no free /22 in 198.18.0.0/17")
 	}
 	info.Block = block
 	info.Subnet4 = fmt.Sprintf("198.18.%d.0/22", block*4)
@@ -378,27 +380,30 @@ func forwardAPI(ns string, port int) error {
 	}); err != nil {
 		return err
 	}
-	go func() {
-		for {
-			c, err := l.Accept()
+	go serveForward(l, port)
+	return nil
+}
+
+// serveForward copies each connection of l to the host's 127.0.0.1:port.
+func serveForward(l net.Listener, port int) {
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			up, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 5*time.Second)
 			if err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				up, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 5*time.Second)
-				if err != nil {
-					return
-				}
-				defer up.Close()
-				done := make(chan struct{}, 2)
-				go func() { _, _ = io.Copy(up, c); done <- struct{}{} }()
-				go func() { _, _ = io.Copy(c, up); done <- struct{}{} }()
-				<-done
-			}()
-		}
-	}()
-	return nil
+			defer up.Close()
+			done := make(chan struct{}, 2)
+			go func() { _, _ = io.Copy(up, c); done <- struct{}{} }()
+			go func() { _, _ = io.Copy(c, up); done <- struct{}{} }()
+			<-done
+		}()
+	}
 }
 
 // ensureNode creates (or refreshes) the Node kube-proxy runs for, labelled

@@ -31,6 +31,7 @@ import (
 	kubeapiserver "k8s.io/kubernetes/cmd/kube-apiserver/app"
 	kcm "k8s.io/kubernetes/cmd/kube-controller-manager/app"
 	kubeproxy "k8s.io/kubernetes/cmd/kube-proxy/app"
+	kubelet "k8s.io/kubernetes/cmd/kubelet/app"
 )
 
 const defaultControllers = "garbage-collector-controller,namespace-controller"
@@ -77,6 +78,30 @@ func main() {
 		}
 		return
 	}
+	// The kubelet runs as a child of the node process (node.go): its own
+	// flags, feature gates and signal handling, like the controller manager.
+	if len(os.Args) > 1 && os.Args[1] == "kubelet" {
+		cmd := kubelet.NewKubeletCommand(context.Background())
+		cmd.SetArgs(os.Args[2:])
+		if err := cmd.Execute(); err != nil {
+			os.Exit(1)
+		}
+		return
+	}
+	if len(os.Args) > 1 && os.Args[1] == "node" {
+		if err := runNode(os.Args[2:]); err != nil {
+			fmt.Fprintf(os.Stderr, "roster-sandbox node: %v\n", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if len(os.Args) > 1 && os.Args[1] == "oci-image" {
+		if err := runOCIImage(os.Args[2:]); err != nil {
+			fmt.Fprintf(os.Stderr, "roster-sandbox oci-image: %v\n", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if len(os.Args) > 1 && os.Args[1] == "dataplane" {
 		if err := runDataPlane(os.Args[2:]); err != nil {
 			fmt.Fprintf(os.Stderr, "roster-sandbox dataplane: %v\n", err)
@@ -108,12 +133,21 @@ func run() error {
 		logFile     = fs.String("log-file", "", "write component logs here instead of stderr")
 		withParent  = fs.Bool("exit-with-parent", false, "shut down when the parent process dies (for test harnesses)")
 		dataPlane   = fs.Bool("data-plane", false, "also run the data plane: a node network namespace with kube-proxy (nftables) and CoreDNS (needs root, ip, nft)")
+		node        = fs.Bool("node", false, "also run a node (implies --data-plane): containerd and a kubelet in the node namespace, pods on a CNI bridge (needs root, containerd, runc, containernetworking-plugins)")
 		apiArgs     multiFlag
+		nodeImages  multiFlag
 		kcmArgs     multiFlag
 	)
 	fs.Var(&apiArgs, "apiserver-arg", "extra kube-apiserver flag, e.g. --apiserver-arg=--etcd-compaction-interval=10s (repeatable)")
 	fs.Var(&kcmArgs, "controller-manager-arg", "extra kube-controller-manager flag (repeatable)")
+	fs.Var(&nodeImages, "node-image", "with --node: an OCI or Docker image archive to import into the node's containerd before ready (repeatable)")
 	_ = fs.Parse(os.Args[1:])
+	if *node {
+		*dataPlane = true
+		if *controllers != "" {
+			*controllers += "," + nodeControllers
+		}
+	}
 
 	root, err := filepath.Abs(*dir)
 	if err != nil {
@@ -157,7 +191,7 @@ func run() error {
 	// NewAPIServerCommand installs the process's SIGTERM/SIGINT handler: the
 	// first signal starts a graceful shutdown, a second one exits at once.
 	api := kubeapiserver.NewAPIServerCommand()
-	api.SetArgs(append(apiServerArgs(st, pki), apiArgs...))
+	api.SetArgs(append(apiServerArgs(st, pki, *node), apiArgs...))
 	apiDone := make(chan error, 1)
 	go func() { apiDone <- api.Execute() }()
 
@@ -189,10 +223,26 @@ func run() error {
 			}
 			return fmt.Errorf("data plane: %w", err)
 		}
+	}
+	var nodeProc *exec.Cmd
+	nodeInfoPath := ""
+	if *node {
+		nodeProc, nodeInfoPath, err = startNode(ctx, root, kubeconfig, server, pki, planeInfo, nodeImages)
+		if err != nil {
+			_ = plane.Process.Signal(syscall.SIGTERM)
+			waitOrKill(plane, 10*time.Second)
+			if manager != nil {
+				_ = manager.Process.Kill()
+			}
+			return fmt.Errorf("node: %w", err)
+		}
+		nodeInfoPath = " node=" + nodeInfoPath
+	}
+	if planeInfo != "" {
 		planeInfo = " dataplane=" + planeInfo
 	}
 
-	fmt.Printf("roster-sandbox ready in %.1fs: server=%s kubeconfig=%s%s\n", time.Since(started).Seconds(), server, kubeconfig, planeInfo)
+	fmt.Printf("roster-sandbox ready in %.1fs: server=%s kubeconfig=%s%s%s\n", time.Since(started).Seconds(), server, kubeconfig, planeInfo, nodeInfoPath)
 
 	select {
 	case err = <-apiDone:
@@ -206,6 +256,11 @@ func run() error {
 		case <-time.After(5 * time.Second):
 		}
 		err = nil
+	}
+	// The node before the data plane: its pods use the node namespace.
+	if nodeProc != nil {
+		_ = nodeProc.Process.Signal(syscall.SIGTERM)
+		waitOrKill(nodeProc, 40*time.Second)
 	}
 	if plane != nil {
 		_ = plane.Process.Signal(syscall.SIGTERM)
@@ -262,6 +317,71 @@ func startDataPlane(ctx context.Context, kubeconfig, root string) (*exec.Cmd, st
 
 var dataPlaneReady = regexp.MustCompile(`^roster-dataplane ready in \S+: info=(\S+)`)
 
+// nodeControllers are the controllers a node's workloads need on top of
+// the default ones: service accounts and their CA bundle for pods' tokens,
+// EndpointSlices of selector Services, and the workload controllers Helm
+// charts use.
+const nodeControllers = "serviceaccount-controller,root-ca-certificate-publisher-controller,endpointslice-controller," +
+	"replicaset-controller,deployment-controller,disruption-controller,statefulset-controller,daemonset-controller,job-controller"
+
+// startNode runs `roster-sandbox node` in a mount namespace of its own and
+// waits for its ready line; it returns the path of its node.json.
+func startNode(ctx context.Context, root, kubeconfig, server string, pki pkiFiles, planeInfo string, images []string) (*exec.Cmd, string, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, "", err
+	}
+	dir := filepath.Join(root, "node")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, "", err
+	}
+	kubeletKC := filepath.Join(dir, "kubelet.kubeconfig")
+	if err := writeKubeconfigFor(kubeletKC, server, pki.CACert, pki.NodeCert, pki.NodeKey, "system:node:"+nodeName); err != nil {
+		return nil, "", err
+	}
+	args := []string{"node", "--dir=" + dir, "--kubeconfig=" + kubeconfig, "--kubelet-kubeconfig=" + kubeletKC,
+		"--client-ca=" + pki.CACert, "--dataplane=" + planeInfo}
+	for _, img := range images {
+		args = append(args, "--image="+img)
+	}
+	cmd := exec.Command(self, args...)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, "", err
+	}
+	// SIGTERM if the sandbox dies: the node then removes its pods itself.
+	dieWithParentSignal(cmd, syscall.SIGTERM)
+	cmd.SysProcAttr.Unshareflags = syscall.CLONE_NEWNS
+	if err := cmd.Start(); err != nil {
+		return nil, "", err
+	}
+	lines := make(chan string)
+	go func() {
+		s := bufio.NewScanner(out)
+		for s.Scan() {
+			if m := nodeReady.FindStringSubmatch(s.Text()); m != nil {
+				lines <- m[1]
+			}
+		}
+		close(lines)
+	}()
+	select {
+	case info, ok := <-lines:
+		if ok {
+			return cmd, info, nil
+		}
+		_ = cmd.Wait()
+		return nil, "", errors.New("exited before ready (see the log)")
+	case <-ctx.Done():
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		waitOrKill(cmd, 30*time.Second)
+		return nil, "", errors.New("interrupted before ready")
+	}
+}
+
+var nodeReady = regexp.MustCompile(`^roster-node ready in \S+: info=(\S+)`)
+
 func loadState(root string, port int) (state, error) {
 	path := filepath.Join(root, "state.json")
 	var st state
@@ -295,9 +415,23 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-func apiServerArgs(st state, pki pkiFiles) []string {
+func apiServerArgs(st state, pki pkiFiles, node bool) []string {
 	server := fmt.Sprintf("https://127.0.0.1:%d", st.APIServerPort)
-	return []string{
+	// No kubelet and no token controller: pods need no service account token.
+	access := []string{"--disable-admission-plugins=ServiceAccount", "--authorization-mode=RBAC"}
+	if node {
+		// A real kubelet: it may touch only its Node and its pods, pods get
+		// service account tokens, and the API server calls the kubelet
+		// (logs, exec, the summary API) as the admin.
+		access = []string{
+			"--authorization-mode=Node,RBAC",
+			"--enable-admission-plugins=NodeRestriction",
+			"--kubelet-client-certificate=" + pki.AdminCert,
+			"--kubelet-client-key=" + pki.AdminKey,
+			"--kubelet-preferred-address-types=InternalIP",
+		}
+	}
+	return append(access, []string{
 		fmt.Sprintf("--etcd-servers=http://127.0.0.1:%d", st.EtcdPort),
 		fmt.Sprintf("--secure-port=%d", st.APIServerPort),
 		"--bind-address=127.0.0.1",
@@ -306,9 +440,6 @@ func apiServerArgs(st state, pki pkiFiles) []string {
 		// Dual stack, in the benchmark range (see dataplane.go).
 		"--service-cluster-ip-range=" + serviceCIDR4 + "," + serviceCIDR6,
 		"--allow-privileged=true",
-		// No kubelet and no token controller: pods need no service account token.
-		"--disable-admission-plugins=ServiceAccount",
-		"--authorization-mode=RBAC",
 		// The "kubernetes" Service cannot point at loopback; keep it endpoint-less.
 		"--endpoint-reconciler-type=none",
 		"--client-ca-file=" + pki.CACert,
@@ -321,7 +452,7 @@ func apiServerArgs(st state, pki pkiFiles) []string {
 		// Tests and benchmarks create thousands of objects quickly.
 		"--max-requests-inflight=2000",
 		"--max-mutating-requests-inflight=1000",
-	}
+	}...)
 }
 
 func startControllerManager(kubeconfig, controllers string, extra []string) (*exec.Cmd, error) {
