@@ -162,7 +162,15 @@ func runNode(args []string) error {
 	if err != nil {
 		return fmt.Errorf("cgroups: %w", err)
 	}
-	defer removeCgroups(info.CgroupRoot)
+	home := ownCgroups()
+	defer func() {
+		// Out of the tree first: a group this process is in cannot be removed.
+		for _, h := range cg {
+			hier := filepath.Dir(h)
+			_ = os.WriteFile(filepath.Join(hier, home[filepath.Base(hier)], "cgroup.procs"), []byte(strconv.Itoa(pid)), 0o644)
+		}
+		removeCgroups(info.CgroupRoot)
+	}()
 	for _, h := range cg {
 		// Everything this process starts from now on is accounted there.
 		if err := os.WriteFile(filepath.Join(h, "runtime", "cgroup.procs"), []byte(strconv.Itoa(pid)), 0o644); err != nil {
@@ -391,6 +399,22 @@ func makeCgroups(root string) ([]string, error) {
 		}
 	}
 	return joined, nil
+}
+
+// ownCgroups maps each v1 controller (pids, freezer, ...) to this
+// process's group in it.
+func ownCgroups() map[string]string {
+	out := map[string]string{}
+	b, _ := os.ReadFile("/proc/self/cgroup")
+	for _, line := range strings.Split(string(b), "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) == 3 {
+			for _, c := range strings.Split(parts[1], ",") {
+				out[c] = parts[2]
+			}
+		}
+	}
+	return out
 }
 
 // cgroupProcs lists every process in the tree under <h>/<root>.

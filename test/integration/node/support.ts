@@ -94,7 +94,12 @@ export async function testNode(t: TestContext): Promise<TestNode | undefined> {
  */
 export function buildImage(
   out: string,
-  { ref, files, entrypoint, ports = [] }: { ref: string; files: Record<string, string>; entrypoint?: string; ports?: number[] },
+  {
+    ref,
+    files,
+    entrypoint,
+    ports = [],
+  }: { ref: string; files: Record<string, string>; entrypoint?: string; ports?: number[] },
 ): string {
   execFileSync(defaultSandboxBinary, [
     "oci-image",
@@ -111,7 +116,15 @@ export function buildImage(
 export function importImage(node: NodeInfo, archive: string): void {
   execFileSync(
     "ctr",
-    ["--address", node.containerdAddress, "--namespace", node.containerdNamespace, "images", "import", archive],
+    [
+      "--address",
+      node.containerdAddress,
+      "--namespace",
+      node.containerdNamespace,
+      "images",
+      "import",
+      archive,
+    ],
     { stdio: ["ignore", "ignore", "pipe"] },
   );
 }
@@ -120,7 +133,15 @@ export function importImage(node: NodeInfo, archive: string): void {
 export function nodeImages(node: NodeInfo): string[] {
   const out = execFileSync(
     "ctr",
-    ["--address", node.containerdAddress, "--namespace", node.containerdNamespace, "images", "list", "--quiet"],
+    [
+      "--address",
+      node.containerdAddress,
+      "--namespace",
+      node.containerdNamespace,
+      "images",
+      "list",
+      "--quiet",
+    ],
     { encoding: "utf8" },
   );
   return out.split("\n").filter(Boolean);
