@@ -302,8 +302,19 @@ func teardown(info dataPlaneInfo) {
 
 var runName = regexp.MustCompile(`^rst-?(\d+)`)
 
+// alive: the process exists and is not a zombie (a run whose parent has
+// not reaped it yet is as dead as one that is gone).
 func alive(pid int) bool {
-	return pid > 0 && (unix.Kill(pid, 0) == nil || unix.Kill(pid, 0) == unix.EPERM)
+	if pid <= 0 || (unix.Kill(pid, 0) != nil && unix.Kill(pid, 0) != unix.EPERM) {
+		return false
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	// "pid (comm) S ...": the state follows the last ')'.
+	rest := string(stat[strings.LastIndexByte(string(stat), ')')+1:])
+	return !strings.HasPrefix(strings.TrimSpace(rest), "Z")
 }
 
 // reapStale deletes namespaces, root links and /etc/netns entries of runs

@@ -225,6 +225,7 @@ func run() error {
 		}
 	}
 	var nodeProc *exec.Cmd
+	nodeDone := make(chan struct{})
 	nodeInfoPath := ""
 	if *node {
 		nodeProc, nodeInfoPath, err = startNode(ctx, root, kubeconfig, server, pki, planeInfo, nodeImages)
@@ -237,6 +238,15 @@ func run() error {
 			return fmt.Errorf("node: %w", err)
 		}
 		nodeInfoPath = " node=" + nodeInfoPath
+		go func() {
+			// Reap it as soon as it exits; a node that dies is reported, and
+			// the next node start cleans up after it.
+			err := nodeProc.Wait()
+			close(nodeDone)
+			if ctx.Err() == nil {
+				fmt.Fprintf(os.Stderr, "roster-sandbox: node exited: %v\n", err)
+			}
+		}()
 	}
 	if planeInfo != "" {
 		planeInfo = " dataplane=" + planeInfo
@@ -260,7 +270,12 @@ func run() error {
 	// The node before the data plane: its pods use the node namespace.
 	if nodeProc != nil {
 		_ = nodeProc.Process.Signal(syscall.SIGTERM)
-		waitOrKill(nodeProc, 40*time.Second)
+		select {
+		case <-nodeDone:
+		case <-time.After(40 * time.Second):
+			_ = nodeProc.Process.Kill()
+			<-nodeDone
+		}
 	}
 	if plane != nil {
 		_ = plane.Process.Signal(syscall.SIGTERM)
@@ -361,6 +376,8 @@ func startNode(ctx context.Context, root, kubeconfig, server string, pki pkiFile
 		s := bufio.NewScanner(out)
 		for s.Scan() {
 			if m := nodeReady.FindStringSubmatch(s.Text()); m != nil {
+				// Into the log too: how long the node itself took.
+				fmt.Fprintln(os.Stderr, s.Text())
 				lines <- m[1]
 			}
 		}
