@@ -2,7 +2,8 @@
 // plane's node namespace run a real pod from an image built here (no
 // registry), under the restricted Pod Security level, Ready through its
 // readiness probe; a consumer in the node namespace reaches it through its
-// ClusterIP Service (kube-proxy) and through its name (CoreDNS).
+// ClusterIP Service (kube-proxy) and through its name (CoreDNS); a client
+// pod reaches it by name and the API server with its service-account token.
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { join, resolve } from "node:path";
@@ -22,7 +23,7 @@ function inCIDR(ip: string, cidr: string): boolean {
   return Math.floor(toInt(ip) / mask) === Math.floor(toInt(base!) / mask);
 }
 
-test("a pod from a locally built image runs Ready on the sandbox node and is served through its Service and CoreDNS", async (t) => {
+test("a pod from a locally built image runs Ready on the sandbox node, is served through its Service and CoreDNS, and pods reach Services and the API server in-cluster", async (t) => {
   const env = await testNode(t);
   if (!env) return;
   const { kc, node, hosts, scratch } = env;
@@ -118,4 +119,49 @@ test("a pod from a locally built image runs Ready on the sandbox node and is ser
     assert.equal(lines.filter((l) => l.id === "echo").length, 4);
     if (name !== clusterIP) assert.equal(lines[0]?.resolved, clusterIP, "CoreDNS answers the ClusterIP");
   }
+
+  // From inside the cluster: a client pod resolves the Service with the
+  // cluster DNS the kubelet configured and reaches the pod through
+  // kube-proxy, and reaches the API server the way in-cluster clients do
+  // (KUBERNETES_SERVICE_HOST, the service-account CA and token).
+  await core.createNamespacedPod({
+    namespace,
+    body: {
+      metadata: { name: "client" },
+      spec: {
+        nodeName: node.name,
+        restartPolicy: "Never",
+        securityContext: pod.spec!.securityContext!,
+        containers: [
+          {
+            name: "client",
+            image: IMAGE,
+            imagePullPolicy: "Never",
+            args: [
+              "--get=http://echo/",
+              `--get=https://\${KUBERNETES_SERVICE_HOST}:\${KUBERNETES_SERVICE_PORT}/api/v1/namespaces/${namespace}/pods`,
+            ],
+            securityContext: pod.spec!.containers[0]!.securityContext!,
+          },
+        ],
+      },
+    },
+  });
+  await eventually(
+    async () => {
+      const p = await core.readNamespacedPod({ namespace, name: "client" });
+      return ["Succeeded", "Failed"].includes(p.status?.phase ?? "") ? p : undefined;
+    },
+    { timeoutMs: 60_000, intervalMs: 250, what: "the client pod to finish" },
+  );
+  // Through the API server and the kubelet, as `kubectl logs` reads them.
+  const log = await core.readNamespacedPodLog({ namespace, name: "client" });
+  const [viaService, viaAPI] = log.trim().split("\n");
+  assert.equal(viaService, `http://echo/ 200 echo 8080 ${podIP}`, log);
+  assert.match(viaAPI ?? "", /^https:\/\/198\.19\.0\.1:443\/\S+ 403 /, log);
+  assert.match(
+    viaAPI ?? "",
+    new RegExp(`system:serviceaccount:${namespace}:default`),
+    "the API server authenticated the pod's token",
+  );
 });
