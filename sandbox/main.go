@@ -1,7 +1,7 @@
 // Command roster-sandbox runs a real, local Kubernetes control plane for
 // Roster's tests and demo: embedded etcd and kube-apiserver in this process,
 // kube-controller-manager in a child process (the same binary), all on
-// 127.0.0.1. It writes an admin kubeconfig into its directory, prints one
+// 127.0.0.1; optionally the data plane (dataplane.go) and a node (node.go). It writes an admin kubeconfig into its directory, prints one
 // "ready" line once /readyz answers, and stops everything on SIGTERM/SIGINT.
 //
 // Restarting it on the same directory keeps the data and the ports, so a test
@@ -123,7 +123,8 @@ func run() error {
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: roster-sandbox [flags]\n\n"+
 			"Runs etcd, kube-apiserver and kube-controller-manager on 127.0.0.1 for Roster's tests and demo\n"+
-			"(and, with --data-plane, kube-proxy and CoreDNS in a node network namespace).\n\nFlags:\n")
+			"(and, with --data-plane, kube-proxy and CoreDNS in a node network namespace; with --node,\n"+
+			"a kubelet and containerd there too). Subcommands: oci-image (pack files as an OCI image archive).\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	var (
