@@ -43,6 +43,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/util/retry"
 )
 
 const nodeName = "roster-node"
@@ -433,31 +434,47 @@ func ensureNode(ctx context.Context, kubeconfig string, info dataPlaneInfo) erro
 		"kubernetes.io/os":            "linux",
 		"topology.kubernetes.io/zone": info.Zone,
 	}
-	node, err := cs.CoreV1().Nodes().Get(ctx, nodeName, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		node, err = cs.CoreV1().Nodes().Create(ctx, &corev1.Node{
-			ObjectMeta: metav1.ObjectMeta{Name: nodeName, Labels: labels},
-		}, metav1.CreateOptions{})
-	} else if err == nil {
-		node.Labels = labels
-		node, err = cs.CoreV1().Nodes().Update(ctx, node, metav1.UpdateOptions{})
-	}
-	if err != nil {
+	// Retried on conflict: with --node the kubelet and the node lifecycle
+	// controller write this Node too.
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		node, err := cs.CoreV1().Nodes().Get(ctx, nodeName, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			node, err = cs.CoreV1().Nodes().Create(ctx, &corev1.Node{
+				ObjectMeta: metav1.ObjectMeta{Name: nodeName, Labels: labels},
+			}, metav1.CreateOptions{})
+		} else if err == nil {
+			for k, v := range labels {
+				if node.Labels == nil {
+					node.Labels = map[string]string{}
+				}
+				node.Labels[k] = v
+			}
+			node, err = cs.CoreV1().Nodes().Update(ctx, node, metav1.UpdateOptions{})
+		}
+		if err != nil {
+			return err
+		}
+		if hasKubelet(node) {
+			// A kubelet owns the status (addresses, conditions): leave it.
+			return nil
+		}
+		now := metav1.Now()
+		node.Status.Addresses = []corev1.NodeAddress{
+			{Type: corev1.NodeInternalIP, Address: info.Node4},
+			{Type: corev1.NodeInternalIP, Address: info.Node6},
+			{Type: corev1.NodeHostName, Address: nodeName},
+		}
+		node.Status.Conditions = []corev1.NodeCondition{{
+			Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "RosterDataPlane",
+			Message: "kube-proxy and CoreDNS run in " + info.Node, LastHeartbeatTime: now, LastTransitionTime: now,
+		}}
+		_, err = cs.CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{})
 		return err
-	}
-	now := metav1.Now()
-	node.Status.Addresses = []corev1.NodeAddress{
-		{Type: corev1.NodeInternalIP, Address: info.Node4},
-		{Type: corev1.NodeInternalIP, Address: info.Node6},
-		{Type: corev1.NodeHostName, Address: nodeName},
-	}
-	node.Status.Conditions = []corev1.NodeCondition{{
-		Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "RosterDataPlane",
-		Message: "kube-proxy and CoreDNS run in " + info.Node, LastHeartbeatTime: now, LastTransitionTime: now,
-	}}
-	_, err = cs.CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{})
-	return err
+	})
 }
+
+// hasKubelet: a kubelet registered this Node (it reports its version).
+func hasKubelet(node *corev1.Node) bool { return node.Status.NodeInfo.KubeletVersion != "" }
 
 func inNode(ns string, log io.Writer, bin string, args ...string) *exec.Cmd {
 	cmd := exec.Command("ip", append([]string{"netns", "exec", ns, bin}, args...)...)

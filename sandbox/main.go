@@ -31,6 +31,7 @@ import (
 	kubeapiserver "k8s.io/kubernetes/cmd/kube-apiserver/app"
 	kcm "k8s.io/kubernetes/cmd/kube-controller-manager/app"
 	kubeproxy "k8s.io/kubernetes/cmd/kube-proxy/app"
+	kubescheduler "k8s.io/kubernetes/cmd/kube-scheduler/app"
 	kubelet "k8s.io/kubernetes/cmd/kubelet/app"
 )
 
@@ -72,6 +73,16 @@ func main() {
 	// process so that it outlives an API server restart.
 	if len(os.Args) > 1 && os.Args[1] == "kube-proxy" {
 		cmd := kubeproxy.NewProxyCommand()
+		cmd.SetArgs(os.Args[2:])
+		if err := cmd.Execute(); err != nil {
+			os.Exit(1)
+		}
+		return
+	}
+	// With --node, kube-scheduler binds pods to the node (its own process:
+	// its own flags and feature gates, like the controller manager).
+	if len(os.Args) > 1 && os.Args[1] == "scheduler" {
+		cmd := kubescheduler.NewSchedulerCommand()
 		cmd.SetArgs(os.Args[2:])
 		if err := cmd.Execute(); err != nil {
 			os.Exit(1)
@@ -214,6 +225,17 @@ func run() error {
 		}
 	}
 
+	var scheduler *exec.Cmd
+	if *node {
+		scheduler, err = startScheduler(kubeconfig)
+		if err != nil {
+			if manager != nil {
+				_ = manager.Process.Kill()
+			}
+			return fmt.Errorf("scheduler: %w", err)
+		}
+	}
+
 	var plane *exec.Cmd
 	planeInfo := ""
 	if *dataPlane {
@@ -286,7 +308,32 @@ func run() error {
 		_ = manager.Process.Signal(syscall.SIGTERM)
 		waitOrKill(manager, 3*time.Second)
 	}
+	if scheduler != nil {
+		_ = scheduler.Process.Signal(syscall.SIGTERM)
+		waitOrKill(scheduler, 3*time.Second)
+	}
 	return err
+}
+
+// startScheduler runs kube-scheduler as a child: with a node, Deployments'
+// and StatefulSets' pods get bound to it as in any cluster.
+func startScheduler(kubeconfig string) (*exec.Cmd, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(self, "scheduler",
+		"--kubeconfig="+kubeconfig,
+		"--authentication-kubeconfig="+kubeconfig,
+		"--authorization-kubeconfig="+kubeconfig,
+		"--leader-elect=false",
+		// Several sandboxes may run at once: do not serve a fixed port.
+		"--secure-port=0",
+	)
+	cmd.Stdout = os.Stderr
+	cmd.Stderr = os.Stderr
+	dieWithParent(cmd)
+	return cmd, cmd.Start()
 }
 
 // startDataPlane runs `roster-sandbox dataplane` as a child and waits for its
@@ -335,9 +382,11 @@ var dataPlaneReady = regexp.MustCompile(`^roster-dataplane ready in \S+: info=(\
 
 // nodeControllers are the controllers a node's workloads need on top of
 // the default ones: service accounts and their CA bundle for pods' tokens,
-// EndpointSlices of selector Services, and the workload controllers Helm
-// charts use.
-const nodeControllers = "serviceaccount-controller,root-ca-certificate-publisher-controller,endpointslice-controller," +
+// EndpointSlices of selector Services, the workload controllers Helm charts
+// use, and node lifecycle (it lifts the kubelet's initial
+// node.kubernetes.io/not-ready taint once the node is Ready, so the
+// scheduler places pods there).
+const nodeControllers = "serviceaccount-controller,root-ca-certificate-publisher-controller,endpointslice-controller,node-lifecycle-controller," +
 	"replicaset-controller,deployment-controller,disruption-controller,statefulset-controller,daemonset-controller,job-controller"
 
 // startNode runs `roster-sandbox node` in a mount namespace of its own and

@@ -713,13 +713,8 @@ func waitNodeReady(ctx context.Context, kubeconfig string, info nodeInfo, exited
 	deadline := time.After(3 * time.Minute)
 	for {
 		n, err := cs.CoreV1().Nodes().Get(ctx, nodeName, metav1.GetOptions{})
-		if err == nil {
-			for _, c := range n.Status.Conditions {
-				// The data plane's own Ready (reason RosterDataPlane) does not count.
-				if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue && c.Reason == "KubeletReady" {
-					return nil
-				}
-			}
+		if err == nil && nodeSchedulable(n) {
+			return nil
 		}
 		select {
 		case err := <-exited:
@@ -770,6 +765,24 @@ func kubernetesEndpoints(ctx context.Context, kubeconfig, addr string, port int)
 	slice.ResourceVersion = old.ResourceVersion
 	_, err = api.Update(ctx, slice, metav1.UpdateOptions{})
 	return err
+}
+
+// nodeSchedulable: the kubelet reports the node Ready (the data plane's own
+// Ready, reason RosterDataPlane, does not count) and the node lifecycle
+// controller has lifted the kubelet's initial not-ready taint, so a pod
+// created now gets scheduled at once.
+func nodeSchedulable(n *corev1.Node) bool {
+	for _, t := range n.Spec.Taints {
+		if t.Key == corev1.TaintNodeNotReady || t.Key == corev1.TaintNodeUnreachable {
+			return false
+		}
+	}
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue && c.Reason == "KubeletReady" {
+			return true
+		}
+	}
+	return false
 }
 
 // stopNode stops the kubelet first (so it restarts nothing), then removes

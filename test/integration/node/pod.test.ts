@@ -1,6 +1,6 @@
-// The sandbox as a one-node cluster: a kubelet and containerd in the data
-// plane's node namespace run a real pod from an image built here (no
-// registry), under the restricted Pod Security level, Ready through its
+// The sandbox as a one-node cluster: kube-scheduler binds, and a kubelet and
+// containerd in the data plane's node namespace run, a real pod from an
+// image built here (no registry), under the restricted Pod Security level, Ready through its
 // readiness probe; a consumer in the node namespace reaches it through its
 // ClusterIP Service (kube-proxy) and through its name (CoreDNS); a client
 // pod reaches it by name and the API server with its service-account token.
@@ -59,11 +59,10 @@ test("a pod from a locally built image runs Ready on the sandbox node, is served
   });
   t.after(() => core.deleteNamespace({ name: namespace }).catch(() => undefined));
 
-  // No scheduler in the sandbox: the pod names its node.
+  // No nodeName: kube-scheduler binds it.
   const pod: V1Pod = {
     metadata: { name: "echo", labels: { app: "echo" } },
     spec: {
-      nodeName: node.name,
       automountServiceAccountToken: false,
       securityContext: { runAsNonRoot: true, runAsUser: 65532, seccompProfile: { type: "RuntimeDefault" } },
       containers: [
@@ -93,6 +92,7 @@ test("a pod from a locally built image runs Ready on the sandbox node, is served
     { timeoutMs: 120_000, intervalMs: 250, what: "the pod to be Running and Ready" },
   );
   assert.equal(ready.status?.phase, "Running");
+  assert.equal(ready.spec?.nodeName, node.name, "the scheduler bound the pod to the node");
   const podIP = ready.status!.podIP!;
   assert.ok(inCIDR(podIP, node.podCIDR), `pod IP ${podIP} is in the node's pod range ${node.podCIDR}`);
 
@@ -129,7 +129,6 @@ test("a pod from a locally built image runs Ready on the sandbox node, is served
     body: {
       metadata: { name: "client" },
       spec: {
-        nodeName: node.name,
         restartPolicy: "Never",
         securityContext: pod.spec!.securityContext!,
         containers: [
