@@ -57,7 +57,7 @@ $(XDS_CLIENT): xds-client/go.mod xds-client/go.sum $(wildcard xds-client/*.go)
 xds-client: $(XDS_CLIENT) ## Build the grpc-go xDS client used by the xDS tests (bin/roster-xds-client)
 
 .PHONY: sandbox
-sandbox: $(SANDBOX) ## Build the local control plane (etcd + kube-apiserver + kube-controller-manager + kube-proxy)
+sandbox: $(SANDBOX) ## Build the local control plane (etcd + kube-apiserver + kube-controller-manager + kube-proxy; kubelet + kube-scheduler for --node)
 
 # CoreDNS with only the plugins the data plane needs, in its own module
 # (CoreDNS pins a newer client-go than the sandbox's k8s.io/kubernetes).
