@@ -36,15 +36,19 @@ const podTokenFile = "/var/run/secrets/kubernetes.io/serviceaccount/token";
 /** A metric every Roster operator exports once its controllers run (controller-runtime's name). */
 export const REQUIRED_METRIC = "controller_runtime_reconcile_total";
 
-/** Why a /metrics body is not Roster's, or undefined when it is. */
+/**
+ * Why a /metrics body is not Roster's, or undefined when it is: it declares
+ * (`# TYPE`) or has a series of the controller metric. A fresh operator with
+ * nothing to reconcile declares it without a series yet.
+ */
 export function metricsProblem(body: string): string | undefined {
-  const names = new Set(
-    body
-      .split("\n")
-      .filter((l) => l && !l.startsWith("#"))
-      .map((l) => l.split(/[{\s]/, 1)[0]),
-  );
-  return names.has(REQUIRED_METRIC) ? undefined : `has no ${REQUIRED_METRIC} series`;
+  const names = new Set<string>();
+  for (const line of body.split("\n")) {
+    const declared = /^# TYPE (\S+) /.exec(line)?.[1];
+    if (declared) names.add(declared);
+    else if (line && !line.startsWith("#")) names.add(line.split(/[{\s]/, 1)[0]!);
+  }
+  return names.has(REQUIRED_METRIC) ? undefined : `has no ${REQUIRED_METRIC} metric`;
 }
 
 /** The test objects: a policy that probes nothing and one instance of its service. */

@@ -11,12 +11,13 @@ import {
 import { versionLine } from "../../../src/cli/version.ts";
 
 describe("selftest", () => {
-  test("metrics: Roster's controller metric is required, comments do not count", () => {
+  test("metrics: Roster's controller metric is required, declared or with a series; HELP alone does not count", () => {
     assert.equal(
       metricsProblem(`# HELP x\n${REQUIRED_METRIC}{controller="a",result="success"} 3\n`),
       undefined,
     );
     assert.equal(metricsProblem(`${REQUIRED_METRIC} 0\n`), undefined);
+    assert.equal(metricsProblem(`# TYPE ${REQUIRED_METRIC} counter\n`), undefined);
     assert.match(
       metricsProblem(`# HELP ${REQUIRED_METRIC} x\nprocess_cpu_seconds_total 1\n`) ?? "",
       /has no/,
