@@ -3,14 +3,26 @@
  * offline: a Pod running `roster selftest` with the chart's image and security
  * settings, and a ServiceAccount + Role that may only create, read and delete
  * the test objects, in the namespace they go to. `helm install` and
- * `helm template --skip-tests` leave it out. Running it (`helm test`) needs a
- * node; the selftest command itself runs against the containerized operator
- * in test/integration/image/.
+ * `helm template --skip-tests` leave it out. Then against the sandbox's API
+ * server: the rendered hook is admitted in a namespace enforcing the
+ * `restricted` Pod Security Standard, and `roster selftest` authenticated as
+ * the hook's ServiceAccount (a TokenRequest token) passes against a running
+ * operator: its Role is enough, and no more. The pod itself never runs (no
+ * kubelet in the sandbox); the command runs in the image under runc in
+ * test/integration/image/.
  */
 import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { test } from "node:test";
-import type { V1Pod, V1Role, V1RoleBinding } from "@kubernetes/client-node";
-import { kinds, type Manifest, one, render } from "./support.ts";
+import { CoreV1Api, KubeConfig, type V1Pod, type V1Role, type V1RoleBinding } from "@kubernetes/client-node";
+import { ApiError, kubeClient } from "../../../src/kube/index.ts";
+import { resourcePath } from "../../../src/kube/object.ts";
+import { rosterResources } from "../../../src/operator/context.ts";
+import { testCluster, testNamespace } from "../../support/cluster.ts";
+import { startTestOperator } from "../../support/operator.ts";
+import { roster } from "../cli/support.ts";
+import { kinds, type Manifest, one, render, valuesFile } from "./support.ts";
 
 const release = "rel";
 const ns = "roster-system";
@@ -109,4 +121,68 @@ test("the Role grants only create/get/delete of the test objects, where the oper
     { release, namespace: ns, tests: true },
   );
   assert.ok(!one<V1Pod>(noMetrics, "Pod", name).spec!.containers[0]!.args!.includes("--metrics-url"));
+});
+
+const collection: Record<string, string> = {
+  ServiceAccount: "/api/v1/namespaces/NS/serviceaccounts",
+  Role: "/apis/rbac.authorization.k8s.io/v1/namespaces/NS/roles",
+  RoleBinding: "/apis/rbac.authorization.k8s.io/v1/namespaces/NS/rolebindings",
+  Pod: "/api/v1/namespaces/NS/pods",
+};
+
+test("on the API server: restricted admission accepts the hook, and selftest with its ServiceAccount passes", async (t) => {
+  const { kc } = await testCluster();
+  const hookNs = await testNamespace(t, "hook");
+  const admin = kubeClient(kc);
+  await admin.request({
+    method: "PATCH",
+    path: `/api/v1/namespaces/${hookNs}`,
+    contentType: "application/merge-patch+json",
+    body: { metadata: { labels: { "pod-security.kubernetes.io/enforce": "restricted" } } },
+  });
+  const objects = hooks(await render({}, { release, namespace: hookNs, tests: true }));
+  // RBAC first, then the pod: Helm's order by hook weight.
+  for (const kind of ["ServiceAccount", "Role", "RoleBinding", "Pod"]) {
+    const o = one(objects, kind);
+    await admin.request({ method: "POST", path: collection[kind]!.replace("NS", hookNs), body: o });
+  }
+
+  const token = await kc.makeApiClient(CoreV1Api).createNamespacedServiceAccountToken({
+    name,
+    namespace: hookNs,
+    body: { spec: { expirationSeconds: 600 } },
+  });
+  const cluster = kc.getCurrentCluster()!;
+  const saConfig = new KubeConfig();
+  saConfig.loadFromOptions({
+    clusters: [cluster],
+    users: [{ name, token: token.status!.token }],
+    contexts: [{ name, cluster: cluster.name, user: name }],
+    currentContext: name,
+  });
+  // A kubeconfig file for the CLI (valuesFile's directory is private to this process).
+  const kubeconfig = join(valuesFile({}), "..", "selftest-kubeconfig");
+  writeFileSync(kubeconfig, saConfig.exportConfig(), { mode: 0o600 });
+
+  // No more than the test objects: listing or touching anything else is refused.
+  const sa = kubeClient(saConfig);
+  for (const path of [
+    resourcePath(rosterResources.serviceInstances, { namespace: hookNs }),
+    `/api/v1/namespaces/${hookNs}/configmaps`,
+    resourcePath(rosterResources.serviceInstances, { namespace: "default" }),
+  ]) {
+    await assert.rejects(
+      sa.request({ method: "GET", path }),
+      (err) => err instanceof ApiError && err.status === 403,
+      path,
+    );
+  }
+
+  await startTestOperator(t, { namespaces: [hookNs] });
+  const r = await roster(["selftest", "-n", hookNs, "--timeout", "30s"], { env: { KUBECONFIG: kubeconfig } });
+  assert.equal(r.code, 0, `${r.stdout}${r.stderr}`);
+  assert.match(
+    r.stdout,
+    new RegExp(`^selftest ok: ServiceInstance ${hookNs}/roster-selftest-[0-9a-f]{6} reconciled\\n$`),
+  );
 });
