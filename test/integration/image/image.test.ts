@@ -414,6 +414,24 @@ describe("the image under runc", () => {
       .find((l) => l.split(" ")[4] === "/");
     assert.match(root?.split(" ")[5] ?? "", /(^|,)ro(,|$)/, `root mounted read-only: ${root}`);
     assert.match(readFileSync(`/proc/${pid}/cmdline`, "utf8"), /^node\0src\/cli\/main\.ts\0run\0/);
+    // In the container, as its user: the root refuses writes, /tmp takes them, and `roster version`
+    // reports the commit the image was built from.
+    const exec = (...args: string[]) => runc("exec", "--user", `${IMAGE_UID}:${IMAGE_UID}`, id, ...args);
+    assert.match(
+      exec(
+        "node",
+        "-e",
+        "for (const p of ['/app/x', '/tmp/x']) { try { require('fs').writeFileSync(p, ''); console.log(p, 'ok') } catch (e) { console.log(p, e.code) } }",
+      ),
+      /^\/app\/x EROFS\n\/tmp\/x ok\n$/,
+    );
+    const commit = (image.config as { config: ImageConfig }).config.Env.find((e) =>
+      e.startsWith("ROSTER_COMMIT="),
+    )!.slice(14);
+    assert.equal(
+      exec("node", "src/cli/main.ts", "version"),
+      commit ? `roster 0.1.0 (commit ${commit})\n` : "roster 0.1.0\n",
+    );
 
     // It reconciles: the containerized operator writes the instance's status.
     await createPolicy(ns, "web", {
