@@ -191,6 +191,8 @@ export interface ConsumerLine {
   addr?: string;
   err?: string;
   resolved?: string;
+  /** With resolveEach: the lookup before a connection failed (the last address was used). */
+  dnsErr?: string;
 }
 
 export interface ConsumerOptions {
