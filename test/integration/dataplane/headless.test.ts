@@ -20,6 +20,7 @@ import { startTestOperator } from "../../support/operator.ts";
 import {
   createInstance,
   createPolicy,
+  getConfigMap,
   getService,
   patchPolicySpec,
   readyAddresses,
@@ -112,6 +113,15 @@ test("headless on and off replaces the Service: ClusterIP routed by kube-proxy, 
     intervalMs: 200,
     what: "DNS: the endpoint address",
   });
+  // The ConfigMap followed the Service: owned by the new one, not collected with the old.
+  const newUid = (await getService(ns, "web"))?.metadata?.uid;
+  await eventually(
+    async () => {
+      const cm = await getConfigMap(ns, "web-roster");
+      return cm?.metadata?.ownerReferences?.[0]?.uid === newUid ? true : undefined;
+    },
+    { timeoutMs: 15_000, what: "the ConfigMap owned by the new Service" },
+  );
 
   await patchPolicySpec(ns, "web-policy", { publish: { headless: false } });
   const ip = await eventually(

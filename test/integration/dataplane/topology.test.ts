@@ -70,12 +70,18 @@ test("PreferSameZone: traffic stays in the node's zone while it has ready endpoi
   a.setHealth("failing");
   await settled(live, live.lines.length, (l) => l.id === "web-2", { n: 60, what: "traffic on web-2 only" });
   // None left: hints for the zone are gone and kube-proxy uses the other zone.
+  const lastFailedAt = Date.now();
+  const mark = live.lines.length;
   b.setHealth("failing");
   const from = await settled(live, live.lines.length, (l) => l.id === "web-3" || l.id === "web-4", {
     n: 80,
     what: `fallback to ${there}`,
   });
   const fallback = new Set(live.lines.slice(from).map((l) => l.id));
+  const firstOut = live.lines.slice(mark).find((l) => l.id === "web-3" || l.id === "web-4")!;
+  t.diagnostic(
+    `zone's last endpoint failing → first connection to the other zone: ${firstOut.t - lastFailedAt} ms`,
+  );
   // Back in the zone: traffic returns to it.
   a.setHealth("healthy");
   await settled(live, live.lines.length, (l) => l.id === "web-1", { n: 80, what: "traffic back on web-1" });
