@@ -29,6 +29,7 @@ import {
   type Condition,
   type Informer,
   isAlreadyExists,
+  isConflict,
   type KubeObject,
   type Reconciler,
   type ResourceType,
@@ -257,7 +258,15 @@ export function servicePublisher(ctx: OperatorContext, targets: ProbeTargets): {
           // publish.headless changed: clusterIP cannot. The old Service's
           // slices and ConfigMap go with it (owner references); the plans
           // below write them again for the new one.
-          await remove(resources.services, service, live.metadata.uid);
+          try {
+            await remove(resources.services, service, live.metadata.uid);
+          } catch (err) {
+            if (!isConflict(err)) throw err;
+            // The uid precondition failed: the cache still shows a Service
+            // already replaced. Look again once it has caught up.
+            outcome.behind = true;
+            return;
+          }
           live = undefined;
         }
         owner = await upsert(
