@@ -47,6 +47,7 @@ import {
   type DesiredPublication,
   type InstanceInput,
   isManagedByRoster,
+  overBudgetMessage,
   planConfigMap,
   planEndpointSlices,
   serviceOwnerReference,
@@ -81,6 +82,8 @@ interface Outcome {
   behind?: boolean;
   /** Publishing failed with this message (the reconcile is retried). */
   failed?: string;
+  /** The ConfigMap was published stale (over budget), with this message; the rest is published. */
+  stale?: string;
 }
 
 interface InstanceView {
@@ -311,6 +314,7 @@ export function servicePublisher(ctx: OperatorContext, targets: ProbeTargets): {
         owner: owner?.metadata.uid ? serviceOwnerReference(owner) : undefined,
       });
       outcome.revision = plan.revision;
+      if (plan.overBudget) outcome.stale = overBudgetMessage(cmName, plan.overBudget);
       if (plan.changed) {
         const body = plan.configMap as unknown as KubeObject;
         track(
@@ -501,12 +505,14 @@ export function servicePublisher(ctx: OperatorContext, targets: ProbeTargets): {
       } else {
         const d = outcome.desired;
         if (conditions.some((c) => c.type === CONFLICT)) set(CONFLICT, "False", "NoConflict", "");
-        set(
-          READY,
-          "True",
-          "Published",
-          `${d?.counts.ready ?? 0} of ${d?.counts.total ?? 0} instances published as ready`,
-        );
+        if (outcome.stale) set(READY, "False", "PublishFailed", outcome.stale);
+        else
+          set(
+            READY,
+            "True",
+            "Published",
+            `${d?.counts.ready ?? 0} of ${d?.counts.total ?? 0} instances published as ready`,
+          );
         const panic = d?.panic ?? false;
         if (panic || conditions.some((c) => c.type === PANIC)) {
           set(
