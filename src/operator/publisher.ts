@@ -306,13 +306,16 @@ export function servicePublisher(ctx: OperatorContext, targets: ProbeTargets): {
     const cmName = configMapName(service, publish);
     const previous = ctx.configMaps.get(`${namespace}/${cmName}`) as ConfigMapObject | undefined;
     if (publish.configMap.enabled) {
-      const plan = planConfigMap({
-        namespace,
-        name: cmName,
-        content: buildPublishedContent(desired, publishedHints(loadBalancing, publish)),
-        previous,
-        owner: owner?.metadata.uid ? serviceOwnerReference(owner) : undefined,
-      });
+      const plan = planConfigMap(
+        {
+          namespace,
+          name: cmName,
+          content: buildPublishedContent(desired, publishedHints(loadBalancing, publish)),
+          previous,
+          owner: owner?.metadata.uid ? serviceOwnerReference(owner) : undefined,
+        },
+        ctx.settings().configMapBudgetBytes,
+      );
       outcome.revision = plan.revision;
       if (plan.overBudget) outcome.stale = overBudgetMessage(cmName, plan.overBudget);
       if (plan.changed) {
