@@ -160,7 +160,7 @@ describe("defaults", () => {
       configMap: { enabled: true },
       maxEndpointsPerSlice: 100,
       panicThreshold: 0,
-      zoneHints: false,
+      headless: false,
     });
   });
 
