@@ -153,7 +153,8 @@ export function trafficRows(
   return instances.map((i) => {
     const rate = rates.get(i.name) ?? 0;
     const listed = routing.has(i.address);
-    const why = listed ? routing.get(i.address) : "not in the EndpointSlices";
+    // Roster leaves unhealthy instances out of the slices: say why, in the view's words.
+    const why = listed ? routing.get(i.address) : `not published (${i.reason})`;
     const routed = why === undefined;
     let note: string;
     if (routed) note = rate > 0 ? "" : "ready: waiting for kube-proxy's rules";

@@ -106,7 +106,7 @@ describe("trafficRows", () => {
     instance("shop-3", "198.18.0.12", "zone-b"),
     instance("shop-4", "198.18.0.13", "zone-b"),
     instance("shop-5", "198.18.0.14", "zone-b"),
-    instance("shop-6", "198.18.0.15", "zone-b"),
+    { ...instance("shop-6", "198.18.0.15", "zone-b"), healthy: false, ready: "False", reason: "Unhealthy" },
   ];
   const routing = new Map<string, string | undefined>([
     ["198.18.0.10", "zone-a: the node's zone zone-b has ready endpoints"],
@@ -131,7 +131,7 @@ describe("trafficRows", () => {
         ["shop-3", 24, true, ""],
         ["shop-4", 0, false, "no traffic: not ready"],
         ["shop-5", 3.5, false, "not ready: kube-proxy's rules still route it"],
-        ["shop-6", 0, false, "no traffic: not in the EndpointSlices"],
+        ["shop-6", 0, false, "no traffic: not published (Unhealthy)"],
       ],
     );
   });
