@@ -174,7 +174,7 @@ deploy: $(HELM) ## Apply the CRDs and helm upgrade --install the chart with that
 
 # --- Benchmarks (figures in bench/results/, never asserted) --------------------------
 .PHONY: bench
-bench: deps $(SANDBOX) ## All benchmarks (half an hour or more on 2 cores); summary in bench/results/summary.md
+bench: deps $(SANDBOX) $(COREDNS) net-deps ## All benchmarks (half an hour or more on 2 cores); summary in bench/results/summary.md
 	node bench/balance.bench.ts
 	node bench/publish.bench.ts
 	node bench/health.bench.ts
@@ -183,6 +183,12 @@ bench: deps $(SANDBOX) ## All benchmarks (half an hour or more on 2 cores); summ
 	node bench/peer.bench.ts
 	node bench/suite.bench.ts
 	node bench/xds.bench.ts
+	node bench/dataplane.bench.ts
+
+# Skips (exit 0, saying why) without root or network namespaces.
+.PHONY: bench-dataplane
+bench-dataplane: deps $(SANDBOX) $(COREDNS) net-deps ## Instance dies → last new connection to it through kube-proxy, Roster vs the pod path (~5 min, root); bench/results/dataplane.json
+	node bench/dataplane.bench.ts
 
 .PHONY: bench-quick
 bench-quick: deps $(SANDBOX) ## About 2 minutes: peer comparison and the 1k scale scenarios in one sandbox, ratios to bench/baseline.json
