@@ -107,8 +107,12 @@ test-integration: deps $(SANDBOX) $(COREDNS) $(HELM) $(XDS_CLIENT) net-deps
 .PHONY: test
 test: lint test-unit test-integration ## The whole suite: lint, types, unit and sandbox integration tests
 
+# As root the demo runs on the data plane (CoreDNS, ip, nft); otherwise on
+# loopback, so CoreDNS is built only for root.
+RUN_DATA_PLANE := $(if $(filter 0,$(shell id -u)),$(COREDNS) net-deps)
+
 .PHONY: run
-run: deps $(SANDBOX) ## Local cluster + CRDs + demo backends + the operator, with a live view (Ctrl-C stops all)
+run: deps $(SANDBOX) $(RUN_DATA_PLANE) ## Local cluster + CRDs + demo backends + the operator, with a live view (as root: on the data plane, with a traffic panel; Ctrl-C stops all)
 	node src/cli/main.ts dev
 
 .PHONY: clean

@@ -48,7 +48,7 @@
  *
  *   node bench/dataplane.bench.ts             # 20 rounds per path (~5 min), as root
  *   node bench/dataplane.bench.ts --quick     # 5 rounds per path
- *   options: --rounds N --interval 1s --failure-threshold 2
+ *   options: --rounds N --interval 1s --failure-threshold 2 --quiet-ms 1500
  *
  * Needs root, network namespaces, `ip`, `nft` and bin/roster-coredns;
  * without them it says why and exits 0 (so `make bench` goes on).
@@ -83,6 +83,7 @@ const { values } = parseArgs({
     rounds: { type: "string" },
     interval: { type: "string", default: "1s" },
     "failure-threshold": { type: "string", default: "2" },
+    "quiet-ms": { type: "string", default: "1500" },
   },
 });
 const ROUNDS = Number(values.rounds ?? (values.quick ? 5 : 20));
@@ -93,7 +94,7 @@ const BACKENDS = 3;
 /** Connections in a row that did not reach the dead backend: (2/3)^100 ≈ 2e-18 if it were still routed. */
 const ELSEWHERE = 100;
 /** No EndpointSlice change for this long before a round's t0 (kube-proxy's minimum sync period is 1 s). */
-const QUIET_MS = 1500;
+const QUIET_MS = Number(values["quiet-ms"]);
 
 const unsupported = dataPlaneUnsupported();
 if (unsupported) {
