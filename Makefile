@@ -191,7 +191,7 @@ bench: deps $(SANDBOX) $(COREDNS) net-deps ## All benchmarks (half an hour or mo
 
 # Skips (exit 0, saying why) without root or network namespaces.
 .PHONY: bench-dataplane
-bench-dataplane: deps $(SANDBOX) $(COREDNS) net-deps ## Instance dies → last new connection to it through kube-proxy, Roster vs the pod path (~5 min, root); bench/results/dataplane.json
+bench-dataplane: deps $(SANDBOX) $(COREDNS) net-deps ## Instance dies → last new connection to it through kube-proxy, Roster vs the pod path (~7 min, root); bench/results/dataplane.json
 	node bench/dataplane.bench.ts
 
 .PHONY: bench-quick
