@@ -176,7 +176,7 @@ export function renderTraffic(panel: TrafficPanel, options: { color?: boolean } 
     ),
   ];
   const max = Math.max(1, ...panel.rows.map((r) => r.rate));
-  const rows = [["INSTANCE", "ADDRESS", "ZONE", "CONN/S", "", "NOTE"]];
+  const rows = [["BACKEND", "ADDRESS", "ZONE", "CONN/S", "", "NOTE"]];
   for (const r of panel.rows) {
     const bar = "#".repeat(Math.round((r.rate / max) * BAR_WIDTH));
     rows.push([r.name, r.address, r.zone, r.rate.toFixed(1), bar.padEnd(BAR_WIDTH), r.note]);

@@ -190,13 +190,13 @@ describe("renderTraffic", () => {
       lines[0],
       "traffic to shop.roster-demo.svc.cluster.local:8080 (ClusterIP 198.19.0.12)  from rst-42-node (zone-b)  new connections/s over 2 s",
     );
-    assert.match(lines[1]!, /^ {2}INSTANCE {2}ADDRESS {6}ZONE {4}CONN\/S {34}NOTE$/);
-    assert.match(lines[2]!, /^ {2}shop-3 {4}198\.18\.0\.12 {2}zone-b {4}24\.0 {2}#{30}$/);
+    assert.match(lines[1]!, /^ {2}BACKEND {2}ADDRESS {6}ZONE {4}CONN\/S {34}NOTE$/);
+    assert.match(lines[2]!, /^ {2}shop-3 {3}198\.18\.0\.12 {2}zone-b {4}24\.0 {2}#{30}$/);
     assert.match(
       lines[3]!,
-      /^ {2}shop-4 {4}198\.18\.0\.13 {2}zone-b {5}0\.0 {2} {30} {2}no traffic: not ready$/,
+      /^ {2}shop-4 {3}198\.18\.0\.13 {2}zone-b {5}0\.0 {2} {30} {2}no traffic: not ready$/,
     );
-    assert.match(lines[4]!, /^ {2}failed {4}0\.0 connections\/s refused or timed out$/);
+    assert.match(lines[4]!, /^ {2}failed {3}0\.0 connections\/s refused or timed out$/);
     assert.ok(!out.includes("\x1b["), "no colour unless asked");
   });
 
