@@ -274,11 +274,13 @@ function trafficFeed(client: KubeClient, hosts: TestHosts, plane: DataPlane): Tr
   };
   return {
     async panel(views) {
-      const slices = await client.request<{ items: { endpoints?: SliceEndpoint[] | null }[] }>({
-        method: "GET",
-        path: `/apis/discovery.k8s.io/v1/namespaces/${demoNamespace}/endpointslices`,
-        query: { labelSelector: "kubernetes.io/service-name=shop" },
-      });
+      const slices = await retryTransient(() =>
+        client.request<{ items: { endpoints?: SliceEndpoint[] | null }[] }>({
+          method: "GET",
+          path: `/apis/discovery.k8s.io/v1/namespaces/${demoNamespace}/endpointslices`,
+          query: { labelSelector: "kubernetes.io/service-name=shop" },
+        }),
+      );
       if (!consumer && slices.items.length > 0) start();
       const now = Date.now();
       const rates = meter?.rates(now) ?? new Map<string, number>();
