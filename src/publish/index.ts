@@ -41,7 +41,7 @@ export {
   sliceSelector,
 } from "./labels.ts";
 export type { ServiceBuild, ServiceBuildInput, ServicePortConflict } from "./service.ts";
-export { buildService, serviceOwnerReference, servicePorts } from "./service.ts";
+export { buildService, serviceNeedsReplace, serviceOwnerReference, servicePorts } from "./service.ts";
 export type { SlicePlan, SlicePlanOptions, SlicePlanStats } from "./slices.ts";
 export {
   applySlicePlan,

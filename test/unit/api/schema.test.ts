@@ -157,7 +157,7 @@ describe("defaults", () => {
       configMap: { enabled: true },
       maxEndpointsPerSlice: 100,
       panicThreshold: 0,
-      zoneHints: false,
+      headless: false,
     });
   });
 

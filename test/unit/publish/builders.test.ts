@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { V1ConfigMap } from "@kubernetes/client-node";
+import type { TrafficDistribution } from "../../../src/api/discoverypolicy.ts";
 import {
   type LoadBalancing,
   PUBLISHED_DATA_KEY,
@@ -17,6 +18,7 @@ import {
   nextRevision,
   PublishedDocumentTooLargeError,
   planConfigMap,
+  serviceNeedsReplace,
   serviceOwnerReference,
 } from "../../../src/publish/index.ts";
 import { instance, NS, OWNER, SVC } from "./helpers.ts";
@@ -24,7 +26,7 @@ import { instance, NS, OWNER, SVC } from "./helpers.ts";
 const RR: LoadBalancing = { strategy: "RoundRobin", zoneAware: false };
 
 function content(instances: InstanceInput[], lb: LoadBalancing = RR, panicThreshold = 0) {
-  return buildPublishedContent(computeDesired(NS, SVC, instances, { panicThreshold, zoneHints: false }), lb);
+  return buildPublishedContent(computeDesired(NS, SVC, instances, { panicThreshold }), lb);
 }
 
 const NAME = defaultConfigMapName(SVC);
@@ -178,11 +180,14 @@ describe("planConfigMap and revisions", () => {
 });
 
 describe("buildService", () => {
-  const input = (instances: InstanceInput[], zoneHints = false) => ({
+  const input = (
+    instances: InstanceInput[],
+    extra: { trafficDistribution?: TrafficDistribution; headless?: boolean } = {},
+  ) => ({
     namespace: NS,
     service: SVC,
     instances,
-    zoneHints,
+    ...extra,
   });
 
   it("builds a selector-less, Roster-labelled Service with the union of named ports", () => {
@@ -240,12 +245,27 @@ describe("buildService", () => {
     assert.match(conflicts[0]!.message, /"web" is left out/);
   });
 
-  it("returns no Service without ports, and asks for zone routing with zone hints", () => {
+  it("returns no Service without ports, and sets the trafficDistribution it is given", () => {
     assert.equal(buildService(input([])).service, undefined);
-    assert.equal(
-      buildService(input([instance("a")], true)).service?.spec?.trafficDistribution,
-      "PreferClose",
-    );
+    for (const td of ["PreferSameZone", "PreferClose"] as const) {
+      assert.equal(
+        buildService(input([instance("a")], { trafficDistribution: td })).service?.spec?.trafficDistribution,
+        td,
+      );
+    }
+  });
+
+  it("builds a headless Service on request, and says when a live Service must be replaced", () => {
+    const plain = buildService(input([instance("a")])).service!;
+    const headless = buildService(input([instance("a")], { headless: true })).service!;
+    assert.equal(plain.spec?.clusterIP, undefined, "the API server allocates the ClusterIP");
+    assert.equal(headless.spec?.clusterIP, "None");
+    const live = (clusterIP: string) => ({ ...plain, spec: { ...plain.spec, clusterIP } });
+    assert.equal(serviceNeedsReplace(undefined, headless), false);
+    assert.equal(serviceNeedsReplace(live("10.96.0.10"), plain), false);
+    assert.equal(serviceNeedsReplace(live("None"), headless), false);
+    assert.equal(serviceNeedsReplace(live("10.96.0.10"), headless), true);
+    assert.equal(serviceNeedsReplace(live("None"), plain), true);
   });
 
   it("makes the owner reference from a stored Service", () => {
