@@ -263,7 +263,7 @@ function trafficFeed(client: KubeClient, hosts: TestHosts, plane: DataPlane): Tr
       intervalMs: 40,
       onLine: (l) => {
         if (l.resolved !== undefined) clusterIP = l.resolved;
-        else m.add(l.t, l.id ?? FAILED);
+        else if (l.dnsErr === undefined) m.add(l.t, l.id ?? FAILED);
       },
     });
     c.done.catch(() => {

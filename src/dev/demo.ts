@@ -15,7 +15,8 @@
  * Either way:
  * - service `shop`: five HTTP backends across zones a and b with weights;
  *   shop-4 fails (503), shop-5 flaps (healthy 8 s, failing 8 s); a policy
- *   with WeightedRoundRobin, zone hints and a 30% panic threshold;
+ *   with WeightedRoundRobin, trafficDistribution PreferSameZone (zone
+ *   hints) and a 30% panic threshold;
  * - service `inventory`: a gRPC backend (grpc.health.v1) and a drained one.
  */
 import { createServer, type Server as HttpServer } from "node:http";
@@ -112,7 +113,7 @@ function demoManifests(shopAt: readonly Placement[], inventoryAt: readonly Place
         failureThreshold: 2,
       },
       loadBalancing: { strategy: "WeightedRoundRobin" },
-      publish: { zoneHints: true, panicThreshold: 30 },
+      publish: { trafficDistribution: "PreferSameZone", panicThreshold: 30 },
     }),
   ];
   for (const [i, b] of shop.entries()) {
