@@ -47,6 +47,7 @@ import {
   type DesiredPublication,
   type InstanceInput,
   isManagedByRoster,
+  overBudgetMessage,
   planConfigMap,
   planEndpointSlices,
   serviceNeedsReplace,
@@ -82,6 +83,8 @@ interface Outcome {
   behind?: boolean;
   /** Publishing failed with this message (the reconcile is retried). */
   failed?: string;
+  /** The ConfigMap was published stale (over budget), with this message; the rest is published. */
+  stale?: string;
 }
 
 interface InstanceView {
@@ -321,14 +324,18 @@ export function servicePublisher(ctx: OperatorContext, targets: ProbeTargets): {
     const cmName = configMapName(service, publish);
     const previous = ctx.configMaps.get(`${namespace}/${cmName}`) as ConfigMapObject | undefined;
     if (publish.configMap.enabled) {
-      const plan = planConfigMap({
-        namespace,
-        name: cmName,
-        content: buildPublishedContent(desired, publishedHints(loadBalancing, publish)),
-        previous,
-        owner: owner?.metadata.uid ? serviceOwnerReference(owner) : undefined,
-      });
+      const plan = planConfigMap(
+        {
+          namespace,
+          name: cmName,
+          content: buildPublishedContent(desired, publishedHints(loadBalancing, publish)),
+          previous,
+          owner: owner?.metadata.uid ? serviceOwnerReference(owner) : undefined,
+        },
+        ctx.settings().configMapBudgetBytes,
+      );
       outcome.revision = plan.revision;
+      if (plan.overBudget) outcome.stale = overBudgetMessage(cmName, plan.overBudget);
       if (plan.changed) {
         const body = plan.configMap as unknown as KubeObject;
         track(
@@ -519,12 +526,14 @@ export function servicePublisher(ctx: OperatorContext, targets: ProbeTargets): {
       } else {
         const d = outcome.desired;
         if (conditions.some((c) => c.type === CONFLICT)) set(CONFLICT, "False", "NoConflict", "");
-        set(
-          READY,
-          "True",
-          "Published",
-          `${d?.counts.ready ?? 0} of ${d?.counts.total ?? 0} instances published as ready`,
-        );
+        if (outcome.stale) set(READY, "False", "PublishFailed", outcome.stale);
+        else
+          set(
+            READY,
+            "True",
+            "Published",
+            `${d?.counts.ready ?? 0} of ${d?.counts.total ?? 0} instances published as ready`,
+          );
         const panic = d?.panic ?? false;
         if (panic || conditions.some((c) => c.type === PANIC)) {
           set(

@@ -10,8 +10,10 @@ export type { ConfigMapPlan, ConfigMapPlanInput } from "./configmap.ts";
 export {
   buildPublishedContent,
   nextRevision,
+  overBudgetMessage,
   PublishedDocumentTooLargeError,
   planConfigMap,
+  staleReasonOf,
 } from "./configmap.ts";
 export type {
   DesiredPublication,
