@@ -101,7 +101,7 @@ test-unit: deps
 	npm run --silent test:unit
 
 .PHONY: test-integration
-test-integration: deps $(SANDBOX) $(COREDNS) $(HELM) $(XDS_CLIENT) net-deps
+test-integration: deps $(SANDBOX) $(COREDNS) $(HELM) $(XDS_CLIENT) net-deps image-deps
 	npm run --silent test:integration
 
 .PHONY: test
@@ -153,7 +153,21 @@ chart-crds: ## Copy crds/ into the Helm chart (charts/roster/crds/ must stay ide
 
 .PHONY: image
 image: ## Build the operator image (IMAGE_REPO:IMAGE_TAG, default roster:dev; needs Docker)
-	docker build -t $(IMAGE) .
+	docker build -t $(IMAGE) --build-arg ROSTER_COMMIT=$$(git rev-parse HEAD 2>/dev/null) .
+
+# The same image without Docker or a registry: an OCI layout archive (src/dev/image.ts).
+.PHONY: image-offline
+image-offline: deps ## Build the operator image offline as an OCI archive (.cache/image/roster-oci.tar, docker.io/library/roster:dev)
+	node scripts/image-offline.ts
+
+# The image test unpacks the OCI image with umoci and runs it under runc (as root).
+.PHONY: image-deps
+image-deps: ## Install umoci and runc (Debian/Ubuntu, as root) when missing
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		missing=""; \
+		for t in umoci runc; do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+		if [ -n "$$missing" ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; fi; \
+	else echo "image-deps: not root or no apt-get: the image test will say why it skips"; fi
 
 $(KIND):
 	@mkdir -p bin
