@@ -135,8 +135,12 @@ test-integration: deps $(SANDBOX) $(COREDNS) $(HELM) $(XDS_CLIENT) $(PAUSE) $(EC
 .PHONY: test
 test: lint test-unit test-integration ## The whole suite: lint, types, unit and sandbox integration tests
 
+# As root the demo runs on the data plane (CoreDNS, ip, nft); otherwise on
+# loopback, so CoreDNS is built only for root.
+RUN_DATA_PLANE := $(if $(filter 0,$(shell id -u)),$(COREDNS) net-deps)
+
 .PHONY: run
-run: deps $(SANDBOX) ## Local cluster + CRDs + demo backends + the operator, with a live view (Ctrl-C stops all)
+run: deps $(SANDBOX) $(RUN_DATA_PLANE) ## Local cluster + CRDs + demo backends + the operator, with a live view (as root: on the data plane, with a traffic panel; Ctrl-C stops all)
 	node src/cli/main.ts dev
 
 .PHONY: clean
@@ -216,7 +220,7 @@ deploy: $(HELM) ## Apply the CRDs and helm upgrade --install the chart with that
 
 # --- Benchmarks (figures in bench/results/, never asserted) --------------------------
 .PHONY: bench
-bench: deps $(SANDBOX) ## All benchmarks (half an hour or more on 2 cores); summary in bench/results/summary.md
+bench: deps $(SANDBOX) $(COREDNS) net-deps ## All benchmarks (half an hour or more on 2 cores); summary in bench/results/summary.md
 	node bench/balance.bench.ts
 	node bench/publish.bench.ts
 	node bench/health.bench.ts
@@ -225,6 +229,12 @@ bench: deps $(SANDBOX) ## All benchmarks (half an hour or more on 2 cores); summ
 	node bench/peer.bench.ts
 	node bench/suite.bench.ts
 	node bench/xds.bench.ts
+	node bench/dataplane.bench.ts
+
+# Skips (exit 0, saying why) without root or network namespaces.
+.PHONY: bench-dataplane
+bench-dataplane: deps $(SANDBOX) $(COREDNS) net-deps ## Instance dies → last new connection to it through kube-proxy, Roster vs the pod path (~7 min, root); bench/results/dataplane.json
+	node bench/dataplane.bench.ts
 
 .PHONY: bench-quick
 bench-quick: deps $(SANDBOX) ## About 2 minutes: peer comparison and the 1k scale scenarios in one sandbox, ratios to bench/baseline.json
