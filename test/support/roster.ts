@@ -264,7 +264,11 @@ export function rosterApi(kc: KubeConfig) {
       const seen: SliceWatchEvent[] = [];
       let stopped = false;
       let failure: unknown;
-      const controller = await new Watch(kc).watch(
+      const watch = new Watch(kc);
+      // The client aborts a watch after 30 s without a byte; slices that stay
+      // unchanged (what a test hopes for) send nothing but a bookmark a minute.
+      (watch as unknown as { requestTimeoutMs: number }).requestTimeoutMs = 10 * 60_000;
+      const controller = await watch.watch(
         `/apis/discovery.k8s.io/v1/namespaces/${namespace}/endpointslices`,
         {
           labelSelector: `kubernetes.io/service-name=${service}`,
