@@ -11,7 +11,6 @@
  */
 import { type ServiceInstance, validateServiceInstance } from "../api/index.ts";
 import { type Reconciler, writeStatus } from "../kube/index.ts";
-import { isManagedByRoster } from "../publish/index.ts";
 import { configMapClaimIn } from "./claims.ts";
 import {
   byService,
@@ -103,20 +102,19 @@ export function instanceReconciler(ctx: OperatorContext, targets: ProbeTargets):
     const addresses = targets.addresses(key, verdict).map((a) => a.address);
 
     const svcKey = serviceKey(obj.metadata.namespace!, instance.spec.service);
-    const existing = ctx.services.get(svcKey);
+    const taken = await ctx.unmanaged.isUnmanaged(svcKey, rc.signal);
     const claim = configMapClaimIn(
       ctx.policies,
       governingPolicy(ctx.policies.byIndex(byService, svcKey) as PolicyObject[]).policy,
     );
-    const conflict =
-      existing && !isManagedByRoster(existing.metadata)
-        ? {
-            reason: "Conflict",
-            message: `Service ${instance.spec.service} exists and is not managed by Roster; Roster leaves it alone`,
-          }
-        : claim?.lost
-          ? { reason: "Conflict", message: claim.message }
-          : undefined;
+    const conflict = taken
+      ? {
+          reason: "Conflict",
+          message: `Service ${instance.spec.service} exists and is not managed by Roster; Roster leaves it alone`,
+        }
+      : claim?.lost
+        ? { reason: "Conflict", message: claim.message }
+        : undefined;
 
     const status = instanceStatus({
       instance,
