@@ -230,8 +230,8 @@ test("watchNamespaces: a Role and RoleBinding per namespace, no cluster-wide gra
     objects.filter((o) => o.kind.startsWith("Cluster")).map((o) => `${o.kind} ${o.metadata.name}`),
     [
       `ClusterRole ${fullname}-metrics-auth`,
-      `ClusterRoleBinding ${fullname}-metrics-auth`,
       `ClusterRole ${fullname}-metrics-reader`,
+      `ClusterRoleBinding ${fullname}-metrics-auth`,
     ],
   );
   const none = await render(
