@@ -150,7 +150,10 @@ describe("default values", () => {
     assert.deepEqual(c.readinessProbe?.httpGet, { path: "/readyz", port: "health" });
     assert.ok(c.resources?.requests?.cpu && c.resources.requests.memory && c.resources.limits?.memory);
     // The heap is capped below the memory limit, leaving room for native memory.
-    assert.equal(c.env?.find((e) => e.name === "NODE_OPTIONS")?.value, "--max-old-space-size=320");
+    // Sized for 4,000 instances with maximal metadata (docs/scaling.md, "Sizing the memory limit"):
+    // heap cap 2 × (45 MiB + 36 KiB × 4,000) rounded up, limit = cap + 256 MiB.
+    assert.equal(c.env?.find((e) => e.name === "NODE_OPTIONS")?.value, "--max-old-space-size=384");
+    assert.equal(c.resources?.limits?.memory, "640Mi");
     // /tmp is the only writable path: an emptyDir, next to the read-only config volume.
     assert.deepEqual(
       c.volumeMounts?.map((m) => [m.mountPath, m.readOnly ?? false]),
