@@ -99,7 +99,10 @@ export async function serveEndpoints(o: ServeOptions): Promise<EndpointServer> {
     });
   };
   const server: Server = o.tls
-    ? createTlsServer({ cert: readFileSync(o.tls.certFile), key: readFileSync(o.tls.keyFile) }, listener)
+    ? createTlsServer(
+        { cert: readPem(o.tls.certFile, "certFile"), key: readPem(o.tls.keyFile, "keyFile") },
+        listener,
+      )
     : createServer(listener);
   const host = o.host ?? "0.0.0.0";
   await new Promise<void>((resolve, reject) => {
@@ -122,6 +125,17 @@ export async function serveEndpoints(o: ServeOptions): Promise<EndpointServer> {
       return closing;
     },
   };
+}
+
+/** A TLS file, or an error naming the setting and the file. */
+function readPem(file: string, what: "certFile" | "keyFile"): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    throw new Error(
+      `cannot serve /metrics over HTTPS: cannot read metrics.tls.${what} ${file}: ${(err as Error).message}`,
+    );
+  }
 }
 
 /** "cannot serve /metrics on 0.0.0.0:8080: the port is in use (...)": what, where, and what to change. */
