@@ -9,8 +9,9 @@
  * Level-triggered: woken by instance and Service changes, verdict changes
  * and runtime changes of the probe-target reconciler.
  */
-import { type ServiceInstance, validateServiceInstance } from "../api/index.ts";
+import { configMapName, type ServiceInstance, validateServiceInstance } from "../api/index.ts";
 import { type Reconciler, writeStatus } from "../kube/index.ts";
+import { isManagedByRoster, staleReasonOf } from "../publish/index.ts";
 import { configMapClaimIn } from "./claims.ts";
 import {
   byService,
@@ -19,8 +20,8 @@ import {
   type PolicyObject,
   rosterResources,
 } from "./context.ts";
-import { governingPolicy, serviceKey } from "./effective.ts";
-import { instanceEvents, instanceStatus } from "./status.ts";
+import { effectiveSettings, governingPolicy, serviceKey } from "./effective.ts";
+import { type ConfigMapStale, instanceEvents, instanceStatus } from "./status.ts";
 import type { ProbeTargets } from "./targets.ts";
 import type { InstanceVerdict } from "./verdicts.ts";
 
@@ -103,10 +104,9 @@ export function instanceReconciler(ctx: OperatorContext, targets: ProbeTargets):
 
     const svcKey = serviceKey(obj.metadata.namespace!, instance.spec.service);
     const taken = await ctx.unmanaged.isUnmanaged(svcKey, rc.signal);
-    const claim = configMapClaimIn(
-      ctx.policies,
-      governingPolicy(ctx.policies.byIndex(byService, svcKey) as PolicyObject[]).policy,
-    );
+    const { policy } = governingPolicy(ctx.policies.byIndex(byService, svcKey) as PolicyObject[]);
+    const claim = configMapClaimIn(ctx.policies, policy);
+    const configMapStale = staleConfigMap(obj.metadata.namespace!, instance.spec.service, policy);
     const conflict = taken
       ? {
           reason: "Conflict",
@@ -122,6 +122,7 @@ export function instanceReconciler(ctx: OperatorContext, targets: ProbeTargets):
       addresses,
       blocker,
       conflict,
+      configMapStale,
       healthCheck: rt.healthCheck,
       now,
     });
@@ -161,6 +162,24 @@ export function instanceReconciler(ctx: OperatorContext, targets: ProbeTargets):
     }
     return;
   };
+
+  /**
+   * The service's published ConfigMap when the publisher marked it stale
+   * (over budget): read from the ConfigMap itself, where the publisher's
+   * decision is recorded, so instance conditions say what readers see.
+   */
+  function staleConfigMap(
+    namespace: string,
+    service: string,
+    policy: PolicyObject | undefined,
+  ): ConfigMapStale | undefined {
+    const publish = effectiveSettings(policy, ctx.settings().defaults).publish;
+    if (!publish.configMap.enabled) return undefined;
+    const name = configMapName(service, publish);
+    const cm = ctx.configMaps.get(`${namespace}/${name}`);
+    const reason = cm && isManagedByRoster(cm.metadata) ? staleReasonOf(cm) : undefined;
+    return reason ? { configMap: name, reason, endpointSlices: publish.endpointSlices } : undefined;
+  }
 
   return { reconcile };
 }

@@ -16,13 +16,12 @@
  *   instance's status.
  */
 import { createHash } from "node:crypto";
-import type { V1ObjectMeta } from "@kubernetes/client-node";
+import type { V1ObjectMeta, V1Service } from "@kubernetes/client-node";
 import {
   ConditionTypes,
   configMapName,
   type DiscoveryPolicyStatus,
   type LoadBalancing,
-  type Publish,
 } from "../api/index.ts";
 import type { LoadBalancing as PublishedLoadBalancing } from "../api/published.ts";
 import {
@@ -30,6 +29,7 @@ import {
   type Condition,
   type Informer,
   isAlreadyExists,
+  isConflict,
   type KubeObject,
   type Reconciler,
   type ResourceType,
@@ -47,8 +47,10 @@ import {
   type DesiredPublication,
   type InstanceInput,
   isManagedByRoster,
+  overBudgetMessage,
   planConfigMap,
   planEndpointSlices,
+  serviceNeedsReplace,
   serviceOwnerReference,
 } from "../publish/index.ts";
 import { configMapClaimIn } from "./claims.ts";
@@ -62,7 +64,7 @@ import {
   type ServiceObject,
   type SliceObject,
 } from "./context.ts";
-import { effectiveSettings, governingPolicy } from "./effective.ts";
+import { type EffectivePublish, effectiveSettings, governingPolicy } from "./effective.ts";
 import { blockerReasons, instanceHealthy, truncate } from "./status.ts";
 import type { ProbeTargets } from "./targets.ts";
 import { UNMANAGED_RECHECK_MS } from "./unmanaged.ts";
@@ -82,6 +84,8 @@ interface Outcome {
   behind?: boolean;
   /** Publishing failed with this message (the reconcile is retried). */
   failed?: string;
+  /** The ConfigMap was published stale (over budget), with this message; the rest is published. */
+  stale?: string;
 }
 
 interface InstanceView {
@@ -220,7 +224,7 @@ export function servicePublisher(ctx: OperatorContext, targets: ProbeTargets): {
     namespace: string,
     service: string,
     siObjs: readonly InstanceObject[],
-    publish: Publish,
+    publish: EffectivePublish,
     loadBalancing: LoadBalancing,
     existing: ServiceObject | undefined,
     outcome: Outcome,
@@ -234,7 +238,7 @@ export function servicePublisher(ctx: OperatorContext, targets: ProbeTargets): {
     };
     const desired = computeDesired(namespace, service, inputs(siObjs), {
       panicThreshold: publish.panicThreshold,
-      zoneHints: publish.zoneHints,
+      trafficDistribution: publish.trafficDistribution,
     });
     outcome.desired = desired;
     ctx.logger.debug(
@@ -253,13 +257,30 @@ export function servicePublisher(ctx: OperatorContext, targets: ProbeTargets): {
         // The policy's setting, not desired.zoneHints (which also needs every
         // ready endpoint to have a zone): the Service must not be rewritten
         // when health or membership changes.
-        zoneHints: publish.zoneHints,
+        trafficDistribution: publish.trafficDistribution,
+        headless: publish.headless,
       });
       if (built.service) {
+        let live = existing;
+        if (live && serviceNeedsReplace(live as V1Service, built.service)) {
+          // publish.headless changed: clusterIP cannot. The old Service's
+          // slices and ConfigMap go with it (owner references); the plans
+          // below write them again for the new one.
+          try {
+            await remove(resources.services, service, live.metadata.uid);
+          } catch (err) {
+            if (!isConflict(err)) throw err;
+            // The uid precondition failed: the cache still shows a Service
+            // already replaced. Look again once it has caught up.
+            outcome.behind = true;
+            return;
+          }
+          live = undefined;
+        }
         owner = await upsert(
           resources.services,
           built.service as unknown as KubeObject,
-          existing,
+          live,
           signal,
           outcome,
         );
@@ -308,14 +329,18 @@ export function servicePublisher(ctx: OperatorContext, targets: ProbeTargets): {
     const cmName = configMapName(service, publish);
     const previous = ctx.configMaps.get(`${namespace}/${cmName}`) as ConfigMapObject | undefined;
     if (publish.configMap.enabled) {
-      const plan = planConfigMap({
-        namespace,
-        name: cmName,
-        content: buildPublishedContent(desired, publishedHints(loadBalancing, publish)),
-        previous,
-        owner: owner?.metadata.uid ? serviceOwnerReference(owner) : undefined,
-      });
+      const plan = planConfigMap(
+        {
+          namespace,
+          name: cmName,
+          content: buildPublishedContent(desired, publishedHints(loadBalancing, publish)),
+          previous,
+          owner: owner?.metadata.uid ? serviceOwnerReference(owner) : undefined,
+        },
+        ctx.settings().configMapBudgetBytes,
+      );
       outcome.revision = plan.revision;
+      if (plan.overBudget) outcome.stale = overBudgetMessage(cmName, plan.overBudget);
       if (plan.changed) {
         const body = plan.configMap as unknown as KubeObject;
         track(
@@ -506,12 +531,14 @@ export function servicePublisher(ctx: OperatorContext, targets: ProbeTargets): {
       } else {
         const d = outcome.desired;
         if (conditions.some((c) => c.type === CONFLICT)) set(CONFLICT, "False", "NoConflict", "");
-        set(
-          READY,
-          "True",
-          "Published",
-          `${d?.counts.ready ?? 0} of ${d?.counts.total ?? 0} instances published as ready`,
-        );
+        if (outcome.stale) set(READY, "False", "PublishFailed", outcome.stale);
+        else
+          set(
+            READY,
+            "True",
+            "Published",
+            `${d?.counts.ready ?? 0} of ${d?.counts.total ?? 0} instances published as ready`,
+          );
         const panic = d?.panic ?? false;
         if (panic || conditions.some((c) => c.type === PANIC)) {
           set(
@@ -592,8 +619,11 @@ function asVerdict(healthy: boolean | undefined): InstanceInput["verdict"] {
 }
 
 /** The load-balancing hints as published (format v1). */
-export function publishedHints(lb: LoadBalancing, publish: Publish): PublishedLoadBalancing {
-  const hints: PublishedLoadBalancing = { strategy: lb.strategy, zoneAware: publish.zoneHints };
+export function publishedHints(lb: LoadBalancing, publish: EffectivePublish): PublishedLoadBalancing {
+  const hints: PublishedLoadBalancing = {
+    strategy: lb.strategy,
+    zoneAware: publish.trafficDistribution !== undefined,
+  };
   if (lb.strategy === "ConsistentHash") {
     const ch = lb.consistentHash;
     const algorithm = ch?.algorithm ?? "Ring";

@@ -45,9 +45,20 @@ export interface InstanceStatusInput {
   blocker?: Blocker;
   /** A Service of the same name that Roster does not manage is in the way. */
   conflict?: Blocker;
+  /** The service's ConfigMap is published stale: its readers get no endpoints. */
+  configMapStale?: ConfigMapStale;
   /** The health check it is probed with (status.effectiveHealthCheck). */
   healthCheck?: EffectiveHealthCheck;
   now: number;
+}
+
+export interface ConfigMapStale {
+  /** The ConfigMap's name. */
+  configMap: string;
+  /** Its stale reason (OverBudget). */
+  reason: string;
+  /** The service also publishes EndpointSlices. */
+  endpointSlices: boolean;
 }
 
 const MAX_MESSAGE = 1024;
@@ -157,7 +168,7 @@ export function instanceStatus(input: InstanceStatusInput): ServiceInstanceStatu
             message: "spec.drain is set: published as serving but not ready (terminating)",
           }
         : healthy === true
-          ? readyCondition(input.addresses)
+          ? readyCondition(input.addresses, input.configMapStale)
           : healthy === false
             ? {
                 type: ConditionTypes.Ready,
@@ -209,16 +220,38 @@ export function instanceStatus(input: InstanceStatusInput): ServiceInstanceStatu
 }
 
 /**
- * Ready=True for a healthy, undrained instance. Addresses the API server
- * refuses in EndpointSlices (loopback, link-local, unspecified) are published
- * in the ConfigMap only; the condition says so, since cluster DNS and
- * kube-proxy will not see them.
+ * The Ready condition of a healthy, undrained instance. Addresses the API
+ * server refuses in EndpointSlices (loopback, link-local, unspecified) are
+ * published in the ConfigMap only; the condition says so, since cluster DNS
+ * and kube-proxy will not see them. A stale ConfigMap (over budget) carries
+ * no endpoints: the instance is ready in the EndpointSlices at most (Ready
+ * True only if it is in them), and the condition names the ConfigMap.
  */
-function readyCondition(addresses: readonly string[]): Omit<ConditionInput, "observedGeneration"> {
+function readyCondition(
+  addresses: readonly string[],
+  stale?: ConfigMapStale,
+): Omit<ConditionInput, "observedGeneration"> {
   const refused = addresses.flatMap((a) => {
     const c = checkAddress(a);
     return c.ok && !c.sliceable ? [`${c.address} (${c.reason})`] : [];
   });
+  if (stale) {
+    const why = `ConfigMap ${stale.configMap} is published stale (${stale.reason}): its readers get no endpoints`;
+    const inSlices = stale.endpointSlices && refused.length < addresses.length;
+    return inSlices
+      ? {
+          type: ConditionTypes.Ready,
+          status: "True",
+          reason: "ConfigMapStale",
+          message: `published as ready in the EndpointSlices only; ${why}`,
+        }
+      : {
+          type: ConditionTypes.Ready,
+          status: "False",
+          reason: "ConfigMapStale",
+          message: `not published: ${why}${stale.endpointSlices ? "" : ", and publish.endpointSlices is off"}`,
+        };
+  }
   if (refused.length === 0) {
     return { type: ConditionTypes.Ready, status: "True", reason: "Healthy", message: "published as ready" };
   }
