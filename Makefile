@@ -101,14 +101,18 @@ test-unit: deps
 	npm run --silent test:unit
 
 .PHONY: test-integration
-test-integration: deps $(SANDBOX) $(COREDNS) $(HELM) $(XDS_CLIENT) net-deps
+test-integration: deps $(SANDBOX) $(COREDNS) $(HELM) $(XDS_CLIENT) net-deps image-deps
 	npm run --silent test:integration
 
 .PHONY: test
 test: lint test-unit test-integration ## The whole suite: lint, types, unit and sandbox integration tests
 
+# As root the demo runs on the data plane (CoreDNS, ip, nft); otherwise on
+# loopback, so CoreDNS is built only for root.
+RUN_DATA_PLANE := $(if $(filter 0,$(shell id -u)),$(COREDNS) net-deps)
+
 .PHONY: run
-run: deps $(SANDBOX) ## Local cluster + CRDs + demo backends + the operator, with a live view (Ctrl-C stops all)
+run: deps $(SANDBOX) $(RUN_DATA_PLANE) ## Local cluster + CRDs + demo backends + the operator, with a live view (as root: on the data plane, with a traffic panel; Ctrl-C stops all)
 	node src/cli/main.ts dev
 
 .PHONY: clean
@@ -149,7 +153,21 @@ chart-crds: ## Copy crds/ into the Helm chart (charts/roster/crds/ must stay ide
 
 .PHONY: image
 image: ## Build the operator image (IMAGE_REPO:IMAGE_TAG, default roster:dev; needs Docker)
-	docker build -t $(IMAGE) .
+	docker build -t $(IMAGE) --build-arg ROSTER_COMMIT=$$(git rev-parse HEAD 2>/dev/null) .
+
+# The same image without Docker or a registry: an OCI layout archive (src/dev/image.ts).
+.PHONY: image-offline
+image-offline: deps ## Build the operator image offline as an OCI archive (.cache/image/roster-oci.tar, docker.io/library/roster:dev)
+	node scripts/image-offline.ts
+
+# The image test unpacks the OCI image with umoci and runs it under runc (as root).
+.PHONY: image-deps
+image-deps: ## Install umoci and runc (Debian/Ubuntu, as root) when missing
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		missing=""; \
+		for t in umoci runc; do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+		if [ -n "$$missing" ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; fi; \
+	else echo "image-deps: not root or no apt-get: the image test will say why it skips"; fi
 
 $(KIND):
 	@mkdir -p bin
@@ -174,7 +192,7 @@ deploy: $(HELM) ## Apply the CRDs and helm upgrade --install the chart with that
 
 # --- Benchmarks (figures in bench/results/, never asserted) --------------------------
 .PHONY: bench
-bench: deps $(SANDBOX) ## All benchmarks (half an hour or more on 2 cores); summary in bench/results/summary.md
+bench: deps $(SANDBOX) $(COREDNS) net-deps ## All benchmarks (half an hour or more on 2 cores); summary in bench/results/summary.md
 	node bench/balance.bench.ts
 	node bench/publish.bench.ts
 	node bench/health.bench.ts
@@ -183,6 +201,12 @@ bench: deps $(SANDBOX) ## All benchmarks (half an hour or more on 2 cores); summ
 	node bench/peer.bench.ts
 	node bench/suite.bench.ts
 	node bench/xds.bench.ts
+	node bench/dataplane.bench.ts
+
+# Skips (exit 0, saying why) without root or network namespaces.
+.PHONY: bench-dataplane
+bench-dataplane: deps $(SANDBOX) $(COREDNS) net-deps ## Instance dies → last new connection to it through kube-proxy, Roster vs the pod path (~7 min, root); bench/results/dataplane.json
+	node bench/dataplane.bench.ts
 
 .PHONY: bench-quick
 bench-quick: deps $(SANDBOX) ## About 2 minutes: peer comparison and the 1k scale scenarios in one sandbox, ratios to bench/baseline.json
