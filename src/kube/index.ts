@@ -9,6 +9,7 @@ export * from "./client.ts";
 export * from "./conditions.ts";
 export * from "./controller.ts";
 export * from "./events.ts";
+export * from "./executor.ts";
 export * from "./informer.ts";
 export * from "./leader.ts";
 export * from "./log.ts";

@@ -43,7 +43,7 @@ export function sliceSelector(service: string): string {
  * Whether Roster manages this object. Roster never takes over an object that
  * fails this test (it reports a Conflict instead).
  */
-export function isManagedByRoster(meta: V1ObjectMeta | undefined): boolean {
+export function isManagedByRoster(meta: Pick<V1ObjectMeta, "labels"> | undefined): boolean {
   const labels = meta?.labels ?? {};
   return labels[LABEL_MANAGED_BY] === ROSTER_MANAGER || labels[LABEL_SLICE_MANAGED_BY] === ROSTER_MANAGER;
 }
