@@ -10,7 +10,7 @@
  * and runtime changes of the probe-target reconciler.
  */
 import { type ServiceInstance, validateServiceInstance } from "../api/index.ts";
-import { type Reconciler, writeStatus } from "../kube/index.ts";
+import { type Reconciler, writeStatus, writeTracker } from "../kube/index.ts";
 import { isManagedByRoster } from "../publish/index.ts";
 import { configMapClaimIn } from "./claims.ts";
 import {
@@ -63,18 +63,14 @@ export function deregisterDecision(input: DeregisterInput): DeregisterDecision {
 }
 
 export function instanceReconciler(ctx: OperatorContext, targets: ProbeTargets): { reconcile: Reconciler } {
-  /** The object our last status write returned, while the cache still shows the version it replaced. */
-  const written = new Map<string, { over: string | undefined; object: InstanceObject }>();
-  // Forget a write as soon as the cache moves past the version it replaced:
-  // kept until the next reconcile, every status write response would stay in
-  // memory next to the cache (50,000 of them after a start-up).
-  ctx.instances.addHandler({
-    onUpdate: (_, n) => {
-      const key = `${n.metadata.namespace}/${n.metadata.name}`;
-      if (written.get(key)?.over !== n.metadata.resourceVersion) written.delete(key);
-    },
-    onDelete: (o) => written.delete(`${o.metadata.namespace}/${o.metadata.name}`),
-  });
+  /**
+   * Read-your-writes for status writes. Entries settle as soon as the watch
+   * shows them (a start-up's 50,000 status write responses must not stay in
+   * memory next to the cache); the age limit only bounds entries whose
+   * event a relist skipped: a status is never served once the cache moved on.
+   */
+  const tracker = writeTracker(ctx.clock, 60_000);
+  tracker.observe(ctx.instances);
 
   const reconcile: Reconciler = async (key, rc) => {
     const cached = ctx.instances.get(key) as InstanceObject | undefined;
@@ -82,17 +78,12 @@ export function instanceReconciler(ctx: OperatorContext, targets: ProbeTargets):
     // Not owned (another replica writes it), gone, or the probe-target
     // reconciler has not caught up with this generation yet (it wakes this
     // key when it has).
-    if (!cached || !ctx.shards.owns(key) || !rt || rt.generation !== cached.metadata.generation) {
-      if (!cached || !ctx.shards.owns(key)) written.delete(key);
-      return;
-    }
+    if (!cached || !ctx.shards.owns(key) || !rt || rt.generation !== cached.metadata.generation) return;
     // Until the cache shows our last status write, start from what that
     // write returned: a reconcile in between (another instance of the service
     // changed the policy's status, say) would otherwise see the old status,
     // write the same status again and record the same Event twice.
-    const mine = written.get(key);
-    if (mine && mine.over !== cached.metadata.resourceVersion) written.delete(key);
-    const obj = mine && mine.over === cached.metadata.resourceVersion ? mine.object : cached;
+    const obj = tracker.written<InstanceObject>(key) ?? cached;
     const now = ctx.clock.now();
     const parsed = validateServiceInstance(obj);
     const instance: ServiceInstance = parsed.ok
@@ -131,11 +122,8 @@ export function instanceReconciler(ctx: OperatorContext, targets: ProbeTargets):
     const write = await writeStatus(ctx.applier, rosterResources.serviceInstances, obj, status, {
       signal: rc.signal,
     });
-    // (Unless the watch already delivered it while the write returned.)
-    const stale = ctx.instances.get(key)?.metadata.resourceVersion === cached.metadata.resourceVersion;
-    if (write.written && stale)
-      written.set(key, { over: cached.metadata.resourceVersion, object: write.object });
     if (write.written) {
+      tracker.wrote(key, write.object, cached.metadata.resourceVersion);
       for (const e of instanceEvents(previous, status)) ctx.events.event(obj, e.type, e.reason, e.note);
     }
 
@@ -159,7 +147,6 @@ export function instanceReconciler(ctx: OperatorContext, targets: ProbeTargets):
         uid: obj.metadata.uid,
         signal: rc.signal,
       });
-      written.delete(key);
     }
     return;
   };

@@ -17,8 +17,6 @@
  */
 import { ConditionTypes, configMapName, type DiscoveryPolicyStatus } from "../api/index.ts";
 import {
-  type Informer,
-  type KubeObject,
   planExecutor,
   type Reconciler,
   resources,
@@ -63,8 +61,8 @@ export function servicePublisher(ctx: OperatorContext, targets: ProbeTargets): {
   const policyWrites = new Map<string, number>();
   /** Slice and ConfigMap writes the caches have not shown yet, by service. */
   const tracker = writeTracker(ctx.clock);
-  tracker.observe(ctx.slices as unknown as Informer<KubeObject>);
-  tracker.observe(ctx.configMaps as unknown as Informer<KubeObject>);
+  tracker.observe(ctx.slices);
+  tracker.observe(ctx.configMaps);
   const executor = planExecutor({
     client: ctx.client,
     applier: ctx.applier,
