@@ -2,9 +2,9 @@
  * The ServiceInstance status writer: writes the status of each instance this
  * replica owns when it changes, records Events when the recorded verdict
  * flips, and deletes instances that stayed unhealthy longer than
- * `deregisterAfter`. Probe targets are kept by src/operator/targets.ts; this
- * reconciler reads their runtime view, the verdict and the Service in the
- * way (if any) from caches, and converges.
+ * `deregisterAfter`. It records the instance view (instance-view.ts: the
+ * runtime the probe-target controller stored, the verdict, the addresses)
+ * and the Service in the way (if any) from caches, and converges.
  *
  * Level-triggered: woken by instance and Service changes, verdict changes
  * and runtime changes of the probe-target reconciler.
@@ -21,8 +21,8 @@ import {
   rosterResources,
 } from "./context.ts";
 import { governingPolicy, serviceKey } from "./effective.ts";
+import type { InstanceView } from "./instance-view.ts";
 import { instanceEvents, instanceStatus } from "./status.ts";
-import type { ProbeTargets } from "./targets.ts";
 import type { InstanceVerdict } from "./verdicts.ts";
 
 export type DeregisterDecision =
@@ -62,7 +62,7 @@ export function deregisterDecision(input: DeregisterInput): DeregisterDecision {
   return left <= 0 ? { action: "delete" } : { action: "wait", afterMs: left };
 }
 
-export function instanceReconciler(ctx: OperatorContext, targets: ProbeTargets): { reconcile: Reconciler } {
+export function instanceReconciler(ctx: OperatorContext, view: InstanceView): { reconcile: Reconciler } {
   /**
    * Read-your-writes for status writes. Entries settle as soon as the watch
    * shows them (a start-up's 50,000 status write responses must not stay in
@@ -74,7 +74,8 @@ export function instanceReconciler(ctx: OperatorContext, targets: ProbeTargets):
 
   const reconcile: Reconciler = async (key, rc) => {
     const cached = ctx.instances.get(key) as InstanceObject | undefined;
-    const rt = targets.runtime(key);
+    const probed = view.probed(key);
+    const rt = probed?.runtime;
     // Not owned (another replica writes it), gone, or the probe-target
     // reconciler has not caught up with this generation yet (it wakes this
     // key when it has).
@@ -90,8 +91,7 @@ export function instanceReconciler(ctx: OperatorContext, targets: ProbeTargets):
       ? { ...parsed.value, metadata: obj.metadata, status: obj.status }
       : obj;
     const blocker = rt.blocker;
-    const verdict = blocker ? undefined : ctx.verdicts.get(key);
-    const addresses = targets.addresses(key, verdict).map((a) => a.address);
+    const { verdict, addresses } = probed;
 
     const svcKey = serviceKey(obj.metadata.namespace!, instance.spec.service);
     const existing = ctx.services.get(svcKey);

@@ -1,6 +1,6 @@
 /**
  * The service publisher: for one (namespace, service) it gathers the
- * instances (through the instance view), their governing policy and what
+ * instances (through the instance view, instance-view.ts), their governing policy and what
  * is published from the caches, computes the publication plan (pure, in
  * publish-plan.ts), applies it with the plan executor (src/kube/executor.ts)
  * and records the outcome in the policies' status (policyStatus() in
@@ -15,7 +15,7 @@
  * - Unknown verdicts (no probe yet) fall back to the verdict recorded in the
  *   instance's status.
  */
-import { ConditionTypes, configMapName, type DiscoveryPolicyStatus } from "../api/index.ts";
+import { configMapName, type DiscoveryPolicyStatus } from "../api/index.ts";
 import {
   planExecutor,
   type Reconciler,
@@ -24,7 +24,7 @@ import {
   writeStatus,
   writeTracker,
 } from "../kube/index.ts";
-import { type InstanceInput, isManagedByRoster } from "../publish/index.ts";
+import { isManagedByRoster } from "../publish/index.ts";
 import { configMapClaimIn } from "./claims.ts";
 import {
   byService,
@@ -37,6 +37,7 @@ import {
   type SliceObject,
 } from "./context.ts";
 import { effectiveSettings, governingPolicy } from "./effective.ts";
+import type { InstanceView } from "./instance-view.ts";
 import {
   type PublicationInput,
   planConfigMapPublication,
@@ -44,19 +45,9 @@ import {
   planSlicePublication,
   planUnpublish,
 } from "./publish-plan.ts";
-import { blockerReasons, instanceHealthy, type PublicationOutcome, policyStatus } from "./status.ts";
-import type { ProbeTargets } from "./targets.ts";
+import { type PublicationOutcome, policyStatus } from "./status.ts";
 
-interface InstanceView {
-  /** Not published at all (invalid, missing Secret...), or not looked at yet. */
-  blocked: boolean;
-  /** Probed at least once (or blocked): the start-up hold need not wait for it. */
-  settled: boolean;
-  verdict: InstanceInput["verdict"];
-  addresses: string[];
-}
-
-export function servicePublisher(ctx: OperatorContext, targets: ProbeTargets): { reconcile: Reconciler } {
+export function servicePublisher(ctx: OperatorContext, view: InstanceView): { reconcile: Reconciler } {
   /** When each policy's status was last written (for policyStatusDelay); pruned as policies go. */
   const policyWrites = new Map<string, number>();
   /** Slice and ConfigMap writes the caches have not shown yet, by service. */
@@ -111,7 +102,7 @@ export function servicePublisher(ctx: OperatorContext, targets: ProbeTargets): {
       const { publish, loadBalancing } = effectiveSettings(policy, ctx.settings().defaults);
       const input: PublicationInput = {
         ...{ namespace, service, publish, loadBalancing, existing, slices, configMaps },
-        instances: inputs(siObjs),
+        instances: view.inputs(siObjs),
         servicePorts: siObjs.map((si) => ({ name: si.metadata.name!, ports: si.spec.ports })),
         configMap: ctx.configMaps.get(`${namespace}/${configMapName(service, publish)}`) as ConfigMapObject,
       };
@@ -157,58 +148,9 @@ export function servicePublisher(ctx: OperatorContext, targets: ProbeTargets): {
 
   function startupHoldLeft(siObjs: readonly InstanceObject[]): number {
     const now = ctx.clock.now();
-    const left = (targets.probingSince() ?? now) + ctx.settings().startupHoldMs - now;
+    const left = (view.probingSince() ?? now) + ctx.settings().startupHoldMs - now;
     if (left <= 0) return 0;
-    return siObjs.some((si) => !view(si).settled) ? left : 0;
-  }
-
-  /**
-   * How an instance is to be published. An instance this replica probes is
-   * judged by its fresh verdict (falling back to the recorded status while
-   * it has none); one another replica probes (sharding) by the status that
-   * replica wrote, its addresses at the recorded verdict.
-   */
-  function view(si: InstanceObject): InstanceView {
-    const key = `${si.metadata.namespace}/${si.metadata.name}`;
-    if (!ctx.shards.owns(key)) {
-      const recorded = asVerdict(si.status?.healthy);
-      const ready = si.status?.conditions?.find((c) => c.type === ConditionTypes.Ready);
-      const blocked = ready?.status === "False" && blockerReasons.has(ready.reason);
-      const addresses = si.status?.addresses ?? [];
-      return { blocked, settled: blocked || recorded !== "unknown", verdict: recorded, addresses };
-    }
-    const rt = targets.runtime(key);
-    if (!rt || rt.blocker)
-      return { blocked: true, settled: rt !== undefined, verdict: "unknown", addresses: [] };
-    const verdict = ctx.verdicts.get(key);
-    // The status writer's rule: the fresh verdict, else the recorded one.
-    const effective = asVerdict(instanceHealthy(si.status, verdict));
-    const all = targets.addresses(key, verdict);
-    // A healthy name that resolves to several IPs publishes the IPs that pass.
-    const passing = all.filter((a) => a.verdict === "Healthy").map((a) => a.address);
-    const addresses = effective === "healthy" && passing.length > 0 ? passing : all.map((a) => a.address);
-    return { blocked: false, settled: verdict?.probed === true, verdict: effective, addresses };
-  }
-
-  function inputs(siObjs: readonly InstanceObject[]): InstanceInput[] {
-    const out: InstanceInput[] = [];
-    for (const si of siObjs) {
-      const v = view(si);
-      if (v.blocked) continue;
-      out.push({
-        name: si.metadata.name!,
-        uid: si.metadata.uid,
-        addresses: v.addresses,
-        ports: si.spec.ports,
-        weight: si.spec.weight,
-        zone: si.spec.zone,
-        drain: si.spec.drain,
-        verdict: v.verdict,
-        tags: si.spec.tags,
-        metadata: si.spec.metadata,
-      });
-    }
-    return out;
+    return siObjs.some((si) => !view.published(si).settled) ? left : 0;
   }
 
   async function writePolicyStatuses(
@@ -273,10 +215,6 @@ export function servicePublisher(ctx: OperatorContext, targets: ProbeTargets): {
   }
 
   return { reconcile };
-}
-
-function asVerdict(healthy: boolean | undefined): InstanceInput["verdict"] {
-  return healthy === true ? "healthy" : healthy === false ? "unhealthy" : "unknown";
 }
 
 function unmanaged(c: { kind: string; name: string }): string {

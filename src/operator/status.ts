@@ -18,26 +18,9 @@ import {
 import { Reason } from "../health/index.ts";
 import { type Condition, type ConditionInput, metaTime, setCondition } from "../kube/index.ts";
 import { checkAddress } from "../publish/addresses.ts";
+import { instanceHealthy } from "./instance-view.ts";
+import type { Blocker } from "./runtime.ts";
 import type { InstanceVerdict } from "./verdicts.ts";
-
-/** Why an instance cannot be probed or published at all (invalid spec, refused, conflict). */
-export interface Blocker {
-  reason: string;
-  message: string;
-}
-
-/**
- * Reasons a Blocker records (Ready=False): the instance cannot be probed at
- * all. A replica publishing an instance another replica probes reads them
- * from its status.
- */
-export const blockerReasons: ReadonlySet<string> = new Set([
-  "InvalidSpec",
-  "InvalidHealthCheck",
-  "SecretNotFound",
-  "SecretForbidden",
-  "AddressNotPermitted",
-]);
 
 export interface InstanceStatusInput {
   instance: ServiceInstance;
@@ -57,19 +40,6 @@ const MAX_MESSAGE = 1024;
 
 export function truncate(s: string, max = MAX_MESSAGE): string {
   return s.length <= max ? s : `${s.slice(0, max - 1)}…`;
-}
-
-/**
- * `healthy` is the last known verdict: while the engine has none yet (Unknown,
- * e.g. right after an operator restart), the previous value stands.
- */
-export function instanceHealthy(
-  previous: ServiceInstanceStatus | undefined,
-  verdict: InstanceVerdict | undefined,
-): boolean | undefined {
-  if (verdict?.verdict === "Healthy") return true;
-  if (verdict?.verdict === "Unhealthy") return false;
-  return previous?.healthy;
 }
 
 export function instanceStatus(input: InstanceStatusInput): ServiceInstanceStatus {

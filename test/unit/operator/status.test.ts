@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { ServiceInstanceStatus } from "../../../src/api/index.ts";
 import { metaTime, semanticEqual } from "../../../src/kube/index.ts";
-import { instanceEvents, instanceHealthy, instanceStatus, truncate } from "../../../src/operator/status.ts";
+import { instanceHealthy } from "../../../src/operator/instance-view.ts";
+import { instanceEvents, instanceStatus, truncate } from "../../../src/operator/status.ts";
 import { instance, T0, verdict } from "./fixtures.ts";
 
 type Input = Parameters<typeof instanceStatus>[0];
