@@ -10,6 +10,7 @@
  */
 import { isIP } from "node:net";
 import { type Clock, systemClock, type Timer } from "../util/clock.ts";
+import { deepEqual } from "../util/equal.ts";
 import { type DnsCache, dnsCache, systemResolver } from "./dns.ts";
 import { grpcPool, grpcProbe } from "./grpc-probe.ts";
 import { MinHeap } from "./heap.ts";
@@ -211,31 +212,8 @@ const registered: VerdictInput = {
   definitive: true,
 };
 
-/** Equal as JSON (what `set` compares): same values, `undefined` properties count as absent. */
-export function jsonEqual(a: unknown, b: unknown): boolean {
-  if (a === b) return true;
-  if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) return false;
-  if (Array.isArray(a) !== Array.isArray(b)) return false;
-  if (Array.isArray(a)) {
-    const bs = b as unknown[];
-    if (a.length !== bs.length) return false;
-    for (let i = 0; i < a.length; i++) if (!jsonEqual(a[i], bs[i])) return false;
-    return true;
-  }
-  const ao = a as Record<string, unknown>;
-  const bo = b as Record<string, unknown>;
-  let n = 0;
-  for (const k in ao) {
-    if (ao[k] === undefined) continue;
-    n++;
-    if (!jsonEqual(ao[k], bo[k])) return false;
-  }
-  for (const k in bo) if (bo[k] !== undefined) n--;
-  return n === 0;
-}
-
 function sameTarget(a: Target, b: Target): boolean {
-  return a.host === b.host && jsonEqual(a.ports ?? {}, b.ports ?? {}) && jsonEqual(a.check, b.check);
+  return a.host === b.host && deepEqual(a.ports ?? {}, b.ports ?? {}) && deepEqual(a.check, b.check);
 }
 
 /** The part of the id before its first "/" (the namespace of "namespace/name"). */

@@ -9,7 +9,7 @@
  * looks at does nothing until that notification comes.
  */
 import type { EffectiveHealthCheck } from "../api/index.ts";
-import { semanticEqual } from "../kube/index.ts";
+import { deepEqual } from "../util/equal.ts";
 
 /** Why an instance cannot be probed or published at all (invalid spec, refused, conflict). */
 export interface Blocker {
@@ -69,7 +69,7 @@ export function runtimeStore(): RuntimeStore {
   return {
     get: (key) => runtimes.get(key),
     set(key, runtime) {
-      if (semanticEqual(runtimes.get(key), runtime)) return;
+      if (deepEqual(runtimes.get(key), runtime)) return;
       runtimes.set(key, runtime);
       notify(key);
     },

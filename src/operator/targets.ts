@@ -20,7 +20,8 @@ import {
 } from "../api/index.ts";
 import { type DnsCache, dnsCache, systemResolver } from "../health/dns.ts";
 import type { Target } from "../health/index.ts";
-import { isForbidden, isNotFound, type Reconciler, semanticEqual } from "../kube/index.ts";
+import { isForbidden, isNotFound, type Reconciler } from "../kube/index.ts";
+import { deepEqual } from "../util/equal.ts";
 import { byService, type InstanceObject, type OperatorContext, type PolicyObject } from "./context.ts";
 import {
   effectiveHealthCheckStatus,
@@ -153,7 +154,7 @@ export function probeTargets(ctx: OperatorContext, runtimes: RuntimeStore): Prob
       } else if (!t.ok) {
         next.blocker = { reason: t.reason, message: t.message };
       } else {
-        if (!semanticEqual(targets.get(key), t.target)) {
+        if (!deepEqual(targets.get(key), t.target)) {
           targets.set(key, t.target);
           ctx.engine.set(t.target);
         }
