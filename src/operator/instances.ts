@@ -10,16 +10,10 @@
  * and runtime changes of the probe-target reconciler.
  */
 import { type ServiceInstance, validateServiceInstance } from "../api/index.ts";
-import { type Reconciler, writeStatus, writeTracker } from "../kube/index.ts";
+import { forObjects, type Reconciler, writeStatus, writeTracker } from "../kube/index.ts";
 import { isManagedByRoster } from "../publish/index.ts";
 import { configMapClaimIn } from "./claims.ts";
-import {
-  byService,
-  type InstanceObject,
-  type OperatorContext,
-  type PolicyObject,
-  rosterResources,
-} from "./context.ts";
+import { byService, type InstanceObject, type OperatorContext, rosterResources } from "./context.ts";
 import { governingPolicy, serviceKey } from "./effective.ts";
 import type { InstanceView } from "./instance-view.ts";
 import { instanceEvents, instanceStatus } from "./status.ts";
@@ -72,8 +66,8 @@ export function instanceReconciler(ctx: OperatorContext, view: InstanceView): { 
   const tracker = writeTracker(ctx.clock, 60_000);
   tracker.observe(ctx.instances);
 
-  const reconcile: Reconciler = async (key, rc) => {
-    const cached = ctx.instances.get(key) as InstanceObject | undefined;
+  const reconcile = forObjects(ctx.instances, async (cached, rc) => {
+    const { key } = rc;
     const probed = view.probed(key);
     const rt = probed?.runtime;
     // Not owned (another replica writes it), gone, or the probe-target
@@ -97,7 +91,7 @@ export function instanceReconciler(ctx: OperatorContext, view: InstanceView): { 
     const existing = ctx.services.get(svcKey);
     const claim = configMapClaimIn(
       ctx.policies,
-      governingPolicy(ctx.policies.byIndex(byService, svcKey) as PolicyObject[]).policy,
+      governingPolicy(ctx.policies.byIndex(byService, svcKey)).policy,
     );
     const conflict =
       existing && !isManagedByRoster(existing.metadata)
@@ -149,7 +143,7 @@ export function instanceReconciler(ctx: OperatorContext, view: InstanceView): { 
       });
     }
     return;
-  };
+  });
 
   return { reconcile };
 }

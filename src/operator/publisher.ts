@@ -28,13 +28,11 @@ import { isManagedByRoster } from "../publish/index.ts";
 import { configMapClaimIn } from "./claims.ts";
 import {
   byService,
-  type ConfigMapObject,
   type InstanceObject,
   type OperatorContext,
   type PolicyObject,
   rosterResources,
   type ServiceObject,
-  type SliceObject,
 } from "./context.ts";
 import { effectiveSettings, governingPolicy } from "./effective.ts";
 import type { InstanceView } from "./instance-view.ts";
@@ -66,17 +64,11 @@ export function servicePublisher(ctx: OperatorContext, view: InstanceView): { re
     const { signal } = rc;
     // Gather: everything comes from the caches (and the instance view).
     const { namespace = "", name: service } = splitKey(key);
-    const siObjs = ctx.instances.byIndex(byService, key) as InstanceObject[];
-    const { ranked, policy, invalid } = governingPolicy(
-      ctx.policies.byIndex(byService, key) as PolicyObject[],
-    );
-    const existing = ctx.services.get(key) as ServiceObject | undefined;
-    const slices = (ctx.slices.byIndex(byService, key) as SliceObject[]).filter((s) =>
-      isManagedByRoster(s.metadata),
-    );
-    const configMaps = (ctx.configMaps.byIndex(byService, key) as ConfigMapObject[]).filter((c) =>
-      isManagedByRoster(c.metadata),
-    );
+    const siObjs = ctx.instances.byIndex(byService, key);
+    const { ranked, policy, invalid } = governingPolicy(ctx.policies.byIndex(byService, key));
+    const existing = ctx.services.get(key);
+    const slices = ctx.slices.byIndex(byService, key).filter((s) => isManagedByRoster(s.metadata));
+    const configMaps = ctx.configMaps.byIndex(byService, key).filter((c) => isManagedByRoster(c.metadata));
     if (siObjs.length === 0 && ranked.length === 0) {
       await executor.run(planUnpublish(namespace, existing, slices, configMaps), { signal });
       return;
@@ -104,7 +96,7 @@ export function servicePublisher(ctx: OperatorContext, view: InstanceView): { re
         ...{ namespace, service, publish, loadBalancing, existing, slices, configMaps },
         instances: view.inputs(siObjs),
         servicePorts: siObjs.map((si) => ({ name: si.metadata.name!, ports: si.spec.ports })),
-        configMap: ctx.configMaps.get(`${namespace}/${configMapName(service, publish)}`) as ConfigMapObject,
+        configMap: ctx.configMaps.get(`${namespace}/${configMapName(service, publish)}`),
       };
       try {
         behind = await converge(input, outcome, signal);

@@ -20,9 +20,9 @@ import {
 } from "../api/index.ts";
 import { type DnsCache, dnsCache, systemResolver } from "../health/dns.ts";
 import type { Target } from "../health/index.ts";
-import { isForbidden, isNotFound, type Reconciler } from "../kube/index.ts";
+import { forObjects, isForbidden, isNotFound, type Reconciler } from "../kube/index.ts";
 import { deepEqual } from "../util/equal.ts";
-import { byService, type InstanceObject, type OperatorContext, type PolicyObject } from "./context.ts";
+import { byService, type OperatorContext } from "./context.ts";
 import {
   effectiveHealthCheckStatus,
   effectiveSettings,
@@ -115,11 +115,11 @@ export function probeTargets(ctx: OperatorContext, runtimes: RuntimeStore): Prob
   function policyFor(instance: ServiceInstance) {
     const key = serviceKey(instance.metadata.namespace!, instance.spec.service);
     // Validated: an invalid policy's probes and Secret names are never used.
-    return governingPolicy(ctx.policies.byIndex(byService, key) as PolicyObject[]).policy;
+    return governingPolicy(ctx.policies.byIndex(byService, key)).policy;
   }
 
-  const reconcile: Reconciler = async (key, rc) => {
-    const obj = ctx.instances.get(key) as InstanceObject | undefined;
+  const reconcile = forObjects(ctx.instances, async (obj, rc) => {
+    const { key } = rc;
     if (!obj || !ctx.shards.owns(key)) {
       drop(key);
       return;
@@ -186,7 +186,7 @@ export function probeTargets(ctx: OperatorContext, runtimes: RuntimeStore): Prob
     }
     runtimes.set(key, next);
     return requeueAfterMs === undefined ? undefined : { requeueAfterMs };
-  };
+  });
 
   return {
     reconcile,
