@@ -23,4 +23,5 @@ export * from "./server.ts";
 export * from "./status.ts";
 export * from "./store.ts";
 export * from "./tracker.ts";
+export * from "./transform.ts";
 export * from "./workqueue.ts";

@@ -17,8 +17,8 @@
 
 import { deepEqual } from "../util/equal.ts";
 import type { Applier } from "./apply.ts";
-import { stripUnread } from "./informer.ts";
 import type { KubeObject, ResourceType } from "./object.ts";
+import { stripUnread } from "./transform.ts";
 
 export interface WithStatus<S> extends KubeObject {
   status?: S;
