@@ -71,7 +71,8 @@ function churned(base: InstanceInput[], round: number): InstanceInput[] {
 }
 
 function slicesOf(list: InstanceInput[]): DesiredSliceEndpoints {
-  return computeDesired("bench", "web", list, { panicThreshold: 0, zoneHints: true }).slices;
+  return computeDesired("bench", "web", list, { panicThreshold: 0, trafficDistribution: "PreferSameZone" })
+    .slices;
 }
 
 function time<T>(fn: () => T): [T, number] {
@@ -110,7 +111,7 @@ const singleWrites = single.create.length + single.update.length + single.delete
 
 const cmInstances = instances(2000);
 const cmContent = buildPublishedContent(
-  computeDesired("bench", "web", cmInstances, { panicThreshold: 0, zoneHints: true }),
+  computeDesired("bench", "web", cmInstances, { panicThreshold: 0, trafficDistribution: "PreferSameZone" }),
   { strategy: "WeightedRoundRobin", zoneAware: true },
 );
 const first = planConfigMap({ namespace: "bench", name: "web-roster", content: cmContent, owner: OWNER });

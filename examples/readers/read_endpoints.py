@@ -6,6 +6,9 @@ Usage: read_endpoints.py SCHEMA ENDPOINTS_JSON
 Needs only the standard library and `jsonschema` (Debian: python3-jsonschema).
 Prints one JSON object: {"valid": true, "revision": N, "ready": ["instance/address:port", ...]}
 or {"valid": false, "errors": ["path: message", ...]} and exits 1.
+A stale document (the operator could not publish the current set, e.g. over the
+ConfigMap budget) is valid but must not be routed from: it prints
+{"valid": true, "revision": N, "stale": {...}, "ready": []} and exits 2.
 """
 import json
 import sys
@@ -28,6 +31,9 @@ def main() -> int:
     if doc["formatVersion"] != 1:
         print(json.dumps({"valid": False, "errors": [f"unsupported formatVersion {doc['formatVersion']}"]}))
         return 1
+    if doc.get("stale") is not None:
+        print(json.dumps({"valid": True, "revision": doc["revision"], "stale": doc["stale"], "ready": []}))
+        return 2
     # What JSON Schema cannot express: ready is true exactly for Ready and Panic.
     ready = []
     for ep in doc["endpoints"]:

@@ -303,7 +303,7 @@ export function serviceInstanceCrd(): CustomResourceDefinition {
         type: "string",
         jsonPath: '.status.conditions[?(@.type=="Ready")].reason',
         description:
-          "Why it is or is not published as ready (the Ready condition's reason): Healthy, Unhealthy, Draining, NotInEndpointSlices, ...",
+          "Why it is or is not published as ready (the Ready condition's reason): Healthy, Unhealthy, Draining, NotInEndpointSlices, ConfigMapStale, ...",
       },
       {
         name: "Probe",

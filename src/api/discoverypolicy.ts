@@ -131,6 +131,14 @@ export const ConfigMapPublish = z
   .describe("The ConfigMap with the endpoint set and load-balancing hints.");
 export type ConfigMapPublish = z.output<typeof ConfigMapPublish>;
 
+/**
+ * Kubernetes' Service spec.trafficDistribution values that use zone hints.
+ * PreferSameZone (GA in 1.35) is the newer name of PreferClose's behaviour;
+ * both are passed through as written (the API server accepts both).
+ */
+export const TrafficDistribution = z.enum(["PreferSameZone", "PreferClose"]);
+export type TrafficDistribution = z.output<typeof TrafficDistribution>;
+
 /** What is published for the service. */
 export const Publish = withRules(
   z.strictObject({
@@ -159,17 +167,40 @@ export const Publish = withRules(
       .describe(
         "Percent (0-100): when fewer than this share of the instances is healthy, publish all non-drained instances and set status.panic. 0 disables.",
       ),
-    zoneHints: z
+    headless: z
       .boolean()
       .default(false)
-      .describe("Set hints.forZones on EndpointSlice endpoints from their zone."),
+      .describe(
+        "Publish the Service headless (clusterIP: None): cluster DNS answers with the ready endpoint addresses instead of a ClusterIP, and kube-proxy does not route it. Changing it replaces the Service (a Service's clusterIP cannot change).",
+      ),
+    trafficDistribution: TrafficDistribution.optional().describe(
+      "Sets the Service's spec.trafficDistribution and hints.forZones on ready endpoints (from spec.zone): PreferSameZone keeps traffic in the client's zone while the zone has ready endpoints; PreferClose is its older name. Hints are set only when every ready endpoint has a zone.",
+    ),
+    zoneHints: z
+      .boolean()
+      .optional()
+      .describe(
+        "Deprecated: use trafficDistribution. true means trafficDistribution PreferClose when trafficDistribution is not set.",
+      ),
   }),
   [
     {
-      rule: "!self.zoneHints || self.endpointSlices",
+      rule: "!(has(self.zoneHints) && self.zoneHints) || self.endpointSlices",
       message: "zoneHints requires endpointSlices",
       fieldPath: ".zoneHints",
       check: (p) => !p.zoneHints || p.endpointSlices,
+    },
+    {
+      rule: "!has(self.trafficDistribution) || self.endpointSlices",
+      message: "trafficDistribution requires endpointSlices",
+      fieldPath: ".trafficDistribution",
+      check: (p) => p.trafficDistribution === undefined || p.endpointSlices,
+    },
+    {
+      rule: "!self.headless || self.service || self.endpointSlices",
+      message: "headless requires a published Service (service or endpointSlices)",
+      fieldPath: ".headless",
+      check: (p) => !p.headless || p.service || p.endpointSlices,
     },
   ],
 ).describe("What Roster publishes for the service.");

@@ -27,6 +27,13 @@
  * Determinism: serializePublishedEndpoints() sorts endpoints by (instance,
  * address), ports by name, tags, and object keys, so equal content always
  * gives equal bytes whatever order the writer assembled it in.
+ *
+ * Stale documents: when the service's full document would exceed
+ * PUBLISHED_MAX_BYTES the writer does not leave the previous (outdated)
+ * document in place. It writes a document with `stale` set and no
+ * endpoints: a reader that knows `stale` refuses it (the Roster client throws
+ * StalePublicationError); an older reader that ignores it sees an empty set,
+ * never the outdated one.
  */
 import { z } from "zod";
 
@@ -58,6 +65,12 @@ export const SUPPORTED_FORMAT_VERSIONS: readonly number[] = [PUBLISHED_FORMAT_VE
 export const PUBLISHED_DATA_KEY = "endpoints.json";
 /** ConfigMap annotation repeating the document's revision (informational). */
 export const PUBLISHED_REVISION_ANNOTATION = "roster.dev/published-revision";
+/**
+ * ConfigMap annotation present exactly while the document is stale, holding
+ * the stale reason (e.g. `OverBudget`): lets the operator and tools see it
+ * without parsing the document.
+ */
+export const PUBLISHED_STALE_ANNOTATION = "roster.dev/published-stale";
 /**
  * The largest document the writer produces, in UTF-8 bytes. A ConfigMap holds
  * at most 1 MiB in total; the rest is left for metadata.
@@ -233,6 +246,23 @@ export const publishedEndpointSchema = z
   });
 export type PublishedEndpoint = z.infer<typeof publishedEndpointSchema>;
 
+/**
+ * Why a document is stale. Written today: `OverBudget` (the full document is
+ * larger than PUBLISHED_MAX_BYTES). A string, not an enum, so that a new
+ * reason is an additive change: readers refuse a stale document whatever
+ * its reason.
+ */
+export const STALE_OVER_BUDGET = "OverBudget";
+
+export const publishedStaleSchema = z.object({
+  reason: z.string().min(1).max(63),
+  /** Size in UTF-8 bytes of the full document that could not be written. */
+  bytes: z.int().min(0),
+  /** The budget it exceeded (PUBLISHED_MAX_BYTES). */
+  limit: z.int().min(1),
+});
+export type PublishedStale = z.infer<typeof publishedStaleSchema>;
+
 export const publishedEndpointsSchema = z
   .object({
     formatVersion: z.literal(PUBLISHED_FORMAT_VERSION),
@@ -245,8 +275,21 @@ export const publishedEndpointsSchema = z
     loadBalancing: loadBalancingSchema,
     /** Every resolved (instance, address) pair, in every state, sorted by (instance, address). */
     endpoints: z.array(publishedEndpointSchema),
+    /**
+     * Present when the writer could not publish the current set: the
+     * document then has no endpoints, and readers must not route from it
+     * (nor keep routing on an older revision as if it were current).
+     */
+    stale: publishedStaleSchema.optional(),
   })
   .superRefine((doc, ctx) => {
+    if (doc.stale && doc.endpoints.length > 0) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["endpoints"],
+        message: "a stale document carries no endpoints",
+      });
+    }
     const seen = new Set<string>();
     for (const [i, ep] of doc.endpoints.entries()) {
       const id = `${ep.instance}\u0000${ep.address}`;
@@ -436,7 +479,8 @@ export function serializePublishedEndpoints(doc: PublishedEndpoints): string {
     `  "service": ${JSON.stringify(doc.service)},`,
     `  "panic": ${JSON.stringify(doc.panic)},`,
     `  "loadBalancing": ${canonicalJson(doc.loadBalancing)},`,
-    `  "endpoints": ${endpointLines(doc.endpoints)}`,
+    `  "endpoints": ${endpointLines(doc.endpoints)}${doc.stale ? "," : ""}`,
+    ...(doc.stale ? [`  "stale": ${canonicalJson(doc.stale)}`] : []),
     "}",
     "",
   ].join("\n");

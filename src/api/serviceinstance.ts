@@ -75,7 +75,27 @@ export const METADATA_LIMITS = Object.freeze({
 /** A metadata key: a qualified name such as `version` or `example.com/owner`. */
 const METADATA_KEY = QUALIFIED_NAME;
 
-/** Free-form string metadata, bounded in key count, key/value size and total size. */
+/**
+ * Control characters (U+0000 to U+001F): JSON writes each as an escape of up
+ * to 6 bytes, so a value of them would cost several times its counted size
+ * in the published document. Refused, so that the counted size is what is
+ * written.
+ */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
+const CONTROL_CHARACTER = /[\x00-\x1f]/;
+/** What else JSON escapes in a string (to two bytes each). */
+const JSON_ESCAPED = /["\\]/;
+
+/**
+ * The size of a metadata string as the published document writes it: UTF-8
+ * bytes of its JSON form without the quotes (`"` and `\` escaped to 2 bytes).
+ * Exact for every string CONTROL_CHARACTER allows.
+ */
+export function writtenSize(s: string): number {
+  return Buffer.byteLength(JSON.stringify(s), "utf8") - 2;
+}
+
+/** Free-form string metadata, bounded in key count, key/value size and total size as written. */
 export const Metadata = withRules(
   z
     .record(z.string(), z.string().max(METADATA_LIMITS.maxValueLength))
@@ -95,10 +115,20 @@ export const Metadata = withRules(
           .map((k) => [k]),
     },
     {
-      rule: `self.map(k, size(k) + size(self[k])).sum() <= ${METADATA_LIMITS.maxTotal}`,
-      message: `metadata keys and values may total at most ${METADATA_LIMITS.maxTotal} characters`,
+      rule: `self.all(k, !self[k].matches(${celRegex(CONTROL_CHARACTER)}))`,
+      message: "metadata values must not contain control characters (U+0000 to U+001F, e.g. newline or tab)",
       check: (m) =>
-        Object.entries(m).reduce((n, [k, v]) => n + codePoints(k) + codePoints(v), 0) <=
+        Object.entries(m)
+          .filter(([, v]) => CONTROL_CHARACTER.test(v))
+          .map(([k]) => [k]),
+    },
+    {
+      // Keys are qualified names (ASCII, nothing to escape); in values, `"`
+      // and `\` are written as two bytes.
+      rule: `self.map(k, size(bytes(k)) + size(bytes(self[k])) + size(self[k].findAll(${celRegex(JSON_ESCAPED)}))).sum() <= ${METADATA_LIMITS.maxTotal}`,
+      message: `metadata keys and values may total at most ${METADATA_LIMITS.maxTotal} bytes as published (UTF-8 in JSON: a non-ASCII character counts 2 to 4, '"' and '\\' count 2)`,
+      check: (m) =>
+        Object.entries(m).reduce((n, [k, v]) => n + writtenSize(k) + writtenSize(v), 0) <=
         METADATA_LIMITS.maxTotal,
     },
   ],
@@ -166,7 +196,7 @@ export const ServiceInstanceSpec = withRules(
       .optional()
       .describe("Free-form tags (unique, at most 32), published for clients to filter on."),
     metadata: Metadata.optional().describe(
-      `String key/value metadata published with the endpoint: at most ${METADATA_LIMITS.maxKeys} keys of up to ${METADATA_LIMITS.maxKeyLength} characters, values up to ${METADATA_LIMITS.maxValueLength}, ${METADATA_LIMITS.maxTotal} characters in total.`,
+      `String key/value metadata published with the endpoint: at most ${METADATA_LIMITS.maxKeys} keys of up to ${METADATA_LIMITS.maxKeyLength} characters, values up to ${METADATA_LIMITS.maxValueLength} characters without control characters, ${METADATA_LIMITS.maxTotal} bytes in total as published (UTF-8 JSON).`,
     ),
     drain: z
       .boolean()

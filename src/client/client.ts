@@ -38,6 +38,7 @@ import {
   NoHealthyEndpointsError,
   NotSyncedError,
   type RosterClientError,
+  StalePublicationError,
   UnknownServiceError,
 } from "./errors.ts";
 import { type RequestLike, requestHashKey } from "./hash-key.ts";
@@ -249,7 +250,7 @@ export class RosterClient {
   /**
    * An endpoint for one request. Call `release()` when the request is done
    * (LeastConnections counts on it; harmless for the others).
-   * @throws NotSyncedError, UnknownServiceError, InvalidPublicationError, NoHealthyEndpointsError
+   * @throws NotSyncedError, UnknownServiceError, InvalidPublicationError, StalePublicationError, NoHealthyEndpointsError
    */
   pick(name: string, options: ClientPickOptions = {}): Picked<RosterEndpoint> {
     const snap = this.#snapshot(name);
@@ -386,6 +387,10 @@ export class RosterClient {
     this.#requireSynced();
     const [namespace, service] = this.#resolve(name);
     const snap = this.#registry.get(namespace, service);
+    // Refused rather than served from the last good document: that set is
+    // outdated (drained or failed instances may still be ready in it).
+    const stale = this.#registry.staleOf(namespace, service);
+    if (stale) throw new StalePublicationError(namespace, service, stale, snap);
     if (snap) return snap;
     if (this.namespaces !== "all" && !this.namespaces.includes(namespace)) {
       throw new UnknownServiceError(

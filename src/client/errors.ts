@@ -2,13 +2,15 @@
  * The client's errors: one class per kind, each with a stable `code` so that
  * callers can branch on `err.code` or on `instanceof`.
  */
-import type { PublishedFormatError } from "../api/published.ts";
+import { type PublishedFormatError, STALE_OVER_BUDGET } from "../api/published.ts";
+import type { ServiceSnapshot, StaleInfo } from "./registry.ts";
 
 export type RosterClientErrorCode =
   | "NotSynced"
   | "UnknownService"
   | "NoHealthyEndpoints"
-  | "InvalidPublication";
+  | "InvalidPublication"
+  | "StalePublication";
 
 export class RosterClientError extends Error {
   readonly code: RosterClientErrorCode;
@@ -86,5 +88,34 @@ export class InvalidPublicationError extends RosterClientError {
       { cause },
     );
     this.name = "InvalidPublicationError";
+  }
+}
+
+/**
+ * The service's current document is stale: the operator could not publish
+ * its current endpoint set (`reason` OverBudget: the document would exceed
+ * the ConfigMap budget). The client refuses to route from it, and never
+ * passes off an older set as current. `lastGood` is the last good snapshot
+ * this client saw (undefined if none), for a caller that deliberately
+ * chooses to keep routing on it.
+ */
+export class StalePublicationError extends RosterClientError {
+  readonly stale: StaleInfo;
+  readonly lastGood: ServiceSnapshot | undefined;
+  constructor(namespace: string, service: string, stale: StaleInfo, lastGood: ServiceSnapshot | undefined) {
+    const detail =
+      stale.reason === STALE_OVER_BUDGET
+        ? `its document would be ${stale.bytes} bytes, over the ${stale.limit}-byte ConfigMap budget`
+        : stale.reason;
+    super(
+      "StalePublication",
+      `service ${namespace}/${service}: ConfigMap ${stale.configMap} is published stale (revision ${stale.revision}: ${detail}); ` +
+        `no current endpoint set${lastGood ? ` (last good revision ${lastGood.revision} kept in err.lastGood)` : ""}`,
+      namespace,
+      service,
+    );
+    this.name = "StalePublicationError";
+    this.stale = stale;
+    this.lastGood = lastGood;
   }
 }

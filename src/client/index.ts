@@ -13,6 +13,7 @@ export {
   NoHealthyEndpointsError,
   NotSyncedError,
   RosterClientError,
+  StalePublicationError,
   UnknownServiceError,
 } from "./errors.ts";
 export type { RequestLike } from "./hash-key.ts";
@@ -26,6 +27,8 @@ export type {
   RosterClientEvents,
   ServiceRef,
   ServiceSnapshot,
+  StaleEvent,
+  StaleInfo,
   UpdatedEvent,
 } from "./registry.ts";
 export { createRegistry } from "./registry.ts";

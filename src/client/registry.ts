@@ -9,6 +9,11 @@
  *   a published document and is ignored.
  * - An unreadable update keeps the last good document of that ConfigMap (the
  *   consumer keeps routing on the last known set) and reports `invalid`.
+ * - A stale document (`stale` set: the operator could not publish the current
+ *   set, e.g. over the size budget) makes the service stale: reads refuse it
+ *   (the client throws StalePublicationError, which carries the last good
+ *   snapshot for callers that choose to use it) and `stale` is reported. The
+ *   last good document is kept, never served as current.
  * - Two ConfigMaps publishing the same service: the one whose name sorts
  *   first wins, deterministically.
  * - A document with the revision already applied changes nothing (resyncs,
@@ -19,6 +24,7 @@ import {
   type LoadBalancing,
   type PublishedEndpoints,
   PublishedFormatError,
+  type PublishedStale,
   safeParsePublishedEndpoints,
 } from "../api/published.ts";
 import { objectKey } from "../kube/object.ts";
@@ -66,6 +72,18 @@ export interface UpdatedEvent extends ServiceRef {
   changed: readonly RosterEndpoint[];
 }
 
+/** Why a service is stale: the stale document's marker, revision and ConfigMap. */
+export interface StaleInfo extends PublishedStale {
+  /** The stale document's revision. */
+  revision: number;
+  configMap: string;
+}
+
+export interface StaleEvent extends ServiceRef, StaleInfo {
+  /** The revision of the last good document still kept (not served), if any. */
+  lastGoodRevision: number | undefined;
+}
+
 export interface InvalidEvent {
   namespace: string;
   configMap: string;
@@ -78,6 +96,7 @@ export interface RosterClientEvents {
   healthChanged: HealthChangedEvent;
   updated: UpdatedEvent;
   invalid: InvalidEvent;
+  stale: StaleEvent;
 }
 
 export type EventName = keyof RosterClientEvents;
@@ -88,6 +107,8 @@ interface ConfigMapEntry {
   name: string;
   /** Last good document, if any. */
   doc: PublishedEndpoints | undefined;
+  /** The current document when it is stale (doc then stays the last good one). */
+  staleDoc: PublishedEndpoints | undefined;
   /** Last error, cleared by a good document. */
   error: PublishedFormatError | undefined;
   /** The service this ConfigMap's document (or, failing that, its label) names. */
@@ -100,6 +121,8 @@ export interface Registry {
   get(namespace: string, service: string): ServiceSnapshot | undefined;
   /** The read error of a service that has a ConfigMap but no readable document. */
   errorOf(namespace: string, service: string): PublishedFormatError | undefined;
+  /** Set while the service's current document is stale. */
+  staleOf(namespace: string, service: string): StaleInfo | undefined;
   services(): ServiceRef[];
 }
 
@@ -108,12 +131,15 @@ const serviceKey = (namespace: string, service: string) => `${namespace}/${servi
 export function createRegistry(emit: Emit, serviceLabel = "roster.dev/service"): Registry {
   const configMaps = new Map<string, ConfigMapEntry>();
   const services = new Map<string, ServiceSnapshot>();
+  const stales = new Map<string, StaleInfo>();
+  /** The service an entry publishes now: its stale document's, else its last good one's. */
+  const current = (e: ConfigMapEntry) => (e.staleDoc ?? e.doc)?.service;
 
   /** The ConfigMap that publishes a service: the readable one whose name sorts first. */
   function winner(namespace: string, service: string): ConfigMapEntry | undefined {
     let best: ConfigMapEntry | undefined;
     for (const e of configMaps.values()) {
-      if (e.namespace !== namespace || e.doc?.service !== service) continue;
+      if (e.namespace !== namespace || current(e) !== service) continue;
       if (!best || e.name < best.name) best = e;
     }
     return best;
@@ -124,6 +150,17 @@ export function createRegistry(emit: Emit, serviceLabel = "roster.dev/service"):
     const key = serviceKey(namespace, service);
     const prev = services.get(key);
     const entry = winner(namespace, service);
+    const staleDoc = entry?.staleDoc;
+    if (staleDoc?.stale) {
+      const was = stales.get(key);
+      const info: StaleInfo = { ...staleDoc.stale, revision: staleDoc.revision, configMap: entry!.name };
+      stales.set(key, info);
+      if (was?.revision !== info.revision || was.configMap !== info.configMap) {
+        emit("stale", { namespace, service, ...info, lastGoodRevision: prev?.revision });
+      }
+      return;
+    }
+    stales.delete(key);
     if (!entry) {
       if (!prev) return;
       services.delete(key);
@@ -144,7 +181,8 @@ export function createRegistry(emit: Emit, serviceLabel = "roster.dev/service"):
       });
       return;
     }
-    const doc = entry.doc!;
+    const doc = entry.doc;
+    if (!doc) return;
     if (prev && prev.configMap === entry.name && prev.revision === doc.revision) return;
     const endpoints = toRosterEndpoints(doc);
     const next: ServiceSnapshot = {
@@ -183,7 +221,8 @@ export function createRegistry(emit: Emit, serviceLabel = "roster.dev/service"):
     const prev = configMaps.get(key);
     if (!prev) return;
     configMaps.delete(key);
-    if (prev.doc) refresh(prev.namespace, prev.doc.service);
+    const service = current(prev);
+    if (service) refresh(prev.namespace, service);
   }
 
   return {
@@ -209,17 +248,23 @@ export function createRegistry(emit: Emit, serviceLabel = "roster.dev/service"):
         );
         doc = undefined;
       }
+      // A stale document replaces nothing: the last good one stays (unserved).
+      const staleDoc = doc?.stale ? doc : error ? prev?.staleDoc : undefined;
+      const good = doc && !doc.stale ? doc : undefined;
       const entry: ConfigMapEntry = {
         namespace,
         name,
-        doc: doc ?? prev?.doc,
+        doc: good ?? prev?.doc,
+        staleDoc,
         error,
         service: doc?.service ?? prev?.service ?? cm.metadata.labels?.[serviceLabel],
       };
       configMaps.set(key, entry);
       if (error) emit("invalid", { namespace, configMap: name, error });
-      if (prev?.doc && prev.doc.service !== entry.doc?.service) refresh(namespace, prev.doc.service);
-      if (entry.doc) refresh(namespace, entry.doc.service);
+      const before = prev && current(prev);
+      const after = current(entry);
+      if (before && before !== after) refresh(namespace, before);
+      if (after) refresh(namespace, after);
     },
     get: (namespace, service) => services.get(serviceKey(namespace, service)),
     errorOf(namespace, service) {
@@ -228,6 +273,13 @@ export function createRegistry(emit: Emit, serviceLabel = "roster.dev/service"):
       }
       return undefined;
     },
-    services: () => [...services.values()].map(({ namespace, service }) => ({ namespace, service })),
+    staleOf: (namespace, service) => stales.get(serviceKey(namespace, service)),
+    services() {
+      const keys = new Set([...services.keys(), ...stales.keys()]);
+      return [...keys].map((k) => {
+        const slash = k.indexOf("/");
+        return { namespace: k.slice(0, slash), service: k.slice(slash + 1) };
+      });
+    },
   };
 }

@@ -6,7 +6,8 @@
  * sending one HTTP request (`--http`) or just reading (TCP backends). One
  * JSON line per connection on stdout: `{"t":<ms>,"id":..,"port":..,"addr":..}`
  * or `{"t":<ms>,"err":"ECONNREFUSED"}`. `--count N` stops after N connections
- * (0: until stdin closes); `--resolve-each` resolves again before each one.
+ * (0: until stdin closes); `--resolve-each` resolves again before each one
+ * (a failed lookup prints `{"t":<ms>,"dnsErr":"ENOTFOUND"}` and reuses the last address).
  */
 import { lookup } from "node:dns/promises";
 import { connect } from "node:net";
@@ -67,7 +68,14 @@ function once(host: string): Promise<void> {
 async function worker(): Promise<void> {
   while (!stopped && (count === 0 || started < count)) {
     started++;
-    if (values["resolve-each"]) address = await resolveName().catch(() => address);
+    if (values["resolve-each"]) {
+      // A failed lookup is reported (an empty answer is what a consumer
+      // must never see) and the last address is used.
+      address = await resolveName().catch((err: NodeJS.ErrnoException) => {
+        emit({ dnsErr: err.code ?? err.message });
+        return address;
+      });
+    }
     await once(address);
     if (interval > 0) await new Promise((r) => setTimeout(r, interval));
   }

@@ -191,6 +191,8 @@ export interface ConsumerLine {
   addr?: string;
   err?: string;
   resolved?: string;
+  /** With resolveEach: the lookup before a connection failed (the last address was used). */
+  dnsErr?: string;
 }
 
 export interface ConsumerOptions {
@@ -369,6 +371,34 @@ export class TestHosts {
         return done;
       },
     };
+  }
+
+  /**
+   * Every A and AAAA record of a name, asked from the node namespace's
+   * resolver (CoreDNS) by a fresh process, so no resolver cache answers.
+   * A name that does not exist (or has no record of a family) gives [].
+   */
+  async resolveAll(name: string): Promise<{ A: string[]; AAAA: string[] }> {
+    const script = `
+      const dns = require("node:dns").promises;
+      const all = (p) => p.catch((e) => (e.code === "ENOTFOUND" || e.code === "ENODATA" ? [] : Promise.reject(e)));
+      Promise.all([all(dns.resolve4(process.argv[1])), all(dns.resolve6(process.argv[1]))]).then(
+        ([A, AAAA]) => console.log(JSON.stringify({ A: A.sort(), AAAA: AAAA.sort() })),
+        (e) => { console.error(e.code ?? e.message); process.exit(1); },
+      );`;
+    const out = await new Promise<string>((done, fail) => {
+      const child = spawn("ip", ["netns", "exec", this.plane.node, node, "-e", script, name], {
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      let stdout = "";
+      let stderr = "";
+      child.stdout?.on("data", (c: Buffer) => (stdout += c.toString()));
+      child.stderr?.on("data", (c: Buffer) => (stderr += c.toString()));
+      child.once("exit", (code) =>
+        code === 0 ? done(stdout) : fail(new Error(`resolving ${name}: ${stderr.trim()}`)),
+      );
+    });
+    return JSON.parse(out) as { A: string[]; AAAA: string[] };
   }
 
   /** Stops every backend and consumer and deletes this process's hosts. */

@@ -48,6 +48,12 @@ export interface OperatorSettings {
   policyStatusIntervalMs: number;
   /** Which addresses may be published (cluster networks, per-namespace exceptions). */
   publication?: PublicationConfig;
+  /**
+   * The largest ConfigMap document, in bytes; default PUBLISHED_MAX_BYTES.
+   * Not in the config file: tests lower it so that a few instances exceed it
+   * (hundreds of near-1 MB writes would make the test slow and load-bound).
+   */
+  configMapBudgetBytes?: number;
 }
 
 export interface OperatorContext {

@@ -32,7 +32,7 @@ export interface EffectiveSettings {
   /** The instance's override does not merge into a valid check: why (the instance cannot be probed). */
   healthCheckError?: string;
   loadBalancing: LoadBalancing;
-  publish: Publish;
+  publish: EffectivePublish;
   /** Milliseconds; undefined: never deregister. */
   deregisterAfterMs?: number;
   /**
@@ -42,6 +42,23 @@ export interface EffectiveSettings {
    */
   checkSource: "Instance" | "InstanceOverPolicy" | "InstanceOverDefault" | "Policy" | "Default";
   policy?: DiscoveryPolicy;
+}
+
+/** The publish settings the engine acts on: the deprecated zoneHints is translated away. */
+export type EffectivePublish = Omit<Publish, "zoneHints">;
+
+/**
+ * The one translation of publish.zoneHints (deprecated, still read from
+ * older objects): `true` means trafficDistribution PreferClose, what it set
+ * on the Service before trafficDistribution existed; an explicit
+ * trafficDistribution wins.
+ */
+export function effectivePublish(publish: Publish): EffectivePublish {
+  // Unchanged (the same object) when there is nothing to translate.
+  if (publish.zoneHints === undefined) return publish;
+  const { zoneHints, ...rest } = publish;
+  if (rest.trafficDistribution !== undefined || zoneHints !== true) return rest;
+  return { ...rest, trafficDistribution: "PreferClose" };
 }
 
 /** `namespace/service`: the key of everything published for one service. */
@@ -113,7 +130,7 @@ export function effectiveSettings(
         ? "Instance"
         : `InstanceOver${baseSource}`,
     loadBalancing: spec?.loadBalancing ?? defaults.loadBalancing,
-    publish: spec?.publish ?? defaults.publish,
+    publish: effectivePublish(spec?.publish ?? defaults.publish),
     deregisterAfterMs: deregisterAfter ? parseDuration(deregisterAfter) : undefined,
     policy,
   };

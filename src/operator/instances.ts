@@ -9,14 +9,20 @@
  * Level-triggered: woken by instance and Service changes, verdict changes
  * and runtime changes of the probe-target reconciler.
  */
-import { type ServiceInstance, validateServiceInstance } from "../api/index.ts";
+import { configMapName, type ServiceInstance, validateServiceInstance } from "../api/index.ts";
 import { forObjects, type Reconciler, writeStatus, writeTracker } from "../kube/index.ts";
-import { isManagedByRoster } from "../publish/index.ts";
+import { isManagedByRoster, staleReasonOf } from "../publish/index.ts";
 import { configMapClaimIn } from "./claims.ts";
-import { byService, type InstanceObject, type OperatorContext, rosterResources } from "./context.ts";
-import { governingPolicy, serviceKey } from "./effective.ts";
+import {
+  byService,
+  type InstanceObject,
+  type OperatorContext,
+  type PolicyObject,
+  rosterResources,
+} from "./context.ts";
+import { effectiveSettings, governingPolicy, serviceKey } from "./effective.ts";
 import type { InstanceView } from "./instance-view.ts";
-import { instanceEvents, instanceStatus } from "./status.ts";
+import { type ConfigMapStale, instanceEvents, instanceStatus } from "./status.ts";
 import type { InstanceVerdict } from "./verdicts.ts";
 
 export type DeregisterDecision =
@@ -89,10 +95,9 @@ export function instanceReconciler(ctx: OperatorContext, view: InstanceView): { 
 
     const svcKey = serviceKey(obj.metadata.namespace!, instance.spec.service);
     const existing = ctx.services.get(svcKey);
-    const claim = configMapClaimIn(
-      ctx.policies,
-      governingPolicy(ctx.policies.byIndex(byService, svcKey)).policy,
-    );
+    const { policy } = governingPolicy(ctx.policies.byIndex(byService, svcKey));
+    const claim = configMapClaimIn(ctx.policies, policy);
+    const configMapStale = staleConfigMap(obj.metadata.namespace!, instance.spec.service, policy);
     const conflict =
       existing && !isManagedByRoster(existing.metadata)
         ? {
@@ -109,6 +114,7 @@ export function instanceReconciler(ctx: OperatorContext, view: InstanceView): { 
       addresses,
       blocker,
       conflict,
+      configMapStale,
       healthCheck: rt.healthCheck,
       now,
     });
@@ -144,6 +150,24 @@ export function instanceReconciler(ctx: OperatorContext, view: InstanceView): { 
     }
     return;
   });
+
+  /**
+   * The service's published ConfigMap when the publisher marked it stale
+   * (over budget): read from the ConfigMap itself, where the publisher's
+   * decision is recorded, so instance conditions say what readers see.
+   */
+  function staleConfigMap(
+    namespace: string,
+    service: string,
+    policy: PolicyObject | undefined,
+  ): ConfigMapStale | undefined {
+    const publish = effectiveSettings(policy, ctx.settings().defaults).publish;
+    if (!publish.configMap.enabled) return undefined;
+    const name = configMapName(service, publish);
+    const cm = ctx.configMaps.get(`${namespace}/${name}`);
+    const reason = cm && isManagedByRoster(cm.metadata) ? staleReasonOf(cm) : undefined;
+    return reason ? { configMap: name, reason, endpointSlices: publish.endpointSlices } : undefined;
+  }
 
   return { reconcile };
 }

@@ -46,6 +46,7 @@ import {
   secondary,
   splitKey,
 } from "../kube/index.ts";
+import { staleReasonOf } from "../publish/configmap.ts";
 import {
   LABEL_MANAGED_BY,
   LABEL_ROSTER_SERVICE,
@@ -332,6 +333,18 @@ export function createOperator(options: OperatorOptions): Operator {
     policySpecs.set(key, seen);
     return true;
   };
+  // Instance conditions name a stale ConfigMap (over budget): wake the
+  // service's instances when a ConfigMap becomes stale or current again,
+  // not on its every revision.
+  const configMapStales = new Map<string, string>();
+  const staleChanged = (cm: ConfigMapObject) => {
+    const key = `${ns(cm)}/${cm.metadata.name}`;
+    const before = configMapStales.get(key) ?? "";
+    const now = configMaps.get(key) ? (staleReasonOf(cm) ?? "") : "";
+    if (now) configMapStales.set(key, now);
+    else configMapStales.delete(key);
+    return before !== now;
+  };
   // With sharding, every replica probes its share and writes those statuses.
   const needLeaderElection = !sharding;
   const targetController = manager.controller<InstanceObject>({
@@ -353,6 +366,9 @@ export function createOperator(options: OperatorOptions): Operator {
     primary: instances,
     secondaries: [
       secondary(services, (s) => instancesOf(ns(s), s.metadata.name ?? "")),
+      secondary(configMaps, (cm) =>
+        staleChanged(cm) ? instancesOf(ns(cm), cm.metadata.labels?.[LABEL_ROSTER_SERVICE] ?? "") : [],
+      ),
       // A ConfigMap claim won or lost shows as Conflict on the instances.
       secondary(policies, (p) =>
         rivalServices(policies, p).flatMap((k) => instancesOf(splitKey(k).namespace ?? "", splitKey(k).name)),

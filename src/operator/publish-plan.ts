@@ -11,7 +11,7 @@
  * that cannot be built (over the size limit) still leaves the slices
  * published.
  */
-import { configMapName, type LoadBalancing, type Publish } from "../api/index.ts";
+import { configMapName, type LoadBalancing } from "../api/index.ts";
 import type { LoadBalancing as PublishedLoadBalancing } from "../api/published.ts";
 import { type KubeObject, resources, type WriteStep, withVersion } from "../kube/index.ts";
 import {
@@ -22,11 +22,14 @@ import {
   type InstanceInput,
   type InstancePort,
   isManagedByRoster,
+  overBudgetMessage,
   planConfigMap,
   planEndpointSlices,
+  serviceNeedsReplace,
   serviceOwnerReference,
 } from "../publish/index.ts";
 import type { ConfigMapObject, ServiceObject, SliceObject } from "./context.ts";
+import type { EffectivePublish } from "./effective.ts";
 
 /** What the publisher read for one service. */
 export interface PublicationInput {
@@ -36,8 +39,10 @@ export interface PublicationInput {
   instances: readonly InstanceInput[];
   /** Every instance's ports, blocked ones included: the Service's ports must not flap with health. */
   servicePorts: readonly { name: string; ports: readonly InstancePort[] }[];
-  publish: Publish;
+  publish: EffectivePublish;
   loadBalancing: LoadBalancing;
+  /** The largest ConfigMap document (default PUBLISHED_MAX_BYTES). */
+  configMapBudgetBytes?: number;
   /** The Service of that name, managed or not. */
   existing: ServiceObject | undefined;
   /** The service's slices Roster manages. */
@@ -50,6 +55,12 @@ export interface PublicationInput {
 
 export interface ServicePlan {
   desired: DesiredPublication;
+  /**
+   * Delete the Service first: publish.headless changed, and clusterIP
+   * cannot. Its slices and ConfigMap go with it (owner references); the
+   * slice and ConfigMap plans write them again for the new one.
+   */
+  replace?: WriteStep;
   /** Create or update the Service (empty: nothing to write, or no port to publish yet). */
   steps: WriteStep[];
 }
@@ -58,9 +69,10 @@ export function planServicePublication(input: PublicationInput): ServicePlan {
   const { namespace, service, publish } = input;
   const desired = computeDesired(namespace, service, input.instances, {
     panicThreshold: publish.panicThreshold,
-    zoneHints: publish.zoneHints,
+    trafficDistribution: publish.trafficDistribution,
   });
   const steps: WriteStep[] = [];
+  let replace: WriteStep | undefined;
   if (publish.service || publish.endpointSlices) {
     const built = buildService({
       namespace,
@@ -69,18 +81,30 @@ export function planServicePublication(input: PublicationInput): ServicePlan {
       // The policy's setting, not desired.zoneHints (which also needs every
       // ready endpoint to have a zone): the Service must not be rewritten
       // when health or membership changes.
-      zoneHints: publish.zoneHints,
+      trafficDistribution: publish.trafficDistribution,
+      headless: publish.headless,
     });
     if (built.service) {
+      let live = input.existing;
+      if (live && serviceNeedsReplace(live, built.service)) {
+        replace = {
+          op: "delete",
+          type: resources.services,
+          namespace,
+          name: service,
+          uid: live.metadata.uid,
+        };
+        live = undefined;
+      }
       steps.push({
         op: "upsert",
         type: resources.services,
         body: built.service as unknown as KubeObject,
-        existing: input.existing,
+        existing: live,
       });
     }
   }
-  return { desired, steps };
+  return { desired, replace, steps };
 }
 
 /** The slice writes (creates, then updates, then deletes); all deletes without an owner Service. */
@@ -116,29 +140,35 @@ export function planSlicePublication(
 }
 
 /**
- * The ConfigMap writes and the revision published. Throws what
- * planConfigMap throws (a document over the size limit).
+ * The ConfigMap writes, the revision published and, over budget, why the
+ * document published is stale. Throws what planConfigMap throws (content
+ * that breaks the format).
  */
 export function planConfigMapPublication(
   input: PublicationInput,
   desired: DesiredPublication,
   owner: ServiceObject | undefined,
-): { steps: WriteStep[]; revision?: number } {
+): { steps: WriteStep[]; revision?: number; stale?: string } {
   const { namespace, service, publish } = input;
   const type = resources.configMaps;
   const name = configMapName(service, publish);
   const previous = input.configMap;
   const steps: WriteStep[] = [];
   let revision: number | undefined;
+  let stale: string | undefined;
   if (publish.configMap.enabled) {
-    const plan = planConfigMap({
-      namespace,
-      name,
-      content: buildPublishedContent(desired, publishedHints(input.loadBalancing, publish)),
-      previous,
-      owner: owner?.metadata.uid ? serviceOwnerReference(owner) : undefined,
-    });
+    const plan = planConfigMap(
+      {
+        namespace,
+        name,
+        content: buildPublishedContent(desired, publishedHints(input.loadBalancing, publish)),
+        previous,
+        owner: owner?.metadata.uid ? serviceOwnerReference(owner) : undefined,
+      },
+      input.configMapBudgetBytes,
+    );
     revision = plan.revision;
+    if (plan.overBudget) stale = overBudgetMessage(name, plan.overBudget);
     if (plan.changed) {
       const body = plan.configMap as unknown as KubeObject;
       steps.push(
@@ -154,7 +184,7 @@ export function planConfigMapPublication(
     if (cm.metadata.name !== name)
       steps.push({ op: "delete", type, namespace, name: cm.metadata.name!, uid: cm.metadata.uid });
   }
-  return { steps, revision };
+  return { steps, revision, stale };
 }
 
 /**
@@ -183,8 +213,11 @@ export function planUnpublish(
 }
 
 /** The load-balancing hints as published (format v1). */
-export function publishedHints(lb: LoadBalancing, publish: Publish): PublishedLoadBalancing {
-  const hints: PublishedLoadBalancing = { strategy: lb.strategy, zoneAware: publish.zoneHints };
+export function publishedHints(lb: LoadBalancing, publish: EffectivePublish): PublishedLoadBalancing {
+  const hints: PublishedLoadBalancing = {
+    strategy: lb.strategy,
+    zoneAware: publish.trafficDistribution !== undefined,
+  };
   if (lb.strategy === "ConsistentHash") {
     const ch = lb.consistentHash;
     const algorithm = ch?.algorithm ?? "Ring";

@@ -17,6 +17,7 @@
  */
 import { configMapName, type DiscoveryPolicyStatus } from "../api/index.ts";
 import {
+  isConflict,
   planExecutor,
   type Reconciler,
   resources,
@@ -92,8 +93,9 @@ export function servicePublisher(ctx: OperatorContext, view: InstanceView): { re
       outcome.conflictReason = "ConfigMapClaimed";
     } else {
       const { publish, loadBalancing } = effectiveSettings(policy, ctx.settings().defaults);
+      const { configMapBudgetBytes } = ctx.settings();
       const input: PublicationInput = {
-        ...{ namespace, service, publish, loadBalancing, existing, slices, configMaps },
+        ...{ namespace, service, publish, loadBalancing, configMapBudgetBytes, existing, slices, configMaps },
         instances: view.inputs(siObjs),
         servicePorts: siObjs.map((si) => ({ name: si.metadata.name!, ports: si.spec.ports })),
         configMap: ctx.configMaps.get(`${namespace}/${configMapName(service, publish)}`),
@@ -121,6 +123,16 @@ export function servicePublisher(ctx: OperatorContext, view: InstanceView): { re
     outcome.desired = plan.desired;
     const { counts, panic } = plan.desired;
     ctx.logger.debug({ service: key, counts, panic }, "desired publication");
+    if (plan.replace) {
+      try {
+        await executor.run([plan.replace], { signal });
+      } catch (err) {
+        if (!isConflict(err)) throw err;
+        // The uid precondition failed: the cache still shows a Service
+        // already replaced. Look again once it has caught up.
+        return true;
+      }
+    }
     const wrote = await executor.run(plan.steps, { signal });
     if (wrote.conflict) {
       outcome.conflict = unmanaged(wrote.conflict);
@@ -132,6 +144,7 @@ export function servicePublisher(ctx: OperatorContext, view: InstanceView): { re
     const sliced = await executor.run(slices.steps, { group: key, signal });
     const cm = planConfigMapPublication(input, plan.desired, owner);
     outcome.revision = cm.revision;
+    outcome.stale = cm.stale;
     const published = await executor.run(cm.steps, { group: key, signal });
     const conflict = published.conflict ?? sliced.conflict;
     if (conflict) outcome.conflict = unmanaged(conflict);

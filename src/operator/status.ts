@@ -31,9 +31,20 @@ export interface InstanceStatusInput {
   blocker?: Blocker;
   /** A Service of the same name that Roster does not manage is in the way. */
   conflict?: Blocker;
+  /** The service's ConfigMap is published stale: its readers get no endpoints. */
+  configMapStale?: ConfigMapStale;
   /** The health check it is probed with (status.effectiveHealthCheck). */
   healthCheck?: EffectiveHealthCheck;
   now: number;
+}
+
+export interface ConfigMapStale {
+  /** The ConfigMap's name. */
+  configMap: string;
+  /** Its stale reason (OverBudget). */
+  reason: string;
+  /** The service also publishes EndpointSlices. */
+  endpointSlices: boolean;
 }
 
 const MAX_MESSAGE = 1024;
@@ -130,7 +141,7 @@ export function instanceStatus(input: InstanceStatusInput): ServiceInstanceStatu
             message: "spec.drain is set: published as serving but not ready (terminating)",
           }
         : healthy === true
-          ? readyCondition(input.addresses)
+          ? readyCondition(input.addresses, input.configMapStale)
           : healthy === false
             ? {
                 type: ConditionTypes.Ready,
@@ -182,16 +193,38 @@ export function instanceStatus(input: InstanceStatusInput): ServiceInstanceStatu
 }
 
 /**
- * Ready=True for a healthy, undrained instance. Addresses the API server
- * refuses in EndpointSlices (loopback, link-local, unspecified) are published
- * in the ConfigMap only; the condition says so, since cluster DNS and
- * kube-proxy will not see them.
+ * The Ready condition of a healthy, undrained instance. Addresses the API
+ * server refuses in EndpointSlices (loopback, link-local, unspecified) are
+ * published in the ConfigMap only; the condition says so, since cluster DNS
+ * and kube-proxy will not see them. A stale ConfigMap (over budget) carries
+ * no endpoints: the instance is ready in the EndpointSlices at most (Ready
+ * True only if it is in them), and the condition names the ConfigMap.
  */
-function readyCondition(addresses: readonly string[]): Omit<ConditionInput, "observedGeneration"> {
+function readyCondition(
+  addresses: readonly string[],
+  stale?: ConfigMapStale,
+): Omit<ConditionInput, "observedGeneration"> {
   const refused = addresses.flatMap((a) => {
     const c = checkAddress(a);
     return c.ok && !c.sliceable ? [`${c.address} (${c.reason})`] : [];
   });
+  if (stale) {
+    const why = `ConfigMap ${stale.configMap} is published stale (${stale.reason}): its readers get no endpoints`;
+    const inSlices = stale.endpointSlices && refused.length < addresses.length;
+    return inSlices
+      ? {
+          type: ConditionTypes.Ready,
+          status: "True",
+          reason: "ConfigMapStale",
+          message: `published as ready in the EndpointSlices only; ${why}`,
+        }
+      : {
+          type: ConditionTypes.Ready,
+          status: "False",
+          reason: "ConfigMapStale",
+          message: `not published: ${why}${stale.endpointSlices ? "" : ", and publish.endpointSlices is off"}`,
+        };
+  }
   if (refused.length === 0) {
     return { type: ConditionTypes.Ready, status: "True", reason: "Healthy", message: "published as ready" };
   }
@@ -260,6 +293,8 @@ export interface PublicationOutcome {
   conflictReason?: string;
   /** Publishing failed with this message (the reconcile is retried). */
   failed?: string;
+  /** The ConfigMap was published stale (over budget), with this message; the rest is published. */
+  stale?: string;
 }
 
 export interface PolicyStatusInput {
@@ -333,12 +368,14 @@ export function policyStatus(input: PolicyStatusInput): {
     const d = outcome.desired;
     if (conditions.some((c) => c.type === ConditionTypes.Conflict))
       set(ConditionTypes.Conflict, "False", "NoConflict", "");
-    set(
-      ConditionTypes.Ready,
-      "True",
-      "Published",
-      `${d?.counts.ready ?? 0} of ${d?.counts.total ?? 0} instances published as ready`,
-    );
+    if (outcome.stale) set(ConditionTypes.Ready, "False", "PublishFailed", outcome.stale);
+    else
+      set(
+        ConditionTypes.Ready,
+        "True",
+        "Published",
+        `${d?.counts.ready ?? 0} of ${d?.counts.total ?? 0} instances published as ready`,
+      );
     const panic = d?.panic ?? false;
     if (panic || conditions.some((c) => c.type === PANIC)) {
       set(

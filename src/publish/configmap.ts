@@ -7,6 +7,11 @@
  * plus one otherwise. When the previous document cannot be read (a newer
  * format, a hand edit), its revision is still honoured if it can be found, so
  * the revision never goes backwards for readers.
+ *
+ * Over budget: a document larger than PUBLISHED_MAX_BYTES is not written, and
+ * the previous one is not left in place either (it would serve an outdated set
+ * as current). The plan is a stale document instead: no endpoints, `stale`
+ * saying why, and the PUBLISHED_STALE_ANNOTATION on the ConfigMap.
  */
 import type { V1ConfigMap, V1OwnerReference } from "@kubernetes/client-node";
 import { z } from "zod";
@@ -16,11 +21,13 @@ import {
   PUBLISHED_FORMAT_VERSION,
   PUBLISHED_MAX_BYTES,
   PUBLISHED_REVISION_ANNOTATION,
+  PUBLISHED_STALE_ANNOTATION,
   type PublishedContent,
   type PublishedEndpoints,
   publishedContentKey,
   publishedEndpointsSchema,
   readRevision,
+  STALE_OVER_BUDGET,
   safeParsePublishedEndpoints,
   serializePublishedEndpoints,
 } from "../api/published.ts";
@@ -89,17 +96,36 @@ export interface ConfigMapPlan {
   contentChanged: boolean;
   /** Anything the writer owns differs (data, labels, annotation, owner): write only when true. */
   changed: boolean;
-  /** Size of the document in UTF-8 bytes. */
+  /** Size of the written document in UTF-8 bytes. */
   bytes: number;
+  /**
+   * Set when the full document was over budget and the plan is the stale
+   * document: what the full one would have cost.
+   */
+  overBudget?: { bytes: number; limit: number };
 }
 
 /**
- * The ConfigMap to write. Throws PublishedDocumentTooLargeError over
- * PUBLISHED_MAX_BYTES, and an Error when the content breaks the format's
- * schema (an input bug: nothing is published rather than a document readers
- * would reject).
+ * The ConfigMap to write. Over PUBLISHED_MAX_BYTES it is the stale document
+ * (see the module comment; `overBudget` says so). Throws an Error when the
+ * content breaks the format's schema (an input bug: nothing is published
+ * rather than a document readers would reject).
  */
-export function planConfigMap(input: ConfigMapPlanInput): ConfigMapPlan {
+export function planConfigMap(input: ConfigMapPlanInput, limit = PUBLISHED_MAX_BYTES): ConfigMapPlan {
+  try {
+    return planDocument(input, limit);
+  } catch (err) {
+    if (!(err instanceof PublishedDocumentTooLargeError)) throw err;
+    const stale: PublishedContent = {
+      ...input.content,
+      endpoints: [],
+      stale: { reason: STALE_OVER_BUDGET, bytes: err.bytes, limit: err.limit },
+    };
+    return { ...planDocument({ ...input, content: stale }, limit), overBudget: { bytes: err.bytes, limit } };
+  }
+}
+
+function planDocument(input: ConfigMapPlanInput, limit: number): ConfigMapPlan {
   const previousText = input.previous?.data?.[PUBLISHED_DATA_KEY];
   const previousRevision = readRevision(previousText);
 
@@ -128,10 +154,17 @@ export function planConfigMap(input: ConfigMapPlanInput): ConfigMapPlan {
   }
   const document: PublishedEndpoints = { ...input.content, revision };
   const bytes = Buffer.byteLength(text, "utf8");
-  if (bytes > PUBLISHED_MAX_BYTES) throw new PublishedDocumentTooLargeError(bytes, PUBLISHED_MAX_BYTES);
+  if (bytes > limit) throw new PublishedDocumentTooLargeError(bytes, limit);
 
   const labels = publishedLabels(input.content.service);
-  const annotations = { [PUBLISHED_REVISION_ANNOTATION]: String(revision) };
+  const annotations: Record<string, string> = { [PUBLISHED_REVISION_ANNOTATION]: String(revision) };
+  // Cleared to "" rather than left out: a ConfigMap created stale (POST)
+  // records the annotation under an Update entry, which a later apply
+  // cannot remove.
+  const wasStale = input.previous?.metadata?.annotations?.[PUBLISHED_STALE_ANNOTATION] !== undefined;
+  if (input.content.stale || wasStale) {
+    annotations[PUBLISHED_STALE_ANNOTATION] = input.content.stale?.reason ?? "";
+  }
   const configMap: V1ConfigMap = {
     apiVersion: "v1",
     kind: "ConfigMap",
@@ -153,4 +186,20 @@ export function planConfigMap(input: ConfigMapPlanInput): ConfigMapPlan {
     !hasLabels(prev.metadata?.annotations, annotations) ||
     (input.owner !== undefined && !isOwnedBy(prev.metadata, input.owner));
   return { configMap, document, revision, contentChanged, changed, bytes };
+}
+
+/**
+ * The stale reason of a published ConfigMap (its PUBLISHED_STALE_ANNOTATION),
+ * or undefined when its document is current. Cheap: no parse of the document.
+ */
+export function staleReasonOf(cm: Pick<V1ConfigMap, "metadata"> | undefined): string | undefined {
+  return cm?.metadata?.annotations?.[PUBLISHED_STALE_ANNOTATION] || undefined;
+}
+
+/** The policy's (and the log's) account of an over-budget document. */
+export function overBudgetMessage(name: string, overBudget: { bytes: number; limit: number }): string {
+  return (
+    `ConfigMap ${name}: the document is ${overBudget.bytes} bytes, over the ${overBudget.limit}-byte budget; ` +
+    "it is published as stale (no endpoints, clients refuse it) until it fits"
+  );
 }

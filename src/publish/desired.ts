@@ -17,7 +17,8 @@
  *   published as ready (fail open) and the document says `panic: true`.
  *   Pending instances count on neither side: no verdict is no evidence, and
  *   a service whose instances are all new must not start in panic.
- * - Zone hints (policy.zoneHints): `hints.forZones` = the endpoint's own zone,
+ * - Zone hints (policy.trafficDistribution set, PreferSameZone or PreferClose:
+ *   kube-proxy reads the same hints for both): `hints.forZones` = the endpoint's own zone,
  *   on ready endpoints, and only when every ready slice endpoint has a zone
  *   (kube-proxy ignores all hints of a service when one ready endpoint lacks
  *   them, and upstream's controller sets none in that case either).
@@ -25,6 +26,7 @@
  *   (loopback, link-local, unspecified) stay in the ConfigMap only.
  */
 import type { DiscoveryV1EndpointPort, V1Endpoint } from "@kubernetes/client-node";
+import type { TrafficDistribution } from "../api/discoverypolicy.ts";
 import {
   type AddressFamily,
   compareEndpoints,
@@ -73,7 +75,8 @@ export interface InstanceInput {
 export interface PublishPolicy {
   /** Percent 0..100; 0 disables panic. */
   panicThreshold: number;
-  zoneHints: boolean;
+  /** The Service's trafficDistribution: set means zone hints are wanted. */
+  trafficDistribution?: TrafficDistribution;
 }
 
 /** One endpoint of an EndpointSlice, with the ports that decide which slices can hold it. */
@@ -110,7 +113,7 @@ export interface DesiredPublication {
   namespace: string;
   service: string;
   panic: boolean;
-  /** Whether hints.forZones were set (zoneHints on and every ready endpoint has a zone). */
+  /** Whether hints.forZones were set (trafficDistribution set and every ready endpoint has a zone). */
   zoneHints: boolean;
   counts: PublishCounts;
   /** ConfigMap endpoints, sorted by (instance, address). */
@@ -263,7 +266,10 @@ export function computeDesired(
   }
 
   const readySliced = sliced.filter((s) => s.ready);
-  const hints = policy.zoneHints && readySliced.length > 0 && readySliced.every((s) => s.zone !== undefined);
+  const hints =
+    policy.trafficDistribution !== undefined &&
+    readySliced.length > 0 &&
+    readySliced.every((s) => s.zone !== undefined);
   if (hints) {
     for (const s of readySliced) s.entry.endpoint.hints = { forZones: [{ name: s.zone! }] };
   }

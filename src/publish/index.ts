@@ -10,8 +10,10 @@ export type { ConfigMapPlan, ConfigMapPlanInput } from "./configmap.ts";
 export {
   buildPublishedContent,
   nextRevision,
+  overBudgetMessage,
   PublishedDocumentTooLargeError,
   planConfigMap,
+  staleReasonOf,
 } from "./configmap.ts";
 export type {
   DesiredPublication,
@@ -27,7 +29,7 @@ export type {
 export { computeDesired, DEFAULT_WEIGHT, endpointKey, isPanic, normalizePorts } from "./desired.ts";
 export * from "./labels.ts";
 export type { ServiceBuild, ServiceBuildInput, ServicePortConflict } from "./service.ts";
-export { buildService, serviceOwnerReference, servicePorts } from "./service.ts";
+export { buildService, serviceNeedsReplace, serviceOwnerReference, servicePorts } from "./service.ts";
 export type { SlicePlan, SlicePlanOptions, SlicePlanStats } from "./slices.ts";
 export {
   applySlicePlan,

@@ -4,6 +4,7 @@
  * CoreDNS use the slices Roster writes.
  */
 import type { V1OwnerReference, V1Service, V1ServicePort } from "@kubernetes/client-node";
+import type { TrafficDistribution } from "../api/discoverypolicy.ts";
 import { compareStrings, type Protocol } from "../api/published.ts";
 import { type InstancePort, normalizePorts } from "./desired.ts";
 import { publishedLabels } from "./labels.ts";
@@ -19,10 +20,10 @@ export interface ServiceBuildInput {
   service: string;
   /** Every instance of the service, whatever its health: Service ports must not flap with health. */
   instances: readonly { name: string; ports: readonly InstancePort[] }[];
-  /** Sets spec.trafficDistribution so kube-proxy honours the slices' zone hints. */
-  zoneHints: boolean;
-  /** Value of spec.trafficDistribution when zoneHints is on; default "PreferClose" (every release since 1.31). */
-  trafficDistribution?: string;
+  /** spec.trafficDistribution, so kube-proxy honours the slices' zone hints; unset: none. */
+  trafficDistribution?: TrafficDistribution;
+  /** clusterIP: None (DNS answers with the ready endpoints' addresses). */
+  headless?: boolean;
 }
 
 export interface ServiceBuild {
@@ -118,12 +119,24 @@ export function buildService(input: ServiceBuildInput): ServiceBuild {
         // Endpoints of both families are published; the Service gets a
         // cluster IP of each family the cluster has, so kube-proxy uses both.
         ipFamilyPolicy: "PreferDualStack",
+        ...(input.headless ? { clusterIP: "None" } : {}),
         ports,
-        ...(input.zoneHints ? { trafficDistribution: input.trafficDistribution ?? "PreferClose" } : {}),
+        ...(input.trafficDistribution ? { trafficDistribution: input.trafficDistribution } : {}),
       },
     },
     conflicts,
   };
+}
+
+/**
+ * Whether the live Service must be deleted and created again to become the
+ * built one: spec.clusterIP is immutable, so a Service cannot turn headless
+ * (clusterIP: None) or back by an update. An apply that drops clusterIP
+ * even succeeds and keeps None, so the difference has to be caught here.
+ */
+export function serviceNeedsReplace(live: V1Service | undefined, built: V1Service): boolean {
+  if (!live?.spec) return false;
+  return (live.spec.clusterIP === "None") !== (built.spec?.clusterIP === "None");
 }
 
 /**

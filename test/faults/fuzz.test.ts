@@ -73,7 +73,15 @@ const validPolicy = fc.record({
       "ConsistentHash",
     ),
   }),
-  publish: fc.record({ panicThreshold: fc.integer({ min: 0, max: 100 }), zoneHints: fc.boolean() }),
+  publish: fc.record(
+    {
+      panicThreshold: fc.integer({ min: 0, max: 100 }),
+      zoneHints: fc.boolean(),
+      trafficDistribution: fc.constantFrom("PreferSameZone", "PreferClose"),
+      headless: fc.boolean(),
+    },
+    { requiredKeys: ["panicThreshold"] },
+  ),
 });
 const instanceMutation = fc.oneof(
   fc.record({

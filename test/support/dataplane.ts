@@ -6,6 +6,7 @@
  * reason; under CI=true it fails instead.
  */
 import type { TestContext } from "node:test";
+import type { ServiceInstanceInput } from "../../src/api/index.ts";
 import {
   type Consumer,
   type ConsumerLine,
@@ -14,9 +15,12 @@ import {
   dataPlaneUnsupported,
   readDataPlane,
   startDataPlane,
+  type TestHost,
   TestHosts,
 } from "../../src/dev/testhosts.ts";
 import { eventually, testCluster } from "./cluster.ts";
+
+import { FAST } from "./instances.ts";
 
 let shared: Promise<DataPlane> | undefined;
 
@@ -25,18 +29,59 @@ async function plane(): Promise<DataPlane> {
   return readDataPlane(kubeconfigPath) ?? (await startDataPlane(kubeconfigPath)).plane;
 }
 
+/** Skips the test (outside CI) when this machine cannot run a data plane; true when it can. */
+export function canRunDataPlane(t: TestContext): boolean {
+  const reason = dataPlaneUnsupported();
+  if (!reason) return true;
+  if (process.env.CI === "true") throw new Error(`CI=true but ${reason}`);
+  t.skip(reason);
+  return false;
+}
+
 /** Test hosts on the data plane, removed when the test ends; undefined when the test was skipped. */
 export async function testHosts(t: TestContext): Promise<TestHosts | undefined> {
-  const reason = dataPlaneUnsupported();
-  if (reason) {
-    if (process.env.CI === "true") throw new Error(`CI=true but ${reason}`);
-    t.skip(reason);
-    return undefined;
-  }
+  if (!canRunDataPlane(t)) return undefined;
   shared ??= plane();
   const hosts = TestHosts.open(await shared);
   t.after(() => hosts.close());
   return hosts;
+}
+
+/**
+ * A data plane of its own for the sandbox of `kubeconfigPath` (a private
+ * one, e.g. to restart its API server), and test hosts on it; both removed
+ * when the test ends. Call canRunDataPlane first.
+ */
+export async function privateTestHosts(
+  t: TestContext,
+  kubeconfigPath: string,
+  options: { zone?: string } = {},
+): Promise<TestHosts> {
+  const dp = await startDataPlane(kubeconfigPath, options);
+  const hosts = TestHosts.open(dp.plane);
+  t.after(async () => {
+    await hosts.close();
+    await dp.stop();
+  });
+  return hosts;
+}
+
+/** A ServiceInstance spec of service `web` at the host's IPv4 address, HTTP-probed on its first port. */
+export function dataPlaneInstance(
+  host: TestHost,
+  ports: { name: string; port: number }[],
+  extra: Partial<ServiceInstanceInput["spec"]> = {},
+): ServiceInstanceInput["spec"] {
+  return {
+    service: "web",
+    address: host.ipv4,
+    ports,
+    healthCheck: {
+      probes: [{ type: "http" as const, http: { port: ports[0]!.name, path: "/healthz" } }],
+      ...FAST,
+    },
+    ...extra,
+  };
 }
 
 /** The probe destination policy of data-plane tests: only this data plane's test hosts. */
@@ -64,6 +109,9 @@ export function tally(lines: readonly ConsumerLine[]): Tally {
       t.byTarget[key] = (t.byTarget[key] ?? 0) + 1;
     } else if (l.err) {
       t.errors[l.err] = (t.errors[l.err] ?? 0) + 1;
+    } else if (l.dnsErr) {
+      const key = `lookup ${l.dnsErr}`;
+      t.errors[key] = (t.errors[key] ?? 0) + 1;
     }
   }
   return t;

@@ -141,7 +141,7 @@ describe("admission of Roster objects", () => {
         configMap: { enabled: true },
         maxEndpointsPerSlice: 100,
         panicThreshold: 0,
-        zoneHints: false,
+        headless: false,
       },
     });
   });

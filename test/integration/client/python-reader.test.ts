@@ -9,7 +9,11 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { promisify } from "node:util";
 import { PUBLISHED_SCHEMA_FILE } from "../../../src/api/json-schema.ts";
-import { PUBLISHED_DATA_KEY, parsePublishedEndpoints } from "../../../src/api/published.ts";
+import {
+  PUBLISHED_DATA_KEY,
+  parsePublishedEndpoints,
+  serializePublishedEndpoints,
+} from "../../../src/api/published.ts";
 import { eventually, testNamespace } from "../../support/cluster.ts";
 import { MARGIN_MS, webInstance } from "../../support/instances.ts";
 import { startTestOperator } from "../../support/operator.ts";
@@ -82,6 +86,22 @@ test("a Python reader validates the published endpoints.json against the committ
     revision: doc.revision,
     strategy: doc.loadBalancing.strategy,
     ready: doc.endpoints.filter((e) => e.ready).map((e) => `${e.instance}/${e.address}:${e.ports[0]!.port}`),
+  });
+
+  // A stale document (over the ConfigMap budget) is valid, and refused for routing.
+  const staleDoc = serializePublishedEndpoints({
+    ...doc,
+    revision: doc.revision + 1,
+    endpoints: [],
+    stale: { reason: "OverBudget", bytes: 1_200_000, limit: 1_000_000 },
+  });
+  const stale = await read(staleDoc);
+  assert.equal(stale.code, 2, JSON.stringify(stale.out));
+  assert.deepEqual(stale.out, {
+    valid: true,
+    revision: doc.revision + 1,
+    stale: { reason: "OverBudget", bytes: 1_200_000, limit: 1_000_000 },
+    ready: [],
   });
 
   // The schema really constrains: a state outside the enum and a missing field are refused.

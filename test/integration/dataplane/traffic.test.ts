@@ -7,17 +7,18 @@
 import assert from "node:assert/strict";
 import { type TestContext, test } from "node:test";
 import type { ServiceInstanceInput } from "../../../src/api/index.ts";
-import type { Backend, Consumer, ConsumerLine, TestHost, TestHosts } from "../../../src/dev/testhosts.ts";
+import type { Backend, Consumer, ConsumerLine, TestHosts } from "../../../src/dev/testhosts.ts";
 import { eventually, testNamespace } from "../../support/cluster.ts";
 import {
   consume,
+  dataPlaneInstance,
   servedBy,
   settled,
   tally,
   testHostDestinations,
   testHosts,
 } from "../../support/dataplane.ts";
-import { FAST, INTERVAL_MS, MARGIN_MS } from "../../support/instances.ts";
+import { INTERVAL_MS, MARGIN_MS } from "../../support/instances.ts";
 import { startTestOperator } from "../../support/operator.ts";
 import {
   createInstance,
@@ -35,23 +36,6 @@ interface Web {
   ns: string;
   dns: string;
   backends: Backend[];
-}
-
-function instance(
-  host: TestHost,
-  ports: { name: string; port: number }[],
-  extra: Partial<ServiceInstanceInput["spec"]> = {},
-) {
-  return {
-    service: "web",
-    address: host.ipv4,
-    ports,
-    healthCheck: {
-      probes: [{ type: "http" as const, http: { port: ports[0]!.name, path: "/healthz" } }],
-      ...FAST,
-    },
-    ...extra,
-  };
 }
 
 /** `n` HTTP backends on test hosts, registered as web-1..n, and the operator. */
@@ -72,7 +56,11 @@ async function web(
   for (let i = 0; i < n; i++) {
     const host = await hosts.host();
     backends.push(await host.start({ id: `web-${i + 1}`, http: [PORT] }));
-    await createInstance(ns, `web-${i + 1}`, instance(host, [{ name: "http", port: PORT }], spec(i)));
+    await createInstance(
+      ns,
+      `web-${i + 1}`,
+      dataPlaneInstance(host, [{ name: "http", port: PORT }], spec(i)),
+    );
   }
   return { hosts, ns, dns: `web.${ns}.svc.cluster.local`, backends };
 }
@@ -234,8 +222,8 @@ test("named ports: each Service port reaches each backend's own port of that nam
     { name: "http", port: http },
     { name: "admin", port: admin },
   ];
-  await createInstance(ns, "one", instance(h1, ports(8080, 9090)));
-  await createInstance(ns, "two", instance(h2, ports(8081, 9091)));
+  await createInstance(ns, "one", dataPlaneInstance(h1, ports(8080, 9090)));
+  await createInstance(ns, "two", dataPlaneInstance(h2, ports(8081, 9091)));
   await readySet(ns, [one, two], "both ready");
   const dns = `web.${ns}.svc.cluster.local`;
   const live = hosts.consumer({ name: dns, port: 8080, http: true });
@@ -261,10 +249,10 @@ test("dual stack: IPv4 and IPv6 consumers reach the healthy instances of their f
   two.setHealth("failing");
   const http = [{ name: "http", port: PORT }];
   // One instance per address: each backend is registered at its IPv4 and its IPv6 address.
-  await createInstance(ns, "one-v4", instance(h1, http));
-  await createInstance(ns, "one-v6", instance(h1, http, { address: h1.ipv6 }));
-  await createInstance(ns, "two-v4", instance(h2, http));
-  await createInstance(ns, "two-v6", instance(h2, http, { address: h2.ipv6 }));
+  await createInstance(ns, "one-v4", dataPlaneInstance(h1, http));
+  await createInstance(ns, "one-v6", dataPlaneInstance(h1, http, { address: h1.ipv6 }));
+  await createInstance(ns, "two-v4", dataPlaneInstance(h2, http));
+  await createInstance(ns, "two-v6", dataPlaneInstance(h2, http, { address: h2.ipv6 }));
   const want = [h1.ipv4, h1.ipv6].sort().join();
   await eventually(async () => ((await readyAddresses(ns, "web")).join() === want ? true : undefined), {
     timeoutMs: 15_000,

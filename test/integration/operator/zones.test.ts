@@ -1,4 +1,5 @@
-// Zone hints and weights end to end: with publish.zoneHints, ready endpoints
+// Zone hints and weights end to end: with publish.zoneHints (deprecated,
+// still read: it means trafficDistribution PreferClose), ready endpoints
 // carry their zone and hints.forZones, the Service asks for
 // trafficDistribution PreferClose, and the ConfigMap carries weights, zones
 // and zoneAware. One ready endpoint without a zone turns the hints off for
@@ -107,7 +108,18 @@ test("turning zone hints off removes them from the slices and the Service", asyn
   );
   assert.equal((await getService(ns, "web"))?.spec?.trafficDistribution, "PreferClose");
 
-  await patchPolicySpec(ns, "web", { publish: { zoneHints: false } });
+  // From the deprecated field to its replacement: the Service follows.
+  await patchPolicySpec(ns, "web", { publish: { trafficDistribution: "PreferSameZone" } });
+  await eventually(
+    async () =>
+      (await getService(ns, "web"))?.spec?.trafficDistribution === "PreferSameZone" ? true : undefined,
+    { timeoutMs: MARGIN_MS, what: "trafficDistribution PreferSameZone on the Service" },
+  );
+
+  // null removes trafficDistribution (a JSON merge patch); zoneHints false means no hints either.
+  await patchPolicySpec(ns, "web", {
+    publish: { zoneHints: false, ...({ trafficDistribution: null } as object) },
+  });
   await eventually(
     async () => {
       const eps = await sliceEndpoints(ns, "web");

@@ -16,6 +16,7 @@ import {
   isIP,
   isUnspecifiedIP,
   isValidRegex,
+  Metadata,
   parseDuration,
   portSummary,
   probePort,
@@ -28,7 +29,9 @@ import {
   validateRosterObject,
   validateServiceInstance,
   validateServiceInstanceSpec,
+  writtenSize,
 } from "../../../src/api/index.ts";
+import { canonicalJson } from "../../../src/api/published.ts";
 
 const instance = (spec: Record<string, unknown>) => ({
   apiVersion: API_VERSION,
@@ -157,7 +160,7 @@ describe("defaults", () => {
       configMap: { enabled: true },
       maxEndpointsPerSlice: 100,
       panicThreshold: 0,
-      zoneHints: false,
+      headless: false,
     });
   });
 
@@ -394,5 +397,35 @@ describe("helpers", () => {
     assert.deepEqual(fieldPathSegments(".metadata['a.b'].c"), ["metadata", "a.b", "c"]);
     assert.deepEqual(fieldPathSegments(undefined), []);
     assert.throws(() => fieldPathSegments("timeout"));
+  });
+});
+
+describe("metadata size as published", () => {
+  test("the counted size is what the published document writes, for every value the rules accept", () => {
+    fc.assert(
+      fc.property(fc.string({ unit: "binary", maxLength: 64 }), (v) => {
+        const accepted = Metadata.safeParse({ k: v }).success;
+        // Control characters (whose JSON escapes cost more than counted) are refused.
+        if ([...v].some((c) => c.charCodeAt(0) < 0x20)) assert.equal(accepted, false);
+        if (!accepted) return;
+        const written = Buffer.byteLength(canonicalJson({ k: v }), "utf8") - '{"k":""}'.length;
+        assert.equal(writtenSize(v), written);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  test("the total counts UTF-8 bytes and escapes; control characters are refused naming the key", () => {
+    assert.equal(writtenSize("é"), 2);
+    assert.equal(writtenSize("😀"), 4);
+    assert.equal(writtenSize('"\\'), 4);
+    assert.equal(Metadata.safeParse({ a: "😀".repeat(1023) }).success, true);
+    assert.equal(Metadata.safeParse({ a: "😀".repeat(1024) }).success, false);
+    const r = validateServiceInstance(instance({ metadata: { ok: "fine", note: "two\nlines" } }));
+    assert.equal(r.ok, false);
+    assert.ok(
+      !r.ok && r.errors.some((e) => e.path === "spec.metadata.note" && /control characters/.test(e.message)),
+      JSON.stringify(!r.ok && r.errors),
+    );
   });
 });

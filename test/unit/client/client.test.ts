@@ -7,6 +7,7 @@ import {
   InvalidPublicationError,
   type NoHealthyEndpointsError,
   NotSyncedError,
+  StalePublicationError,
   UnknownServiceError,
 } from "../../../src/client/errors.ts";
 import type { EventName, RosterClientEvents } from "../../../src/client/registry.ts";
@@ -21,8 +22,9 @@ function recorder(client: RosterClient) {
     healthChanged: [],
     updated: [],
     invalid: [],
+    stale: [],
   };
-  const names: EventName[] = ["registered", "deregistered", "healthChanged", "updated", "invalid"];
+  const names: EventName[] = ["registered", "deregistered", "healthChanged", "updated", "invalid", "stale"];
   for (const name of names) {
     client.on(name, (e) => {
       (events[name] as unknown[]).push(e);
@@ -221,6 +223,70 @@ test("an unreadable update keeps the last good set and reports invalid; never-re
   // A ConfigMap without endpoints.json is not a Roster document at all.
   source.apply({ ...other, metadata: { ...other.metadata, name: "plain" }, data: { other: "x" } });
   assert.throws(() => client.pick("plain"), UnknownServiceError);
+});
+
+test("a stale document is refused (StalePublication), the last good set is kept but not served, and a good one ends it", async () => {
+  const source = memorySource();
+  const client = new RosterClient(undefined, { source, rng: seededRng(1) });
+  const rec = recorder(client);
+  source.apply(configMap({ service: "web", revision: 4, endpoints: [a, b] }));
+  await client.ready();
+  rec.take();
+  const stale = { reason: "OverBudget" as const, bytes: 1_200_000, limit: 1_000_000 };
+  source.apply(configMap({ service: "web", revision: 5, endpoints: [], stale }));
+  assert.deepEqual(rec.events.stale, [
+    {
+      namespace: "default",
+      service: "web",
+      configMap: "web-roster",
+      revision: 5,
+      ...stale,
+      lastGoodRevision: 4,
+    },
+  ]);
+  assert.deepEqual(rec.take(), ["stale"]);
+  const refused = (err: unknown) => {
+    assert.ok(err instanceof StalePublicationError);
+    assert.equal(err.code, "StalePublication");
+    assert.equal(err.stale.revision, 5);
+    assert.equal(err.stale.bytes, 1_200_000);
+    assert.equal(err.lastGood?.revision, 4);
+    assert.match(
+      err.message,
+      /web-roster is published stale \(revision 5: .*1200000 bytes, over the 1000000-byte/,
+    );
+    return true;
+  };
+  assert.throws(() => client.pick("web"), refused);
+  assert.throws(() => client.endpoints("web"), refused);
+  assert.throws(() => client.service("web"), refused);
+  assert.throws(() => client.discoverMany(["web"]), refused);
+  assert.deepEqual(client.services(), [{ namespace: "default", service: "web" }]);
+
+  // Still stale at the next stale revision: reported once more, still refused.
+  source.apply(
+    configMap({ service: "web", revision: 6, endpoints: [], stale: { ...stale, bytes: 1_300_000 } }),
+  );
+  assert.deepEqual(rec.take(), ["stale"]);
+  assert.throws(() => client.pick("web"), StalePublicationError);
+
+  // The set fits again: served, diffed against the last good one.
+  source.apply(configMap({ service: "web", revision: 7, endpoints: [b, c] }));
+  assert.deepEqual(rec.take(), ["deregistered a", "registered c", "updated"]);
+  assert.equal(client.service("web").revision, 7);
+});
+
+test("a client that starts while the document is stale has no set to serve and says why", async () => {
+  const stale = { reason: "OverBudget" as const, bytes: 2_000_000, limit: 1_000_000 };
+  const source = memorySource([configMap({ service: "web", revision: 9, endpoints: [], stale })]);
+  const client = new RosterClient(undefined, { source });
+  await client.ready();
+  assert.throws(
+    () => client.pick("web"),
+    (err: StalePublicationError) => err.code === "StalePublication" && err.lastGood === undefined,
+  );
+  source.remove("default/web-roster");
+  assert.throws(() => client.pick("web"), UnknownServiceError);
 });
 
 test("two ConfigMaps publishing one service: the first name wins, deterministically", async () => {

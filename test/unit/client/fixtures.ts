@@ -6,7 +6,9 @@ import {
   PUBLISHED_DATA_KEY,
   PUBLISHED_FORMAT_VERSION,
   PUBLISHED_REVISION_ANNOTATION,
+  PUBLISHED_STALE_ANNOTATION,
   type PublishedEndpoint,
+  type PublishedStale,
   serializePublishedEndpoints,
 } from "../../../src/api/published.ts";
 import type { ConfigMapObject } from "../../../src/client/source.ts";
@@ -48,6 +50,8 @@ export interface DocSpec {
   loadBalancing?: Partial<LoadBalancing>;
   endpoints: PublishedEndpoint[];
   configMap?: string;
+  /** A stale document (endpoints must then be empty). */
+  stale?: PublishedStale;
 }
 
 export function configMap(spec: DocSpec): ConfigMapObject {
@@ -60,6 +64,7 @@ export function configMap(spec: DocSpec): ConfigMapObject {
     panic: spec.panic ?? false,
     loadBalancing: { strategy: "RoundRobin", zoneAware: false, ...spec.loadBalancing },
     endpoints: spec.endpoints,
+    ...(spec.stale ? { stale: spec.stale } : {}),
   });
   return {
     apiVersion: "v1",
@@ -68,7 +73,10 @@ export function configMap(spec: DocSpec): ConfigMapObject {
       namespace,
       name: spec.configMap ?? defaultConfigMapName(spec.service),
       labels: publishedLabels(spec.service),
-      annotations: { [PUBLISHED_REVISION_ANNOTATION]: String(spec.revision) },
+      annotations: {
+        [PUBLISHED_REVISION_ANNOTATION]: String(spec.revision),
+        ...(spec.stale ? { [PUBLISHED_STALE_ANNOTATION]: spec.stale.reason } : {}),
+      },
     },
     data: { [PUBLISHED_DATA_KEY]: text },
   };

@@ -1,8 +1,10 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { Publish } from "../../../src/api/index.ts";
 import { DefaultPolicy } from "../../../src/config/schema.ts";
 import {
   effectiveHealthCheckStatus,
+  effectivePublish,
   effectiveSettings,
   governingPolicy,
   instanceTarget,
@@ -438,5 +440,25 @@ describe("instanceTarget", () => {
     const none = instanceTarget(instance(), check({ probes: [{ type: "none" }] }), noSecrets);
     assert.ok(none.ok);
     assert.deepEqual(none.target.check.probes, [{ type: "none" }]);
+  });
+});
+
+describe("effectivePublish", () => {
+  it("translates the deprecated zoneHints into trafficDistribution PreferClose; an explicit value wins", () => {
+    const of = (publish: object) => effectivePublish(Publish.parse(publish));
+    assert.equal(of({}).trafficDistribution, undefined);
+    assert.equal(of({ zoneHints: false }).trafficDistribution, undefined);
+    assert.equal(of({ zoneHints: true }).trafficDistribution, "PreferClose");
+    assert.equal(
+      of({ zoneHints: true, trafficDistribution: "PreferSameZone" }).trafficDistribution,
+      "PreferSameZone",
+    );
+    assert.equal(of({ trafficDistribution: "PreferSameZone" }).trafficDistribution, "PreferSameZone");
+    assert.ok(!("zoneHints" in of({ zoneHints: true })), "the engine never sees zoneHints");
+  });
+
+  it("applies to the operator default's publish section too", () => {
+    const defaults = DefaultPolicy.parse({ publish: { zoneHints: true } });
+    assert.equal(effectiveSettings(undefined, defaults).publish.trafficDistribution, "PreferClose");
   });
 });

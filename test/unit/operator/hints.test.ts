@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { DEFAULT_PUBLISH, LoadBalancing, Publish } from "../../../src/api/index.ts";
+import { effectivePublish } from "../../../src/operator/effective.ts";
 import { publishedHints } from "../../../src/operator/publish-plan.ts";
 
 describe("publishedHints", () => {
@@ -8,10 +9,12 @@ describe("publishedHints", () => {
     for (const strategy of ["RoundRobin", "WeightedRoundRobin", "LeastConnections", "Random"] as const) {
       assert.deepEqual(publishedHints({ strategy }, DEFAULT_PUBLISH), { strategy, zoneAware: false });
     }
-    assert.deepEqual(publishedHints({ strategy: "Random" }, Publish.parse({ zoneHints: true })), {
-      strategy: "Random",
-      zoneAware: true,
-    });
+    for (const publish of [{ trafficDistribution: "PreferSameZone" }, { zoneHints: true }]) {
+      assert.deepEqual(publishedHints({ strategy: "Random" }, effectivePublish(Publish.parse(publish))), {
+        strategy: "Random",
+        zoneAware: true,
+      });
+    }
   });
 
   it("ConsistentHash without options: Ring of 1024 on the source IP", () => {

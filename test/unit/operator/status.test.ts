@@ -192,6 +192,48 @@ describe("instanceStatus", () => {
     assert.match(cond(mixed, "Ready")?.message ?? "", /::1 \(loopback/);
   });
 
+  it("a stale ConfigMap (over budget): Ready never claims the ConfigMap; True only when in the EndpointSlices", () => {
+    const stale = { configMap: "web-roster", reason: "OverBudget", endpointSlices: true };
+    const sliced = status({
+      instance: instance(),
+      verdict: verdict("Healthy"),
+      addresses: ["192.0.2.1"],
+      configMapStale: stale,
+    });
+    const ready = cond(sliced, "Ready");
+    assert.deepEqual([ready?.status, ready?.reason], ["True", "ConfigMapStale"]);
+    assert.match(
+      ready?.message ?? "",
+      /EndpointSlices only; ConfigMap web-roster is published stale \(OverBudget\)/,
+    );
+    const noSlices = status({
+      instance: instance(),
+      verdict: verdict("Healthy"),
+      addresses: ["192.0.2.1"],
+      configMapStale: { ...stale, endpointSlices: false },
+    });
+    assert.deepEqual(
+      [cond(noSlices, "Ready")?.status, cond(noSlices, "Ready")?.reason],
+      ["False", "ConfigMapStale"],
+    );
+    assert.match(cond(noSlices, "Ready")?.message ?? "", /^not published: .*publish.endpointSlices is off/);
+    const local = status({
+      instance: instance({ address: "127.0.0.1" }),
+      verdict: verdict("Healthy"),
+      addresses: ["127.0.0.1"],
+      configMapStale: stale,
+    });
+    assert.equal(cond(local, "Ready")?.status, "False");
+    // Drained and unhealthy instances keep their reasons (they claim no readiness).
+    const drained = status({
+      instance: instance({ drain: true }),
+      verdict: verdict("Healthy"),
+      addresses: ["192.0.2.1"],
+      configMapStale: stale,
+    });
+    assert.equal(cond(drained, "Ready")?.reason, "Draining");
+  });
+
   it("bounds messages and keeps only CamelCase reasons in lastProbe", () => {
     const long = "x".repeat(5000);
     const s = status({

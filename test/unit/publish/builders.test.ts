@@ -1,10 +1,13 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { V1ConfigMap } from "@kubernetes/client-node";
+import type { TrafficDistribution } from "../../../src/api/discoverypolicy.ts";
 import {
   type LoadBalancing,
   PUBLISHED_DATA_KEY,
+  PUBLISHED_MAX_BYTES,
   PUBLISHED_REVISION_ANNOTATION,
+  PUBLISHED_STALE_ANNOTATION,
   parsePublishedEndpoints,
 } from "../../../src/api/published.ts";
 import {
@@ -15,16 +18,17 @@ import {
   type InstanceInput,
   isManagedByRoster,
   nextRevision,
-  PublishedDocumentTooLargeError,
   planConfigMap,
+  serviceNeedsReplace,
   serviceOwnerReference,
+  staleReasonOf,
 } from "../../../src/publish/index.ts";
 import { instance, NS, OWNER, SVC } from "./helpers.ts";
 
 const RR: LoadBalancing = { strategy: "RoundRobin", zoneAware: false };
 
 function content(instances: InstanceInput[], lb: LoadBalancing = RR, panicThreshold = 0) {
-  return buildPublishedContent(computeDesired(NS, SVC, instances, { panicThreshold, zoneHints: false }), lb);
+  return buildPublishedContent(computeDesired(NS, SVC, instances, { panicThreshold }), lb);
 }
 
 const NAME = defaultConfigMapName(SVC);
@@ -158,31 +162,92 @@ describe("planConfigMap and revisions", () => {
     );
   });
 
-  it("refuses invalid content and oversized documents", () => {
+  it("refuses invalid content", () => {
     assert.throws(
       () =>
         planConfigMap({ namespace: NS, name: NAME, content: content([instance("a", { weight: 20000 })]) }),
       /weight/,
     );
+  });
+
+  it("over budget, plans a stale document (no endpoints, marked) instead of leaving the old set, and recovers", () => {
+    const three = ["a", "b", "c"].map((n, i) =>
+      instance(n, { addresses: [`10.0.0.${i + 1}`], metadata: { description: "x".repeat(300) } }),
+    );
+    const first = write(three).stored!;
+    const fits = Buffer.byteLength(first.data![PUBLISHED_DATA_KEY]!, "utf8");
+    const plan = planConfigMap(
+      {
+        namespace: NS,
+        name: NAME,
+        content: content([...three, instance("d")]),
+        previous: first,
+        owner: OWNER,
+      },
+      fits,
+    );
+    assert.ok(plan.overBudget && plan.overBudget.bytes > fits, JSON.stringify(plan.overBudget));
+    assert.equal(plan.overBudget.limit, fits);
+    assert.ok(plan.changed && plan.contentChanged);
+    assert.equal(plan.revision, 2);
+    const doc = parsePublishedEndpoints(plan.configMap.data);
+    assert.deepEqual(doc.endpoints, []);
+    assert.deepEqual(doc.stale, { reason: "OverBudget", bytes: plan.overBudget.bytes, limit: fits });
+    assert.equal(doc.revision, 2);
+    assert.equal(plan.configMap.metadata?.annotations?.[PUBLISHED_STALE_ANNOTATION], "OverBudget");
+    assert.equal(staleReasonOf(plan.configMap), "OverBudget");
+
+    // Still over budget with the same content: nothing to write.
+    const again = planConfigMap(
+      {
+        namespace: NS,
+        name: NAME,
+        content: content([...three, instance("d")]),
+        previous: plan.configMap,
+        owner: OWNER,
+      },
+      fits,
+    );
+    assert.equal(again.changed, false);
+    assert.equal(again.revision, 2);
+
+    // Fits again: a current document at the next revision; the marker is cleared (to "").
+    const back = planConfigMap(
+      { namespace: NS, name: NAME, content: content(three), previous: plan.configMap, owner: OWNER },
+      fits,
+    );
+    assert.equal(back.overBudget, undefined);
+    assert.equal(back.revision, 3);
+    assert.equal(parsePublishedEndpoints(back.configMap.data).endpoints.length, 3);
+    assert.equal(parsePublishedEndpoints(back.configMap.data).stale, undefined);
+    assert.equal(back.configMap.metadata?.annotations?.[PUBLISHED_STALE_ANNOTATION], "");
+    assert.equal(staleReasonOf(back.configMap), undefined);
+    // A ConfigMap that was never stale carries no marker.
+    assert.equal(first.metadata?.annotations?.[PUBLISHED_STALE_ANNOTATION], undefined);
+  });
+
+  it("at the real budget: 2,500 endpoints with 300-byte metadata are over it", () => {
     const big = Array.from({ length: 2500 }, (_, i) =>
       instance(`instance-with-a-long-name-${i}`, {
         addresses: [`10.${i >> 8}.${i & 255}.1`],
         metadata: { description: "x".repeat(300) },
       }),
     );
-    assert.throws(
-      () => planConfigMap({ namespace: NS, name: NAME, content: content(big) }),
-      PublishedDocumentTooLargeError,
-    );
+    const plan = planConfigMap({ namespace: NS, name: NAME, content: content(big) });
+    assert.ok(plan.overBudget && plan.overBudget.bytes > PUBLISHED_MAX_BYTES);
+    assert.ok(plan.bytes < 1000, `stale document is ${plan.bytes} bytes`);
   });
 });
 
 describe("buildService", () => {
-  const input = (instances: InstanceInput[], zoneHints = false) => ({
+  const input = (
+    instances: InstanceInput[],
+    extra: { trafficDistribution?: TrafficDistribution; headless?: boolean } = {},
+  ) => ({
     namespace: NS,
     service: SVC,
     instances,
-    zoneHints,
+    ...extra,
   });
 
   it("builds a selector-less, Roster-labelled Service with the union of named ports", () => {
@@ -240,12 +305,27 @@ describe("buildService", () => {
     assert.match(conflicts[0]!.message, /"web" is left out/);
   });
 
-  it("returns no Service without ports, and asks for zone routing with zone hints", () => {
+  it("returns no Service without ports, and sets the trafficDistribution it is given", () => {
     assert.equal(buildService(input([])).service, undefined);
-    assert.equal(
-      buildService(input([instance("a")], true)).service?.spec?.trafficDistribution,
-      "PreferClose",
-    );
+    for (const td of ["PreferSameZone", "PreferClose"] as const) {
+      assert.equal(
+        buildService(input([instance("a")], { trafficDistribution: td })).service?.spec?.trafficDistribution,
+        td,
+      );
+    }
+  });
+
+  it("builds a headless Service on request, and says when a live Service must be replaced", () => {
+    const plain = buildService(input([instance("a")])).service!;
+    const headless = buildService(input([instance("a")], { headless: true })).service!;
+    assert.equal(plain.spec?.clusterIP, undefined, "the API server allocates the ClusterIP");
+    assert.equal(headless.spec?.clusterIP, "None");
+    const live = (clusterIP: string) => ({ ...plain, spec: { ...plain.spec, clusterIP } });
+    assert.equal(serviceNeedsReplace(undefined, headless), false);
+    assert.equal(serviceNeedsReplace(live("10.96.0.10"), plain), false);
+    assert.equal(serviceNeedsReplace(live("None"), headless), false);
+    assert.equal(serviceNeedsReplace(live("10.96.0.10"), headless), true);
+    assert.equal(serviceNeedsReplace(live("None"), plain), true);
   });
 
   it("makes the owner reference from a stored Service", () => {

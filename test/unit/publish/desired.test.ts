@@ -13,7 +13,7 @@ import {
 } from "../../../src/publish/index.ts";
 import { instance, NS, SVC } from "./helpers.ts";
 
-const POLICY: PublishPolicy = { panicThreshold: 0, zoneHints: false };
+const POLICY: PublishPolicy = { panicThreshold: 0 };
 
 function desired(instances: InstanceInput[], policy: Partial<PublishPolicy> = {}) {
   return computeDesired(NS, SVC, instances, { ...POLICY, ...policy });
@@ -158,7 +158,7 @@ describe("computeDesired", () => {
       instance("b", { addresses: ["10.1.0.2"], zone: "z2" }),
       instance("c", { addresses: ["10.1.0.3"], drain: true }),
     ];
-    const on = desired(zoned, { zoneHints: true });
+    const on = desired(zoned, { trafficDistribution: "PreferSameZone" });
     assert.equal(on.zoneHints, true);
     assert.deepEqual(
       on.slices.IPv4.map((e) => [e.endpoint.zone, e.endpoint.hints]),
@@ -168,11 +168,13 @@ describe("computeDesired", () => {
         [undefined, undefined],
       ],
     );
-    const off = desired(zoned, { zoneHints: false });
+    const off = desired(zoned, {});
     assert.equal(off.zoneHints, false);
     assert.ok(off.slices.IPv4.every((e) => e.endpoint.hints === undefined));
     assert.equal(off.slices.IPv4[0]?.endpoint.zone, "z1", "the zone is published without hints");
-    const partial = desired([...zoned, instance("d", { addresses: ["10.1.0.4"] })], { zoneHints: true });
+    const partial = desired([...zoned, instance("d", { addresses: ["10.1.0.4"] })], {
+      trafficDistribution: "PreferClose",
+    });
     assert.equal(partial.zoneHints, false);
     assert.ok(partial.slices.IPv4.every((e) => e.endpoint.hints === undefined));
   });
@@ -261,7 +263,10 @@ describe("computeDesired", () => {
         fc.boolean(),
         (list, panicThreshold, zoneHints) => {
           const instances = list.map((i) => instance(i.name, i));
-          const d = desired(instances, { panicThreshold, zoneHints });
+          const d = desired(instances, {
+            panicThreshold,
+            ...(zoneHints ? { trafficDistribution: "PreferSameZone" as const } : {}),
+          });
           for (const e of d.endpoints)
             assert.ok(publishedEndpointSchema.safeParse(e).success, JSON.stringify(e));
           const keys = d.endpoints.map((e) => `${e.instance} ${e.address}`);
