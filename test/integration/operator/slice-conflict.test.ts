@@ -14,6 +14,7 @@ import {
   createInstance,
   createPolicy,
   getPolicy,
+  policyWithCondition,
   publishedDocument,
   readyAddresses,
 } from "../../support/roster.ts";
@@ -35,13 +36,7 @@ test("a create that collides with an unmanaged EndpointSlice is a Conflict, the 
   await createPolicy(ns, "web", { service: "web" });
   for (const i of [0, 1]) await createInstance(ns, `web-${i + 1}`, webInstance(targets[i]!, i));
 
-  const policy = await eventually(
-    async () => {
-      const p = await getPolicy(ns, "web");
-      return condition(p, "Conflict")?.status === "True" ? p : undefined;
-    },
-    { timeoutMs: 15_000, what: "a Conflict condition on the policy" },
-  );
+  const policy = await policyWithCondition(ns, "web", "Conflict");
   assert.equal(condition(policy, "Conflict")?.reason, "UnmanagedObject");
   assert.match(condition(policy, "Conflict")?.message ?? "", /EndpointSlice web-ipv4-1 already exists/);
   assert.equal(condition(policy, "Ready")?.reason, "Conflict");
