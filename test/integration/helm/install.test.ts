@@ -69,6 +69,21 @@ async function apiGet(kc: KubeConfig, path: string): Promise<string> {
   });
 }
 
+/** GET from the node netns (where kube-proxy's rules are), with a bearer token if given. */
+function scrape(netns: string, url: string, token?: string): { code: number; body: string } {
+  const out = execFileSync(
+    "ip",
+    [
+      ...["netns", "exec", netns, "curl", "-s", "--max-time", "5", "-w", "\n%{http_code}"],
+      ...(token ? ["-H", `Authorization: Bearer ${token}`] : []),
+      url,
+    ],
+    { encoding: "utf8", maxBuffer: 64 * 1024 * 1024 },
+  );
+  const at = out.lastIndexOf("\n");
+  return { code: Number(out.slice(at + 1)), body: out.slice(0, at) };
+}
+
 interface PodEvent {
   type: string;
   name: string;
@@ -286,20 +301,38 @@ test("helm install of Roster on the sandbox node: Ready under restricted PSS, in
           what: "successful startup, liveness and readiness probes in the kubelet's metrics",
         },
       );
+      // metrics.auth is `kubernetes` by default: a scraper's token bound to the
+      // chart's metrics-reader ClusterRole, and nothing without one.
+      await core.createNamespacedServiceAccount({ namespace, body: { metadata: { name: "scraper" } } });
+      const binding = `${namespace}-scraper`;
+      await rbac.createClusterRoleBinding({
+        body: {
+          metadata: { name: binding },
+          roleRef: {
+            apiGroup: "rbac.authorization.k8s.io",
+            kind: "ClusterRole",
+            name: `${RELEASE}-metrics-reader`,
+          },
+          subjects: [{ kind: "ServiceAccount", name: "scraper", namespace }],
+        },
+      });
+      t.after(() => rbac.deleteClusterRoleBinding({ name: binding }).catch(() => undefined));
+      const token = (
+        await core.createNamespacedServiceAccountToken({
+          name: "scraper",
+          namespace,
+          body: { spec: { expirationSeconds: 600 } },
+        })
+      ).status!.token;
       const svc = await core.readNamespacedService({ namespace, name: `${RELEASE}-metrics` });
-      const metrics = execFileSync(
-        "ip",
-        [
-          "netns",
-          "exec",
-          node.netns,
-          "curl",
-          "-sf",
-          "--max-time",
-          "5",
-          `http://${svc.spec!.clusterIP}:8080/metrics`,
-        ],
-        { encoding: "utf8" },
+      const serviceURL = `http://${svc.spec!.clusterIP}:8080/metrics`;
+      assert.equal(scrape(node.netns, serviceURL).code, 401, "no token: 401");
+      const metrics = await eventually(
+        () => {
+          const r = scrape(node.netns, serviceURL, token);
+          return r.code === 200 ? r.body : undefined;
+        },
+        { timeoutMs: 30_000, intervalMs: 500, what: "/metrics answering the scraper (RBAC propagated)" },
       );
       // Either replica may answer through the Service: each declares controller-runtime's metrics.
       for (const name of [
@@ -310,13 +343,11 @@ test("helm install of Roster on the sandbox node: Ready under restricted PSS, in
         assert.match(metrics, new RegExp(`^# TYPE ${name} `, "m"), `/metrics has ${name}`);
       // The leader's own /metrics (its pod IP) counts its reconciles and says it leads.
       const leaderIP = (await core.readNamespacedPod({ namespace, name: leader })).status!.podIP!;
-      const leaderMetrics = execFileSync(
-        "ip",
-        ["netns", "exec", node.netns, "curl", "-sf", "--max-time", "5", `http://${leaderIP}:8080/metrics`],
-        { encoding: "utf8" },
-      );
-      assert.match(leaderMetrics, /^controller_runtime_reconcile_total\{[^}]*\} [1-9]/m);
-      assert.match(leaderMetrics, /^leader_election_master_status\{[^}]*\} 1$/m);
+      const leaderMetrics = scrape(node.netns, `http://${leaderIP}:8080/metrics`, token);
+      assert.equal(leaderMetrics.code, 200, leaderMetrics.body);
+      assert.match(leaderMetrics.body, /^controller_runtime_reconcile_total\{[^}]*\} [1-9]/m);
+      assert.match(leaderMetrics.body, /^leader_election_master_status\{[^}]*\} 1$/m);
+      await rbac.deleteClusterRoleBinding({ name: binding });
 
       const log = await core.readNamespacedPodLog({ namespace, name: leader, container: "roster" });
       const lines = log.trim().split("\n");
