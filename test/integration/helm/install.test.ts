@@ -384,6 +384,21 @@ test("helm install of Roster on the sandbox node: Ready under restricted PSS, in
         readOnlyRootFilesystem: true,
         capabilities: { drop: ["ALL"] },
       };
+      // First the condition the pod depends on: kube-proxy has programmed the
+      // published endpoints (a consumer in the node netns is served by them).
+      await eventually(
+        async () => {
+          const lines = await hosts.consumer({
+            name: `web.${namespace}.svc.cluster.local`,
+            port: 8080,
+            http: true,
+            count: 4,
+          }).done;
+          const served = lines.filter((l) => l.resolved === undefined);
+          return served.length === 4 && served.every((l) => l.id === "a" || l.id === "b") ? true : undefined;
+        },
+        { timeoutMs: 30_000, intervalMs: 250, what: "kube-proxy serving the published endpoints" },
+      );
       await core.createNamespacedPod({
         namespace,
         body: {
