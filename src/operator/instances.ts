@@ -128,6 +128,20 @@ export function instanceReconciler(ctx: OperatorContext, targets: ProbeTargets):
       now,
     });
     const previous = obj.status;
+    // Similar Events of one service's instances are combined under a storm
+    // (src/kube/event-correlator.ts) into one about the Service.
+    const group = {
+      key: `service/${svcKey}`,
+      regarding: {
+        apiVersion: "v1",
+        kind: "Service",
+        metadata: {
+          namespace: obj.metadata.namespace,
+          name: instance.spec.service,
+          uid: existing?.metadata.uid,
+        },
+      },
+    };
     const write = await writeStatus(ctx.applier, rosterResources.serviceInstances, obj, status, {
       signal: rc.signal,
     });
@@ -136,7 +150,8 @@ export function instanceReconciler(ctx: OperatorContext, targets: ProbeTargets):
     if (write.written && stale)
       written.set(key, { over: cached.metadata.resourceVersion, object: write.object });
     if (write.written) {
-      for (const e of instanceEvents(previous, status)) ctx.events.event(obj, e.type, e.reason, e.note);
+      for (const e of instanceEvents(previous, status))
+        ctx.events.event(obj, e.type, e.reason, e.note, { group });
     }
 
     const deregister = deregisterDecision({
@@ -154,6 +169,7 @@ export function instanceReconciler(ctx: OperatorContext, targets: ProbeTargets):
         "Warning",
         "Deregistered",
         `unhealthy for longer than deregisterAfter (${Math.round(rt.deregisterAfterMs! / 1000)}s): deleting the instance`,
+        { group },
       );
       await ctx.applier.delete(rosterResources.serviceInstances, obj.metadata.namespace, obj.metadata.name!, {
         uid: obj.metadata.uid,
