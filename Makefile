@@ -178,6 +178,7 @@ bench: deps $(SANDBOX) ## All benchmarks (half an hour or more on 2 cores); summ
 	node bench/balance.bench.ts
 	node bench/publish.bench.ts
 	node bench/health.bench.ts
+	node bench/detection.bench.ts
 	node bench/informer.bench.ts
 	node bench/operator.bench.ts
 	node bench/peer.bench.ts

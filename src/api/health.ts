@@ -472,10 +472,10 @@ export const HealthCheck = withRules(
       "Holds instances that change verdict too often unhealthy; off when absent.",
     ),
     // No default stored: absent means the engine's (interval/4, at most timeout), which follows interval.
-    recheckInterval: durationBetween("100ms", "1h")
+    recheckInterval: durationBetween("10ms", "1h")
       .optional()
       .describe(
-        "After a result that differs from the verdict, the next probes come this soon until the threshold is met or a result agrees (100ms to interval; default interval/4, at most timeout; interval turns it off).",
+        "After a result that differs from the verdict, the next probes come this soon until the threshold is met or a result agrees (10ms to interval; default interval/4, at most timeout; interval turns it off).",
       ),
   }),
   [
