@@ -53,13 +53,13 @@ test("200 transitions in one service cost a bounded number of Events whose count
   const operator = await startTestOperator(t, { namespaces: [ns] });
   await eventually(
     async () => ((await listInstances(ns)).every((i) => i.status?.healthy === true) ? true : undefined),
-    { timeoutMs: 30_000, intervalMs: 250, what: "every instance recorded healthy" },
+    { timeoutMs: 90_000, intervalMs: 500, what: "every instance recorded healthy" },
   );
 
   shared!.healthy = false;
   await eventually(
     async () => ((await listInstances(ns)).every((i) => i.status?.healthy === false) ? true : undefined),
-    { timeoutMs: 30_000, intervalMs: 250, what: "every instance recorded unhealthy" },
+    { timeoutMs: 90_000, intervalMs: 500, what: "every instance recorded unhealthy" },
   );
   // Series counts are written in batches (every 30 s); flush them now.
   await operator.manager.events.flush();
