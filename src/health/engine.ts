@@ -446,13 +446,16 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
       ts.running = false;
       const now = clock.now();
       const check = ts.target.check;
-      if (confirming(ts)) {
-        schedule(ts, now + recheckMsOf(check), true);
+      // A recheck only when it comes sooner than the regular run would (a
+      // slow probe can end close to its next slot).
+      const recheckAt = now + recheckMsOf(check);
+      if (confirming(ts) && recheckAt < nextSlot(planned, now, check.intervalMs).at) {
+        schedule(ts, recheckAt, true);
         return;
       }
       if (ts.rechecking) {
         // Confirmed either way: back on the target's phase, at least a recheck away.
-        schedule(ts, slotAtOrAfter(now + recheckMsOf(check), ts.phase, check.intervalMs));
+        schedule(ts, slotAtOrAfter(recheckAt, ts.phase, check.intervalMs));
         return;
       }
       const next = nextSlot(planned, now, check.intervalMs);
