@@ -137,7 +137,7 @@ export function instanceReconciler(ctx: OperatorContext, targets: ProbeTargets):
         metadata: {
           namespace: obj.metadata.namespace,
           name: instance.spec.service,
-          uid: existing?.metadata.uid,
+          uid: ctx.services.get(svcKey)?.metadata.uid,
         },
       },
     };
