@@ -269,6 +269,64 @@ export const TcpProbeOptions = z
   .describe("Options of a tcp probe, which succeeds when a TCP connection opens.");
 export type TcpProbeOptions = z.output<typeof TcpProbeOptions>;
 
+/** Largest UDP probe payload: one small datagram, far below any path MTU. */
+export const UDP_MAX_PAYLOAD = 1024;
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+/** A regular expression field checked like bodyMatch.regex: RE2-compatible JavaScript. */
+const regexRule = (field: string) => ({
+  rule: `!has(self.${field}) || ''.matches(self.${field}) || !''.matches(self.${field})`,
+  message: `${field} must be a valid regular expression`,
+  fieldPath: `.${field}`,
+  check: (o: Record<string, unknown>) => {
+    const v = o[field];
+    return typeof v !== "string" || isValidRegex(v);
+  },
+});
+
+/** Options of a `udp` probe: one datagram out, a reply back. */
+export const UdpProbeOptions = withRules(
+  z.strictObject({
+    host: Address.optional().describe(probeHostDescription),
+    port: PortRef.optional().describe(probePortDescription),
+    payload: z
+      .string()
+      .max(UDP_MAX_PAYLOAD)
+      .optional()
+      .describe(
+        `Text sent as the datagram (UTF-8, at most ${UDP_MAX_PAYLOAD} characters). At most one of payload and payloadBase64; an empty datagram when neither is set.`,
+      ),
+    payloadBase64: z
+      .string()
+      .max(Math.ceil(UDP_MAX_PAYLOAD / 3) * 4)
+      .regex(BASE64, "must be base64")
+      .optional()
+      .describe(
+        `Binary datagram, base64-encoded (at most ${UDP_MAX_PAYLOAD} bytes), e.g. a DNS query. At most one of payload and payloadBase64.`,
+      ),
+    expectRegex: z
+      .string()
+      .min(1)
+      .max(256)
+      .optional()
+      .describe(
+        "The reply (read as UTF-8) must match this regular expression (RE2 syntax); any reply counts when absent.",
+      ),
+  }),
+  [
+    {
+      rule: "!(has(self.payload) && has(self.payloadBase64))",
+      message: "set at most one of payload and payloadBase64",
+      fieldPath: ".payloadBase64",
+      check: (u) => u.payload === undefined || u.payloadBase64 === undefined,
+    },
+    regexRule("expectRegex"),
+  ],
+).describe(
+  "Options of a udp probe: sends one datagram and succeeds on a reply; an ICMP port unreachable fails at once (PortUnreachable), silence fails at the timeout.",
+);
+export type UdpProbeOptions = z.output<typeof UdpProbeOptions>;
+
 /** Options of a `grpc` probe (grpc.health.v1 Check). */
 export const GrpcProbeOptions = z
   .strictObject({
@@ -302,14 +360,14 @@ export type HeartbeatProbeOptions = z.output<typeof HeartbeatProbeOptions>;
 // --- the probe union -----------------------------------------------------------------
 
 /** The probe types. */
-export const PROBE_TYPES = ["http", "tcp", "grpc", "heartbeat", "none"] as const;
+export const PROBE_TYPES = ["http", "tcp", "udp", "grpc", "heartbeat", "none"] as const;
 export type ProbeType = (typeof PROBE_TYPES)[number];
 
 const probeTypeField = <T extends ProbeType>(t: T) =>
   z
     .literal(t)
     .describe(
-      "Probe type: http (an HTTP request), tcp (a TCP connect), grpc (grpc.health.v1), heartbeat (the instance renews a Lease) or none (always healthy). Only the member field named after the type may be set.",
+      "Probe type: http (an HTTP request), tcp (a TCP connect), udp (a datagram and its reply), grpc (grpc.health.v1), heartbeat (the instance renews a Lease) or none (always healthy). Only the member field named after the type may be set.",
     );
 
 const probeName = z
@@ -340,6 +398,10 @@ export const HttpProbe = variant("http", {
 export const TcpProbe = variant("tcp", {
   tcp: TcpProbeOptions.prefault({}).describe("Options of a tcp probe; only with type tcp."),
 });
+/** A `udp` probe. */
+export const UdpProbe = variant("udp", {
+  udp: UdpProbeOptions.prefault({}).describe("Options of a udp probe; only with type udp."),
+});
 /** A `grpc` probe. */
 export const GrpcProbe = variant("grpc", {
   grpc: GrpcProbeOptions.prefault({}).describe("Options of a grpc probe; only with type grpc."),
@@ -355,15 +417,16 @@ export const NoneProbe = variant("none", {});
 
 export type HttpProbe = z.output<typeof HttpProbe>;
 export type TcpProbe = z.output<typeof TcpProbe>;
+export type UdpProbe = z.output<typeof UdpProbe>;
 export type GrpcProbe = z.output<typeof GrpcProbe>;
 export type HeartbeatProbe = z.output<typeof HeartbeatProbe>;
 export type NoneProbe = z.output<typeof NoneProbe>;
 
-const MEMBERS = ["http", "tcp", "grpc", "heartbeat"] as const;
+const MEMBERS = ["http", "tcp", "udp", "grpc", "heartbeat"] as const;
 
 /** One probe: a discriminated union on `type`. */
 export const Probe = withRules(
-  z.discriminatedUnion("type", [HttpProbe, TcpProbe, GrpcProbe, HeartbeatProbe, NoneProbe]),
+  z.discriminatedUnion("type", [HttpProbe, TcpProbe, UdpProbe, GrpcProbe, HeartbeatProbe, NoneProbe]),
   MEMBERS.map((m) => ({
     rule: `!has(self.${m}) || self.type == '${m}'`,
     message: `${m} is only allowed when type is ${m}`,
@@ -373,6 +436,12 @@ export const Probe = withRules(
 ).describe("A probe. Set type and, optionally, the member field of the same name with its options.");
 export type Probe = z.output<typeof Probe>;
 
+/** The probe types that connect to a port (and may name one of the instance's ports). */
+export const PORTED_PROBES = ["http", "tcp", "udp", "grpc"] as const;
+export function isPorted(type: string): type is (typeof PORTED_PROBES)[number] {
+  return (PORTED_PROBES as readonly string[]).includes(type);
+}
+
 /** The port a probe targets (undefined: the instance's first port; always undefined for heartbeat/none). */
 export function probePort(probe: Probe): PortRef | undefined {
   switch (probe.type) {
@@ -380,6 +449,8 @@ export function probePort(probe: Probe): PortRef | undefined {
       return probe.http.port;
     case "tcp":
       return probe.tcp.port;
+    case "udp":
+      return probe.udp.port;
     case "grpc":
       return probe.grpc.port;
     default:
@@ -585,6 +656,7 @@ export const ProbeOverride = withRules(
   z.discriminatedUnion("type", [
     overrideVariant("http", HttpProbeOptions),
     overrideVariant("tcp", TcpProbeOptions),
+    overrideVariant("udp", UdpProbeOptions),
     overrideVariant("grpc", GrpcProbeOptions),
     overrideVariant("heartbeat", HeartbeatProbeOptions),
     overrideVariant("none"),
@@ -604,6 +676,7 @@ export interface ProbeOverride {
   name?: string;
   http?: Partial<HttpProbeOptions>;
   tcp?: Partial<TcpProbeOptions>;
+  udp?: Partial<UdpProbeOptions>;
   grpc?: Partial<GrpcProbeOptions>;
   heartbeat?: Partial<HeartbeatProbeOptions>;
 }

@@ -36,6 +36,7 @@ import type {
   Transition,
   Verdict,
 } from "./types.ts";
+import { udpProbe } from "./udp-probe.ts";
 import {
   initialVerdict,
   normalizeConfig,
@@ -631,6 +632,8 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
           pending = httpProbe(p, { address, host, port, signal }, httpDeps);
         } else if (p.type === "tcp") {
           pending = tcpProbe({ address, port, signal });
+        } else if (p.type === "udp") {
+          pending = udpProbe(p, { address, port, signal });
         } else {
           const idleMs = Math.max(60_000, 3 * ts.target.check.intervalMs);
           pending = grpcProbe(p, { address, host, port, signal, timeoutMs, idleMs }, grpc);

@@ -13,6 +13,10 @@ export const Reason = {
   TLSError: "TLSError",
   HTTPStatus: "HTTPStatus",
   BodyMismatch: "BodyMismatch",
+  /** A udp, postgres or redis reply was not the one expected. */
+  ResponseMismatch: "ResponseMismatch",
+  /** ICMP port unreachable for a udp probe: nothing listens on the port. */
+  PortUnreachable: "PortUnreachable",
   ProtocolError: "ProtocolError",
   TooManyRedirects: "TooManyRedirects",
   DNSFailure: "DNSFailure",

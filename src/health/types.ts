@@ -67,6 +67,15 @@ export interface GrpcProbeSpec {
   tls?: TlsSpec | boolean;
 }
 
+export interface UdpProbeSpec {
+  type: "udp";
+  port: number | string;
+  /** Bytes sent in one datagram (already decoded from the API's text or base64). */
+  payload: Uint8Array;
+  /** Regular expression the reply (as UTF-8) must match; any reply when absent. Run in linear time. */
+  expectRegex?: string;
+}
+
 export interface HeartbeatProbeSpec {
   type: "heartbeat";
   /** The `coordination.k8s.io/v1` Lease the instance renews. */
@@ -77,7 +86,13 @@ export interface NoneProbeSpec {
   type: "none";
 }
 
-export type ProbeSpec = HttpProbeSpec | TcpProbeSpec | GrpcProbeSpec | HeartbeatProbeSpec | NoneProbeSpec;
+export type ProbeSpec =
+  | HttpProbeSpec
+  | TcpProbeSpec
+  | UdpProbeSpec
+  | GrpcProbeSpec
+  | HeartbeatProbeSpec
+  | NoneProbeSpec;
 export type ProbeType = ProbeSpec["type"];
 
 export interface FlapDamping {

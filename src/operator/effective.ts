@@ -263,6 +263,8 @@ function describeProbe(p: Probe): string {
     }
     case "tcp":
       return `tcp ${at(p.tcp.host, p.tcp.port)}`;
+    case "udp":
+      return `udp ${at(p.udp.host, p.udp.port)}${p.udp.expectRegex ? ` expect /${p.udp.expectRegex}/` : ""}`;
     case "grpc":
       return `grpc ${at(p.grpc.host, p.grpc.port)}${p.grpc.service ? ` service ${p.grpc.service}` : ""}${p.grpc.tls ? " tls" : ""}`;
     case "heartbeat":
@@ -334,6 +336,8 @@ function probeHost(probe: Probe): string | undefined {
       return probe.http.host;
     case "tcp":
       return probe.tcp.host;
+    case "udp":
+      return probe.udp.host;
     case "grpc":
       return probe.grpc.host;
     default:
@@ -390,6 +394,17 @@ function toProbeSpec(
       const p = port(probe.tcp.port);
       return p === undefined ? missingPort(probe.tcp.port) : { type: "tcp", port: p };
     }
+    case "udp": {
+      const u = probe.udp;
+      const p = port(u.port);
+      if (p === undefined) return missingPort(u.port);
+      return {
+        type: "udp",
+        port: p,
+        payload: udpPayload(u),
+        ...(u.expectRegex !== undefined ? { expectRegex: u.expectRegex } : {}),
+      };
+    }
     case "grpc": {
       const g = probe.grpc;
       const p = port(g.port);
@@ -407,6 +422,12 @@ function toProbeSpec(
     case "none":
       return { type: "none" };
   }
+}
+
+/** The datagram a udp probe sends: its text as UTF-8, its base64 decoded, or nothing. */
+export function udpPayload(u: { payload?: string; payloadBase64?: string }): Uint8Array {
+  if (u.payloadBase64 !== undefined) return new Uint8Array(Buffer.from(u.payloadBase64, "base64"));
+  return new TextEncoder().encode(u.payload ?? "");
 }
 
 function tlsSpec(tls: { serverName?: string; caBundle?: string; insecureSkipVerify?: boolean }): TlsSpec {
