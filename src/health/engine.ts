@@ -18,7 +18,9 @@ import { httpProbe } from "./http-probe.ts";
 import { connectionPool } from "./http1.ts";
 import { type Limiter, limiter, type Ticket } from "./limiter.ts";
 import { type DestinationPolicy, type DestinationPolicyConfig, destinationPolicy } from "./policy.ts";
+import { postgresProbe } from "./postgres-probe.ts";
 import { fail, type Outcome, ok, ProbeTimeout, Reason } from "./reasons.ts";
+import { redisProbe } from "./redis-probe.ts";
 import { jitterFor, nextSlot, phaseOf, slotAtOrAfter } from "./schedule.ts";
 import { ProbeSignal } from "./signal.ts";
 import { type StallMonitor, stallMonitor } from "./stall.ts";
@@ -634,6 +636,10 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
           pending = tcpProbe({ address, port, signal });
         } else if (p.type === "udp") {
           pending = udpProbe(p, { address, port, signal });
+        } else if (p.type === "postgres") {
+          pending = postgresProbe(p, { address, host, port, signal });
+        } else if (p.type === "redis") {
+          pending = redisProbe(p, { address, host, port, signal });
         } else {
           const idleMs = Math.max(60_000, 3 * ts.target.check.intervalMs);
           pending = grpcProbe(p, { address, host, port, signal, timeoutMs, idleMs }, grpc);

@@ -17,6 +17,12 @@ export const Reason = {
   ResponseMismatch: "ResponseMismatch",
   /** ICMP port unreachable for a udp probe: nothing listens on the port. */
   PortUnreachable: "PortUnreachable",
+  /** The database server refused the credentials. */
+  AuthenticationFailed: "AuthenticationFailed",
+  /** A postgres or redis server has the other role than the probe's expectRole. */
+  RoleMismatch: "RoleMismatch",
+  /** The database server answered with an error (not accepting connections, loading...). */
+  DatabaseError: "DatabaseError",
   ProtocolError: "ProtocolError",
   TooManyRedirects: "TooManyRedirects",
   DNSFailure: "DNSFailure",

@@ -76,6 +76,32 @@ export interface UdpProbeSpec {
   expectRegex?: string;
 }
 
+export type DatabaseRole = "primary" | "replica";
+
+export interface PostgresProbeSpec {
+  type: "postgres";
+  port: number | string;
+  database: string;
+  user: string;
+  /** Resolved from its Secret by the operator. */
+  password?: string;
+  /** TLS when set (verify-full unless insecureSkipVerify). */
+  tls?: TlsSpec;
+  /** Fail with RoleMismatch unless `pg_is_in_recovery()` says this role. */
+  expectRole?: DatabaseRole;
+}
+
+export interface RedisProbeSpec {
+  type: "redis";
+  port: number | string;
+  username?: string;
+  /** Resolved from its Secret by the operator; AUTH is sent only when set. */
+  password?: string;
+  tls?: TlsSpec;
+  /** Fail with RoleMismatch unless `ROLE` says this role. */
+  expectRole?: DatabaseRole;
+}
+
 export interface HeartbeatProbeSpec {
   type: "heartbeat";
   /** The `coordination.k8s.io/v1` Lease the instance renews. */
@@ -91,6 +117,8 @@ export type ProbeSpec =
   | TcpProbeSpec
   | UdpProbeSpec
   | GrpcProbeSpec
+  | PostgresProbeSpec
+  | RedisProbeSpec
   | HeartbeatProbeSpec
   | NoneProbeSpec;
 export type ProbeType = ProbeSpec["type"];

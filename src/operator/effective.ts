@@ -267,6 +267,12 @@ function describeProbe(p: Probe): string {
       return `udp ${at(p.udp.host, p.udp.port)}${p.udp.expectRegex ? ` expect /${p.udp.expectRegex}/` : ""}`;
     case "grpc":
       return `grpc ${at(p.grpc.host, p.grpc.port)}${p.grpc.service ? ` service ${p.grpc.service}` : ""}${p.grpc.tls ? " tls" : ""}`;
+    case "postgres": {
+      const g = p.postgres;
+      return `postgres ${g.user}@${at(g.host, g.port)}/${g.database}${g.tls ? " tls" : ""}${g.expectRole ? ` role ${g.expectRole}` : ""}`;
+    }
+    case "redis":
+      return `redis ${at(p.redis.host, p.redis.port)}${p.redis.tls ? " tls" : ""}${p.redis.expectRole ? ` role ${p.redis.expectRole}` : ""}`;
     case "heartbeat":
       return `heartbeat lease ${p.heartbeat.leaseName ?? "<instance name>"}`;
     case "none":
@@ -338,6 +344,10 @@ function probeHost(probe: Probe): string | undefined {
       return probe.tcp.host;
     case "udp":
       return probe.udp.host;
+    case "postgres":
+      return probe.postgres.host;
+    case "redis":
+      return probe.redis.host;
     case "grpc":
       return probe.grpc.host;
     default:
@@ -410,6 +420,29 @@ function toProbeSpec(
       const p = port(g.port);
       if (p === undefined) return missingPort(g.port);
       return { type: "grpc", port: p, service: g.service, tls: g.tls ? tlsSpec(g.tls) : false };
+    }
+    case "postgres":
+    case "redis": {
+      const o = probe.type === "postgres" ? probe.postgres : probe.redis;
+      const p = port(o.port);
+      if (p === undefined) return missingPort(o.port);
+      const ref = o.passwordFrom?.secretKeyRef;
+      const password = ref ? secrets(ref.name, ref.key) : undefined;
+      if (ref && password === undefined) {
+        return {
+          reason: "SecretNotFound",
+          message: `${probe.type} password: key ${ref.key} of Secret ${ref.name} not found`,
+        };
+      }
+      const common = {
+        port: p,
+        ...(password !== undefined ? { password } : {}),
+        ...(o.tls ? { tls: tlsSpec(o.tls) } : {}),
+        ...(o.expectRole ? { expectRole: o.expectRole } : {}),
+      };
+      return probe.type === "postgres"
+        ? { type: "postgres", database: probe.postgres.database, user: probe.postgres.user, ...common }
+        : { type: "redis", ...(probe.redis.username ? { username: probe.redis.username } : {}), ...common };
     }
     case "heartbeat":
       return {
