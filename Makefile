@@ -78,6 +78,17 @@ net-deps: ## Install iproute2, nftables, dnsutils and curl (Debian/Ubuntu, as ro
 		if [ -n "$$missing" ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; fi; \
 	else echo "net-deps: not root or no apt-get: the data plane tests will say why they skip"; fi
 
+# The postgres and redis probe tests start real servers from Debian's packages
+# (PostgreSQL 15's initdb/pg_ctl, redis-server). Installs them only when missing.
+.PHONY: db-deps
+db-deps: ## Install postgresql and redis-server (Debian/Ubuntu, as root) when missing
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		missing=""; \
+		[ -x /usr/lib/postgresql/15/bin/initdb ] || missing="$$missing postgresql"; \
+		command -v redis-server >/dev/null || [ -x /usr/bin/redis-server ] || missing="$$missing redis-server"; \
+		if [ -n "$$missing" ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; fi; \
+	else echo "db-deps: not root or no apt-get: the database probe tests will say why they skip"; fi
+
 .PHONY: sandbox-up
 sandbox-up: $(SANDBOX) ## Run the local control plane in the foreground (data in $(SANDBOX_DIR))
 	$(SANDBOX) --dir $(SANDBOX_DIR) --log-file $(SANDBOX_DIR).log
@@ -101,7 +112,7 @@ test-unit: deps
 	npm run --silent test:unit
 
 .PHONY: test-integration
-test-integration: deps $(SANDBOX) $(COREDNS) $(HELM) $(XDS_CLIENT) net-deps
+test-integration: deps $(SANDBOX) $(COREDNS) $(HELM) $(XDS_CLIENT) net-deps db-deps
 	npm run --silent test:integration
 
 .PHONY: test
