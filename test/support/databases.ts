@@ -76,7 +76,7 @@ process.once("exit", () => {
   for (const stop of stopped) stop();
 });
 
-function pgServer(dataDir: string, port: number, root: string): PgServer {
+function pgServer(dataDir: string, host: string, port: number, root: string): PgServer {
   const log = join(root, `pg-${port}.log`);
   pgTool("pg_ctl", [
     "-D",
@@ -85,7 +85,7 @@ function pgServer(dataDir: string, port: number, root: string): PgServer {
     log,
     "-w",
     "-o",
-    `-c listen_addresses=127.0.0.1 -c port=${port} -c unix_socket_directories=${root} -c fsync=off`,
+    `-c listen_addresses=${host} -c port=${port} -c unix_socket_directories=${root} -c fsync=off`,
     "start",
   ]);
   let running = true;
@@ -111,7 +111,7 @@ function pgServer(dataDir: string, port: number, root: string): PgServer {
  */
 export async function postgresCluster(
   t: { after: (fn: () => void) => void },
-  { replica = false } = {},
+  { replica = false, primaryHost = "127.0.0.1", replicaHost = "127.0.0.1" } = {},
 ): Promise<{ primary: PgServer; replica?: PgServer; user: string; password: string }> {
   const root = ownedTempDir("roster-pg-");
   const pw = join(root, "pw");
@@ -121,22 +121,22 @@ export async function postgresCluster(
   pgTool("initdb", ["-D", primaryDir, "-U", "probe", `--pwfile=${pw}`, "-A", "scram-sha-256", "--no-sync"]);
   writeFileSync(
     join(primaryDir, "pg_hba.conf"),
-    "host all all 127.0.0.1/32 scram-sha-256\nhost replication all 127.0.0.1/32 scram-sha-256\nlocal all all scram-sha-256\n",
+    "host all all 127.0.0.0/8 scram-sha-256\nhost replication all 127.0.0.0/8 scram-sha-256\nlocal all all scram-sha-256\n",
   );
-  const primary = pgServer(primaryDir, await freeTcpPort(), root);
+  const primary = pgServer(primaryDir, primaryHost, await freeTcpPort(primaryHost), root);
   t.after(() => primary.stop());
   let standby: PgServer | undefined;
   if (replica) {
     const replicaDir = join(root, "replica");
     const pgpass = join(root, "pgpass");
-    writeFileSync(pgpass, `127.0.0.1:${primary.port}:*:probe:secret\n`, { mode: 0o600 });
+    writeFileSync(pgpass, `${primaryHost}:${primary.port}:*:probe:secret\n`, { mode: 0o600 });
     if (asRoot) chownSync(pgpass, pgUser(), pgGroup());
     const env = asRoot ? ["env", `PGPASSFILE=${pgpass}`] : [];
     const args = [
       "-D",
       replicaDir,
       "-h",
-      "127.0.0.1",
+      primaryHost,
       "-p",
       String(primary.port),
       "-U",
@@ -150,7 +150,7 @@ export async function postgresCluster(
         cwd: "/",
       });
     else execFileSync(`${PG_BIN}/pg_basebackup`, args, { env: { ...process.env, PGPASSFILE: pgpass } });
-    standby = pgServer(replicaDir, await freeTcpPort(), root);
+    standby = pgServer(replicaDir, replicaHost, await freeTcpPort(replicaHost), root);
     t.after(() => standby!.stop());
   }
   // After hooks run in the order they were added: the servers stop before their data goes.
@@ -167,12 +167,16 @@ export interface RedisServer {
 /** A redis-server on 127.0.0.1 (no persistence), with `requirepass` when a password is given. */
 export async function redisServer(
   t: { after: (fn: () => void | Promise<void>) => void },
-  { password, replicaOf }: { password?: string; replicaOf?: number } = {},
+  {
+    password,
+    replicaOf,
+    host = "127.0.0.1",
+  }: { password?: string; replicaOf?: { host: string; port: number }; host?: string } = {},
 ): Promise<RedisServer> {
-  const port = await freeTcpPort();
-  const args = ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"];
+  const port = await freeTcpPort(host);
+  const args = ["--port", String(port), "--bind", host, "--save", "", "--appendonly", "no"];
   if (password) args.push("--requirepass", password, "--masterauth", password);
-  if (replicaOf) args.push("--replicaof", "127.0.0.1", String(replicaOf));
+  if (replicaOf) args.push("--replicaof", replicaOf.host, String(replicaOf.port));
   const dir = mkdtempSync(join(tmpdir(), "roster-redis-"));
   args.push("--dir", dir);
   const child = spawn(REDIS_SERVER, args, { stdio: ["ignore", "pipe", "pipe"] });
