@@ -78,7 +78,10 @@ test("redis: PONG with AUTH, AuthenticationFailed with a wrong password, the rol
   skip,
 }, async (t) => {
   const primary = await redisServer(t, { password: "secret" });
-  const replica = await redisServer(t, { password: "secret", replicaOf: { host: "127.0.0.1", port: primary.port } });
+  const replica = await redisServer(t, {
+    password: "secret",
+    replicaOf: { host: "127.0.0.1", port: primary.port },
+  });
   const engine = engineFor(t);
   const base = { type: "redis", password: "secret" } as const;
   engine.set({ id: "ok", host: "127.0.0.1", check: check({ ...base, port: primary.port }) });
