@@ -31,7 +31,9 @@ FROM ${NODE_IMAGE}
 RUN rm -rf /usr/local/lib/node_modules/npm /usr/local/lib/node_modules/corepack \
       /usr/local/bin/npm /usr/local/bin/npx /usr/local/bin/corepack \
       /usr/local/bin/yarn /usr/local/bin/yarnpkg /opt/yarn-*
-ENV NODE_ENV=production HOME=/tmp
+# The commit `roster version` reports (`make image` passes it).
+ARG ROSTER_COMMIT=""
+ENV NODE_ENV=production HOME=/tmp ROSTER_COMMIT=${ROSTER_COMMIT}
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
 COPY package.json ./

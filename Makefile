@@ -15,6 +15,8 @@ SANDBOX := bin/roster-sandbox
 COREDNS := bin/roster-coredns
 HELM := bin/helm
 XDS_CLIENT := bin/roster-xds-client
+PAUSE := bin/roster-pause
+ECHO := bin/roster-echo
 SANDBOX_DIR ?= .sandbox/dev
 VERSION_PKG := k8s.io/component-base/version
 SANDBOX_LDFLAGS := -s -w -X $(VERSION_PKG).gitVersion=$(K8S_VERSION) -X $(VERSION_PKG).gitMajor=1 \
@@ -55,7 +57,7 @@ $(XDS_CLIENT): xds-client/go.mod xds-client/go.sum $(wildcard xds-client/*.go)
 xds-client: $(XDS_CLIENT) ## Build the grpc-go xDS client used by the xDS tests (bin/roster-xds-client)
 
 .PHONY: sandbox
-sandbox: $(SANDBOX) ## Build the local control plane (etcd + kube-apiserver + kube-controller-manager + kube-proxy)
+sandbox: $(SANDBOX) ## Build the local control plane (etcd + kube-apiserver + kube-controller-manager + kube-proxy; kubelet + kube-scheduler for --node)
 
 # CoreDNS with only the plugins the data plane needs, in its own module
 # (CoreDNS pins a newer client-go than the sandbox's k8s.io/kubernetes).
@@ -77,6 +79,32 @@ net-deps: ## Install iproute2, nftables, dnsutils and curl (Debian/Ubuntu, as ro
 		done; \
 		if [ -n "$$missing" ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; fi; \
 	else echo "net-deps: not root or no apt-get: the data plane tests will say why they skip"; fi
+
+# The node's images, built from source (no registry): the pause binary that
+# the node packs as its pod sandbox image, and the static HTTP server the
+# node tests pack as their workload (`roster-sandbox oci-image`).
+$(PAUSE): sandbox/go.mod $(wildcard sandbox/pause/*.go)
+	@mkdir -p bin
+	cd sandbox && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o ../$(PAUSE) ./pause
+
+$(ECHO): sandbox/go.mod $(wildcard sandbox/echo/*.go)
+	@mkdir -p bin
+	cd sandbox && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o ../$(ECHO) ./echo
+
+.PHONY: node-images
+node-images: $(PAUSE) $(ECHO) ## Build the node's pause binary and the node tests' HTTP server (bin/roster-pause, bin/roster-echo)
+
+# The sandbox's node (roster-sandbox --node) runs Debian's containerd and
+# runc with Debian's CNI plugins (/usr/lib/cni). Installs them only when missing.
+.PHONY: node-deps
+node-deps: ## Install containerd, runc and containernetworking-plugins (Debian/Ubuntu, as root) when missing
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		missing=""; \
+		for t in containerd:containerd ctr:containerd runc:runc /usr/lib/cni/bridge:containernetworking-plugins nsenter:util-linux; do \
+			command -v $${t%%:*} >/dev/null || missing="$$missing $${t#*:}"; \
+		done; \
+		if [ -n "$$missing" ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$(echo $$missing | tr ' ' '\n' | sort -u); fi; \
+	else echo "node-deps: not root or no apt-get: the node tests will say why they skip"; fi
 
 # The postgres and redis probe tests start real servers from Debian's packages
 # (PostgreSQL 15's initdb/pg_ctl, redis-server). Installs them only when missing.
@@ -112,14 +140,18 @@ test-unit: deps
 	npm run --silent test:unit
 
 .PHONY: test-integration
-test-integration: deps $(SANDBOX) $(COREDNS) $(HELM) $(XDS_CLIENT) net-deps db-deps
+test-integration: deps $(SANDBOX) $(COREDNS) $(HELM) $(XDS_CLIENT) $(PAUSE) $(ECHO) net-deps image-deps node-deps db-deps
 	npm run --silent test:integration
 
 .PHONY: test
 test: lint test-unit test-integration ## The whole suite: lint, types, unit and sandbox integration tests
 
+# As root the demo runs on the data plane (CoreDNS, ip, nft); otherwise on
+# loopback, so CoreDNS is built only for root.
+RUN_DATA_PLANE := $(if $(filter 0,$(shell id -u)),$(COREDNS) net-deps)
+
 .PHONY: run
-run: deps $(SANDBOX) ## Local cluster + CRDs + demo backends + the operator, with a live view (Ctrl-C stops all)
+run: deps $(SANDBOX) $(RUN_DATA_PLANE) ## Local cluster + CRDs + demo backends + the operator, with a live view (as root: on the data plane, with a traffic panel; Ctrl-C stops all)
 	node src/cli/main.ts dev
 
 .PHONY: clean
@@ -160,7 +192,21 @@ chart-crds: ## Copy crds/ into the Helm chart (charts/roster/crds/ must stay ide
 
 .PHONY: image
 image: ## Build the operator image (IMAGE_REPO:IMAGE_TAG, default roster:dev; needs Docker)
-	docker build -t $(IMAGE) .
+	docker build -t $(IMAGE) --build-arg ROSTER_COMMIT=$$(git rev-parse HEAD 2>/dev/null) .
+
+# The same image without Docker or a registry: an OCI layout archive (src/dev/image.ts).
+.PHONY: image-offline
+image-offline: deps ## Build the operator image offline as an OCI archive (.cache/image/roster-oci.tar, docker.io/library/roster:dev)
+	node scripts/image-offline.ts
+
+# The image test unpacks the OCI image with umoci and runs it under runc (as root).
+.PHONY: image-deps
+image-deps: ## Install umoci and runc (Debian/Ubuntu, as root) when missing
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		missing=""; \
+		for t in umoci runc; do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+		if [ -n "$$missing" ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; fi; \
+	else echo "image-deps: not root or no apt-get: the image test will say why it skips"; fi
 
 $(KIND):
 	@mkdir -p bin
@@ -185,7 +231,7 @@ deploy: $(HELM) ## Apply the CRDs and helm upgrade --install the chart with that
 
 # --- Benchmarks (figures in bench/results/, never asserted) --------------------------
 .PHONY: bench
-bench: deps $(SANDBOX) ## All benchmarks (half an hour or more on 2 cores); summary in bench/results/summary.md
+bench: deps $(SANDBOX) $(COREDNS) net-deps ## All benchmarks (half an hour or more on 2 cores); summary in bench/results/summary.md
 	node bench/balance.bench.ts
 	node bench/publish.bench.ts
 	node bench/health.bench.ts
@@ -194,6 +240,12 @@ bench: deps $(SANDBOX) ## All benchmarks (half an hour or more on 2 cores); summ
 	node bench/peer.bench.ts
 	node bench/suite.bench.ts
 	node bench/xds.bench.ts
+	node bench/dataplane.bench.ts
+
+# Skips (exit 0, saying why) without root or network namespaces.
+.PHONY: bench-dataplane
+bench-dataplane: deps $(SANDBOX) $(COREDNS) net-deps ## Instance dies → last new connection to it through kube-proxy, Roster vs the pod path (~7 min, root); bench/results/dataplane.json
+	node bench/dataplane.bench.ts
 
 .PHONY: bench-quick
 bench-quick: deps $(SANDBOX) ## About 2 minutes: peer comparison and the 1k scale scenarios in one sandbox, ratios to bench/baseline.json

@@ -1,36 +1,78 @@
 /**
  * `roster dev` (what `make run` does): a local control plane (unless a
- * kubeconfig is given), Roster's CRDs, real demo backends on loopback, their
+ * kubeconfig is given), Roster's CRDs, real demo backends, their
  * ServiceInstances and DiscoveryPolicy, the operator, and a live view until
  * Ctrl-C, which stops everything it started.
+ *
+ * As root with network namespaces, the demo runs on the data plane
+ * (src/dev/testhosts.ts): backends at real 198.18.x.y addresses, and a
+ * traffic panel fed by a consumer in the node namespace that connects to
+ * the shop's ClusterIP through CoreDNS and kube-proxy. Otherwise (or with
+ * --loopback) it says why in one line and runs the backends on loopback.
  */
 import { resolve } from "node:path";
 import { KubeConfig } from "@kubernetes/client-node";
 import { parseConfig } from "../config/index.ts";
 import { installCrds } from "../dev/crds.ts";
-import { type DemoBackends, demoNamespace, startDemoBackends } from "../dev/demo.ts";
+import {
+  type DemoBackends,
+  demoNamespace,
+  shopPort,
+  startDataPlaneDemoBackends,
+  startDemoBackends,
+} from "../dev/demo.ts";
 import { repoRoot, type Sandbox, startSandbox } from "../dev/sandbox.ts";
-import { applier, createLogger, isAlreadyExists, kubeClient } from "../kube/index.ts";
+import {
+  type Consumer,
+  type DataPlane,
+  dataPlaneUnsupported,
+  readDataPlane,
+  startDataPlane,
+  TestHosts,
+} from "../dev/testhosts.ts";
+import { applier, createLogger, isAlreadyExists, type KubeClient, kubeClient } from "../kube/index.ts";
 import { rosterResources } from "../operator/context.ts";
 import { createOperator, type Operator } from "../operator/operator.ts";
 import { operatorSettings } from "../operator/settings.ts";
 import { CliError, checkReachable, flags, loadKubeConfig, retryTransient } from "./common.ts";
 import { fetchView } from "./status.ts";
 import { renderView, type ServiceView } from "./table.ts";
+import {
+  FAILED,
+  kubeProxyRouting,
+  RateMeter,
+  renderTraffic,
+  type SliceEndpoint,
+  type TrafficPanel,
+  trafficRows,
+  trafficSettled,
+} from "./traffic.ts";
 
-const USAGE = `Usage: roster dev [--once [--timeout SECONDS]] [--no-tty] [--dir DIR | --kubeconfig PATH]
+const USAGE = `Usage: roster dev [--once [--timeout SECONDS]] [--no-tty] [--loopback] [--dir DIR | --kubeconfig PATH]
 
 Starts a local Kubernetes control plane (bin/roster-sandbox), installs Roster's CRDs, starts
-demo backends on loopback, registers them, runs the operator and shows a live view of services
-and instances until Ctrl-C, which stops everything it started.
+demo backends, registers them, runs the operator and shows a live view of services and
+instances until Ctrl-C, which stops everything it started.
+
+As root with network namespaces (and ip, nft, bin/roster-coredns), the demo runs on a data
+plane: backends at real 198.18.x.y addresses, kube-proxy and CoreDNS in a node namespace, and a
+traffic panel counting the connections a consumer there opens to the shop's ClusterIP, per
+backend. Otherwise the backends run on loopback and the view has no traffic panel.
 
   --dir DIR          data directory of the local control plane (default .sandbox/dev); reusing
                      one keeps its data, certificates and ports
-  --kubeconfig PATH  use this cluster instead of a local one (also: $KUBECONFIG)
+  --kubeconfig PATH  use this cluster instead of a local one (also: $KUBECONFIG); the data
+                     plane is used when one runs for it (bin/roster-sandbox --data-plane)
+  --loopback         the loopback demo even where the data plane could run
   --once             exit once the demo reached its expected state (exit 1 on timeout)
   --timeout S        with --once, give up after S seconds (default 60)
   --no-tty           plain output: no screen redraws
 `;
+
+/** The zone of the demo's own data-plane node: shop-3, -4 and -5 are there, so their traffic shows. */
+export const demoNodeZone = "zone-b";
+/** The traffic panel's window: rates are connections per second over the last 2 s. */
+const trafficWindowMs = 2000;
 
 /** The state the demo settles in (shop-5 flaps, so it is not checked). */
 export function demoSettled(views: readonly ServiceView[]): boolean {
@@ -51,6 +93,7 @@ export async function dev(args: string[]): Promise<number> {
       once: { type: "boolean" },
       timeout: { type: "string", default: "60" },
       "no-tty": { type: "boolean" },
+      loopback: { type: "boolean" },
       dir: { type: "string" },
       kubeconfig: { type: "string" },
     },
@@ -63,11 +106,15 @@ export async function dev(args: string[]): Promise<number> {
   if (!(timeoutS > 0)) throw new CliError("--timeout must be a positive number of seconds", { exitCode: 2 });
   const tty = process.stdout.isTTY && !values["no-tty"];
   let sandbox: Sandbox | undefined;
+  let dataPlane: { stop(): Promise<void> } | undefined;
   let backends: DemoBackends | undefined;
   let operator: Operator | undefined;
+  let traffic: TrafficFeed | undefined;
   const stopAll = async () => {
     await operator?.stop();
+    await traffic?.stop();
     await backends?.stop();
+    await dataPlane?.stop();
     await sandbox?.stop();
   };
   try {
@@ -83,6 +130,21 @@ export async function dev(args: string[]): Promise<number> {
       kc.loadFromFile(sandbox.kubeconfigPath);
       console.log(`  ready in ${sandbox.startSeconds.toFixed(1)}s at ${sandbox.server}`);
     }
+    const kubeconfigPath = values.kubeconfig ?? process.env.KUBECONFIG ?? sandbox?.kubeconfigPath;
+    let plane: DataPlane | undefined;
+    let noPlane = values.loopback ? "--loopback" : dataPlaneUnsupported();
+    if (!noPlane && sandbox) {
+      console.log("Starting the data plane (node namespace with kube-proxy and CoreDNS)...");
+      const started = await startDataPlane(sandbox.kubeconfigPath, { zone: demoNodeZone });
+      dataPlane = started;
+      plane = started.plane;
+      console.log(`  node ${plane.node} (${plane.zone}), test hosts in ${plane.subnet4}`);
+    } else if (!noPlane) {
+      plane = kubeconfigPath ? readDataPlane(kubeconfigPath) : undefined;
+      if (!plane)
+        noPlane = "no data plane runs for this cluster (bin/roster-sandbox --data-plane starts one)";
+    }
+    if (noPlane) console.log(`No data plane (${noPlane}): demo backends on loopback, no traffic panel.`);
     await installCrds(kc);
     const client = kubeClient(kc);
     await client
@@ -90,7 +152,8 @@ export async function dev(args: string[]): Promise<number> {
       .catch((err: unknown) => {
         if (!isAlreadyExists(err)) throw err;
       });
-    backends = await startDemoBackends();
+    const hosts = plane ? TestHosts.open(plane) : undefined;
+    backends = hosts ? await startDataPlaneDemoBackends(hosts) : await startDemoBackends();
     const apply = applier(client, "roster-demo");
     for (const m of backends.manifests) {
       const type =
@@ -104,8 +167,8 @@ export async function dev(args: string[]): Promise<number> {
       kubeConfig: kc,
       namespaces: [demoNamespace],
       settings: operatorSettings(config),
-      // The demo backends listen on loopback.
-      probing: { destinations: { allowLoopback: true } },
+      // Probes go to the data plane's test hosts only, or to the loopback backends.
+      probing: { destinations: plane ? { allow: [plane.subnet4, plane.subnet6] } : { allowLoopback: true } },
       leaderElection: { enabled: false, namespace: demoNamespace, name: "roster-demo" },
       healthPort: 0,
       metricsPort: 0,
@@ -114,12 +177,17 @@ export async function dev(args: string[]): Promise<number> {
     });
     await operator.start();
     const ports = operator.manager.ports();
-    const kubeconfigPath = values.kubeconfig ?? process.env.KUBECONFIG ?? sandbox?.kubeconfigPath;
     const header = [
       `Roster demo in namespace ${demoNamespace}. In another terminal:`,
       `  export KUBECONFIG=${kubeconfigPath}`,
       `  kubectl get si,dp -n ${demoNamespace}; kubectl get endpointslices,configmaps -n ${demoNamespace}`,
       `  metrics: http://127.0.0.1:${ports.metrics}/metrics   health: http://127.0.0.1:${ports.health}/readyz`,
+      ...(plane
+        ? [
+            "  the shop by DNS name through CoreDNS and kube-proxy, from the node namespace (as root):",
+            `  ${curlCommand(plane)}`,
+          ]
+        : []),
       "",
     ].join("\n");
     console.log(header);
@@ -131,27 +199,109 @@ export async function dev(args: string[]): Promise<number> {
     };
     process.once("SIGINT", onSignal);
     process.once("SIGTERM", onSignal);
+    if (hosts && plane) traffic = trafficFeed(client, hosts, plane);
     while (!stopped) {
       const views = await fetchView(client, demoNamespace);
+      const panel = await traffic?.panel(views);
+      const render = (color: boolean) =>
+        `${renderView(views, { color })}${panel ? `\n${renderTraffic(panel, { color })}` : ""}`;
       if (values.once) {
-        if (demoSettled(views) || Date.now() > deadline) {
-          process.stdout.write(renderView(views));
-          const ok = demoSettled(views);
+        const settled = () => demoSettled(views) && (!traffic || trafficSettled(panel));
+        if (settled() || Date.now() > deadline) {
+          process.stdout.write(render(false));
+          const ok = settled();
           if (!ok) console.error("roster dev: the demo did not reach its expected state in time");
           return ok ? 0 : 1;
         }
       } else if (tty) {
-        process.stdout.write(
-          `\x1b[2J\x1b[H${header}\n${renderView(views, { color: true })}\n(Ctrl-C stops everything)\n`,
-        );
+        process.stdout.write(`\x1b[2J\x1b[H${header}\n${render(true)}\n(Ctrl-C stops everything)\n`);
       } else {
-        process.stdout.write(`--- ${new Date().toISOString()}\n${renderView(views)}`);
+        process.stdout.write(`--- ${new Date().toISOString()}\n${render(false)}`);
       }
       await new Promise((r) => setTimeout(r, values.once ? 250 : 1000));
     }
-    console.log("\nStopping the operator, the demo backends and the local control plane...");
+    console.log(
+      `\nStopping the operator, the demo backends${plane ? ", the data plane" : ""} and the local control plane...`,
+    );
     return 0;
   } finally {
     await stopAll();
   }
+}
+
+/** The copy-paste command the demo prints: the shop by DNS name from the node namespace. */
+export function curlCommand(plane: Pick<DataPlane, "node">): string {
+  return `ip netns exec ${plane.node} curl http://shop.${demoNamespace}.svc.cluster.local:${shopPort}/`;
+}
+
+interface TrafficFeed {
+  /** The panel now, for the shop's instances in `views`. */
+  panel(views: readonly ServiceView[]): Promise<TrafficPanel>;
+  stop(): Promise<void>;
+}
+
+/**
+ * The traffic panel's source: a consumer in the node namespace opening new
+ * connections to the shop by DNS name (about 50 a second), each answered by
+ * the backend that served it, and the shop's EndpointSlices read at each
+ * refresh to say what kube-proxy should do. The consumer starts once the
+ * shop's slices exist (its name resolves from then on) and again if it
+ * exits (the name did not resolve yet).
+ */
+function trafficFeed(client: KubeClient, hosts: TestHosts, plane: DataPlane): TrafficFeed {
+  const name = `shop.${demoNamespace}.svc.cluster.local`;
+  let consumer: Consumer | undefined;
+  let meter: RateMeter | undefined;
+  let clusterIP: string | undefined;
+  const start = () => {
+    const m = new RateMeter(trafficWindowMs, Date.now());
+    const c = hosts.consumer({
+      name,
+      port: shopPort,
+      http: true,
+      concurrency: 2,
+      intervalMs: 40,
+      onLine: (l) => {
+        if (l.resolved !== undefined) clusterIP = l.resolved;
+        else if (l.dnsErr === undefined) m.add(l.t, l.id ?? FAILED);
+      },
+    });
+    c.done.catch(() => {
+      if (consumer === c) consumer = undefined;
+    });
+    consumer = c;
+    meter = m;
+  };
+  return {
+    async panel(views) {
+      const slices = await retryTransient(() =>
+        client.request<{ items: { endpoints?: SliceEndpoint[] | null }[] }>({
+          method: "GET",
+          path: `/apis/discovery.k8s.io/v1/namespaces/${demoNamespace}/endpointslices`,
+          query: { labelSelector: "kubernetes.io/service-name=shop" },
+        }),
+      );
+      if (!consumer && slices.items.length > 0) start();
+      const now = Date.now();
+      const rates = meter?.rates(now) ?? new Map<string, number>();
+      const routing = kubeProxyRouting(
+        slices.items.flatMap((s) => s.endpoints ?? []),
+        plane.zone,
+      );
+      const instances = views.find((v) => v.service === "shop")?.instances ?? [];
+      return {
+        target: `${name}:${shopPort}`,
+        ...(clusterIP ? { clusterIP } : {}),
+        node: plane.node,
+        nodeZone: plane.zone,
+        windowMs: trafficWindowMs,
+        rows: trafficRows(instances, routing, rates),
+        failed: rates.get(FAILED) ?? 0,
+        complete: meter?.complete(now) ?? false,
+      };
+    },
+    async stop() {
+      await consumer?.stop().catch(() => undefined);
+    },
+  };
 }

@@ -24,6 +24,14 @@ const commands: Record<string, { summary: string; run: (args: string[]) => Promi
     summary: "print the CustomResourceDefinitions",
     run: async (a) => (await import("./crds.ts")).crds(a),
   },
+  selftest: {
+    summary: "check a running operator answers and reconciles (the Helm test hook)",
+    run: async (a) => (await import("./selftest.ts")).selftest(a),
+  },
+  version: {
+    summary: "print the version (and the commit an image was built from)",
+    run: async (a) => (await import("./version.ts")).version(a),
+  },
 };
 
 function help(): string {

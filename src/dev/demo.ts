@@ -1,13 +1,22 @@
 /**
- * The demo behind `make run` / `roster dev`: real backends on loopback and
- * the manifests that register them. The instances are published at
- * documentation-range addresses (192.0.2.0/24: EndpointSlices refuse
- * loopback) and probed at their loopback backends through the probe `host`
- * override, the way a sidecar or tunnel in front of an instance would be.
+ * The demo behind `make run` / `roster dev`: real backends and the
+ * manifests that register them, in one of two places:
  *
+ * - on the data plane (`startDataPlaneDemoBackends`, as root): each backend
+ *   is a test host at a real address of 198.18.0.0/15 (src/dev/testhosts.ts),
+ *   registered and probed at that address; consumers in the node namespace
+ *   reach them through CoreDNS and kube-proxy;
+ * - on loopback (`startDemoBackends`, without root or network namespaces):
+ *   the instances are published at documentation-range addresses
+ *   (192.0.2.0/24: EndpointSlices refuse loopback) and probed at their
+ *   loopback backends through the probe `host` override, the way a sidecar
+ *   or tunnel in front of an instance would be. Nothing can route to them.
+ *
+ * Either way:
  * - service `shop`: five HTTP backends across zones a and b with weights;
  *   shop-4 fails (503), shop-5 flaps (healthy 8 s, failing 8 s); a policy
- *   with WeightedRoundRobin, zone hints and a 30% panic threshold;
+ *   with WeightedRoundRobin, trafficDistribution PreferSameZone (zone
+ *   hints) and a 30% panic threshold;
  * - service `inventory`: a gRPC backend (grpc.health.v1) and a drained one.
  */
 import { createServer, type Server as HttpServer } from "node:http";
@@ -20,8 +29,15 @@ import {
 } from "@grpc/grpc-js";
 import { healthServiceDefinition, servingStatus } from "../health/grpc-probe.ts";
 import type { KubeObject } from "../kube/index.ts";
+import type { TestHosts } from "./testhosts.ts";
 
 export const demoNamespace = "roster-demo";
+/** The port of the shop's HTTP backends on the data plane (the Service's port). */
+export const shopPort = 8080;
+/** The port of the inventory's gRPC backends on the data plane. */
+const inventoryPort = 9000;
+/** How long shop-5 stays healthy, then failing. */
+const flapMs = 8000;
 
 export interface DemoBackends {
   /** Manifests (ServiceInstance and DiscoveryPolicy objects) for the demo namespace. */
@@ -35,7 +51,7 @@ async function httpBackend(host: string, mode: Mode): Promise<{ server: HttpServ
   const started = Date.now();
   const server = createServer((req, res) => {
     const up =
-      mode === "healthy" || (mode === "flapping" && Math.floor((Date.now() - started) / 8000) % 2 === 0);
+      mode === "healthy" || (mode === "flapping" && Math.floor((Date.now() - started) / flapMs) % 2 === 0);
     res.statusCode = req.url === "/healthz" && !up ? 503 : 200;
     res.end(up ? "ok\n" : "failing\n");
   });
@@ -69,15 +85,24 @@ const manifest = (kind: string, name: string, spec: Record<string, unknown>): Ku
     spec,
   }) as KubeObject;
 
-export async function startDemoBackends(): Promise<DemoBackends> {
-  const shop: { name: string; mode: Mode; zone: string; weight: number }[] = [
-    { name: "shop-1", mode: "healthy", zone: "zone-a", weight: 300 },
-    { name: "shop-2", mode: "healthy", zone: "zone-a", weight: 100 },
-    { name: "shop-3", mode: "healthy", zone: "zone-b", weight: 100 },
-    { name: "shop-4", mode: "failing", zone: "zone-b", weight: 100 },
-    { name: "shop-5", mode: "flapping", zone: "zone-b", weight: 100 },
-  ];
-  const https: HttpServer[] = [];
+const shop: { name: string; mode: Mode; zone: string; weight: number }[] = [
+  { name: "shop-1", mode: "healthy", zone: "zone-a", weight: 300 },
+  { name: "shop-2", mode: "healthy", zone: "zone-a", weight: 100 },
+  { name: "shop-3", mode: "healthy", zone: "zone-b", weight: 100 },
+  { name: "shop-4", mode: "failing", zone: "zone-b", weight: 100 },
+  { name: "shop-5", mode: "flapping", zone: "zone-b", weight: 100 },
+];
+const inventory = ["inventory-1", "inventory-2"];
+
+/** Where a demo backend listens: its published address and port, and the probe host override on loopback. */
+interface Placement {
+  address: string;
+  port: number;
+  probeHost?: string;
+}
+
+/** The demo's DiscoveryPolicy and ServiceInstances, with the backends at these places (shop's, then inventory's). */
+function demoManifests(shopAt: readonly Placement[], inventoryAt: readonly Placement[]): KubeObject[] {
   const manifests: KubeObject[] = [
     manifest("DiscoveryPolicy", "shop", {
       service: "shop",
@@ -88,52 +113,93 @@ export async function startDemoBackends(): Promise<DemoBackends> {
         failureThreshold: 2,
       },
       loadBalancing: { strategy: "WeightedRoundRobin" },
-      publish: { zoneHints: true, panicThreshold: 30 },
+      publish: { trafficDistribution: "PreferSameZone", panicThreshold: 30 },
     }),
   ];
   for (const [i, b] of shop.entries()) {
-    const host = `127.0.0.${10 + i}`;
-    const { server, port } = await httpBackend(host, b.mode);
-    https.push(server);
+    const at = shopAt[i]!;
     manifests.push(
       manifest("ServiceInstance", b.name, {
         service: "shop",
-        address: `192.0.2.${10 + i}`,
-        ports: [{ name: "http", port, appProtocol: "http" }],
+        address: at.address,
+        ports: [{ name: "http", port: at.port, appProtocol: "http" }],
         zone: b.zone,
         weight: b.weight,
         tags: [b.mode === "healthy" ? "stable" : b.mode],
         // Merged over the policy's check: only the host differs.
-        healthCheck: { probes: [{ type: "http", http: { host } }] },
+        ...(at.probeHost
+          ? { healthCheck: { probes: [{ type: "http", http: { host: at.probeHost } }] } }
+          : {}),
       }),
     );
   }
-  const grpcs: GrpcServer[] = [];
-  for (const [i, name] of ["inventory-1", "inventory-2"].entries()) {
-    const host = `127.0.0.${20 + i}`;
-    const { server, port } = await grpcBackend(host);
-    grpcs.push(server);
+  for (const [i, name] of inventory.entries()) {
+    const at = inventoryAt[i]!;
     manifests.push(
       manifest("ServiceInstance", name, {
         service: "inventory",
-        address: `192.0.2.${20 + i}`,
-        ports: [{ name: "grpc", port, appProtocol: "grpc" }],
+        address: at.address,
+        ports: [{ name: "grpc", port: at.port, appProtocol: "grpc" }],
         zone: i === 0 ? "zone-a" : "zone-b",
         drain: i === 1,
         healthCheck: {
-          probes: [{ type: "grpc", grpc: { host, port: "grpc" } }],
+          probes: [{ type: "grpc", grpc: { ...(at.probeHost ? { host: at.probeHost } : {}), port: "grpc" } }],
           interval: "2s",
           timeout: "500ms",
         },
       }),
     );
   }
+  return manifests;
+}
+
+/** The loopback demo: servers on 127.0.0.x, published at 192.0.2.x, probed through the `host` override. */
+export async function startDemoBackends(): Promise<DemoBackends> {
+  const https: HttpServer[] = [];
+  const shopAt: Placement[] = [];
+  for (const [i, b] of shop.entries()) {
+    const host = `127.0.0.${10 + i}`;
+    const { server, port } = await httpBackend(host, b.mode);
+    https.push(server);
+    shopAt.push({ address: `192.0.2.${10 + i}`, port, probeHost: host });
+  }
+  const grpcs: GrpcServer[] = [];
+  const inventoryAt: Placement[] = [];
+  for (const i of inventory.keys()) {
+    const host = `127.0.0.${20 + i}`;
+    const { server, port } = await grpcBackend(host);
+    grpcs.push(server);
+    inventoryAt.push({ address: `192.0.2.${20 + i}`, port, probeHost: host });
+  }
   return {
-    manifests,
+    manifests: demoManifests(shopAt, inventoryAt),
     async stop() {
       for (const s of https) s.closeAllConnections();
       await Promise.all(https.map((s) => new Promise((r) => s.close(r))));
       for (const s of grpcs) s.forceShutdown();
     },
   };
+}
+
+/**
+ * The data-plane demo: one test host per backend (src/dev/backend.ts at
+ * 198.18.x.y), registered and probed at its own address. The hosts are the
+ * caller's: `hosts.close()` stops the backends and removes their namespaces.
+ */
+export async function startDataPlaneDemoBackends(hosts: TestHosts): Promise<DemoBackends> {
+  const shopAt: Placement[] = [];
+  for (const b of shop) {
+    const host = await hosts.host();
+    const backend = await host.start({ id: b.name, http: [shopPort] });
+    if (b.mode === "failing") backend.setHealth("failing");
+    if (b.mode === "flapping") backend.flap(flapMs);
+    shopAt.push({ address: host.ipv4, port: shopPort });
+  }
+  const inventoryAt: Placement[] = [];
+  for (const name of inventory) {
+    const host = await hosts.host();
+    await host.start({ id: name, grpc: inventoryPort });
+    inventoryAt.push({ address: host.ipv4, port: inventoryPort });
+  }
+  return { manifests: demoManifests(shopAt, inventoryAt), stop: () => hosts.close() };
 }

@@ -206,6 +206,11 @@ export interface ConsumerOptions {
   concurrency?: number;
   intervalMs?: number;
   resolveEach?: boolean;
+  /**
+   * Called with each line instead of keeping it in `lines` (a consumer that
+   * runs for hours, like the demo's, keeps nothing).
+   */
+  onLine?: (line: ConsumerLine) => void;
 }
 
 export interface Consumer {
@@ -354,7 +359,8 @@ export class TestHosts {
     let stderr = "";
     child.stderr?.on("data", (c: Buffer) => (stderr = (stderr + c.toString()).slice(-2000)));
     const rl: Interface = createInterface({ input: child.stdout! });
-    rl.on("line", (l) => lines.push(JSON.parse(l) as ConsumerLine));
+    const onLine = options.onLine ?? ((l: ConsumerLine) => lines.push(l));
+    rl.on("line", (l) => onLine(JSON.parse(l) as ConsumerLine));
     const done = new Promise<ConsumerLine[]>((ok, fail) =>
       child.once("exit", (code) => {
         this.children.delete(child);

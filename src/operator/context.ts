@@ -4,6 +4,7 @@
  * Reconcilers read the caches and the verdicts only; they never branch on
  * which event woke them (level-triggered).
  */
+
 import type { V1ConfigMap, V1EndpointSlice, V1Service } from "@kubernetes/client-node";
 import { type DiscoveryPolicy, GROUP, type ServiceInstance, VERSION } from "../api/index.ts";
 import type { ProbeEngine, Resolver } from "../health/index.ts";
@@ -20,6 +21,7 @@ import type { Clock } from "../util/clock.ts";
 import type { DefaultPolicy } from "./effective.ts";
 import type { PublicationConfig, PublicationPolicy } from "./publication.ts";
 import type { Shards } from "./shards.ts";
+import type { UnmanagedServices } from "./unmanaged.ts";
 import type { VerdictSource } from "./verdicts.ts";
 
 export const rosterResources = {
@@ -82,7 +84,10 @@ export interface OperatorContext {
   shards: Shards;
   instances: Informer<InstanceObject>;
   policies: Informer<PolicyObject>;
+  /** Roster's own Services only (label selector): others are not cached. */
   services: Informer<ServiceObject>;
+  /** Whether a service's name is taken by a Service Roster does not manage (cache, else a memoised GET). */
+  unmanaged: UnmanagedServices;
   slices: Informer<SliceObject>;
   configMaps: Informer<ConfigMapObject>;
   settings(): OperatorSettings;

@@ -103,19 +103,18 @@ export function instanceReconciler(ctx: OperatorContext, targets: ProbeTargets):
     const addresses = targets.addresses(key, verdict).map((a) => a.address);
 
     const svcKey = serviceKey(obj.metadata.namespace!, instance.spec.service);
-    const existing = ctx.services.get(svcKey);
+    const taken = await ctx.unmanaged.isUnmanaged(svcKey, rc.signal);
     const { policy } = governingPolicy(ctx.policies.byIndex(byService, svcKey) as PolicyObject[]);
     const claim = configMapClaimIn(ctx.policies, policy);
     const configMapStale = staleConfigMap(obj.metadata.namespace!, instance.spec.service, policy);
-    const conflict =
-      existing && !isManagedByRoster(existing.metadata)
-        ? {
-            reason: "Conflict",
-            message: `Service ${instance.spec.service} exists and is not managed by Roster; Roster leaves it alone`,
-          }
-        : claim?.lost
-          ? { reason: "Conflict", message: claim.message }
-          : undefined;
+    const conflict = taken
+      ? {
+          reason: "Conflict",
+          message: `Service ${instance.spec.service} exists and is not managed by Roster; Roster leaves it alone`,
+        }
+      : claim?.lost
+        ? { reason: "Conflict", message: claim.message }
+        : undefined;
 
     const status = instanceStatus({
       instance,

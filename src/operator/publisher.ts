@@ -67,6 +67,7 @@ import {
 import { type EffectivePublish, effectiveSettings, governingPolicy } from "./effective.ts";
 import { blockerReasons, instanceHealthy, truncate } from "./status.ts";
 import type { ProbeTargets } from "./targets.ts";
+import { UNMANAGED_RECHECK_MS } from "./unmanaged.ts";
 
 const APPLIED_HASH = "roster.dev/applied-hash";
 const CONFLICT = "Conflict";
@@ -128,7 +129,7 @@ export function servicePublisher(ctx: OperatorContext, targets: ProbeTargets): {
     const outcome: Outcome = {};
     let failure: unknown;
     const claim = configMapClaimIn(ctx.policies, policy);
-    if (existing && !isManagedByRoster(existing.metadata)) {
+    if (await ctx.unmanaged.isUnmanaged(key, rc.signal)) {
       outcome.conflict = `Service ${service} exists and is not managed by Roster; Roster publishes nothing for this service until it is removed`;
     } else if (claim?.lost) {
       // Writes nothing at all: what was published before stays until the name is fixed.
@@ -156,7 +157,11 @@ export function servicePublisher(ctx: OperatorContext, targets: ProbeTargets): {
     const again = await writePolicyStatuses(ranked, invalid, outcome, rc.signal);
     if (failure) throw failure;
     if (outcome.behind) return { requeueAfterMs: 100 };
-    return again === undefined ? undefined : { requeueAfterMs: again };
+    // Unmanaged objects are not cached, so no event says when one in the way is
+    // gone: look again soon (one GET of that name, see unmanaged.ts).
+    const recheck = outcome.conflict && !outcome.conflictReason ? UNMANAGED_RECHECK_MS : undefined;
+    const next = again === undefined ? recheck : Math.min(again, recheck ?? again);
+    return next === undefined ? undefined : { requeueAfterMs: next };
   };
 
   function startupHoldLeft(siObjs: readonly InstanceObject[]): number {

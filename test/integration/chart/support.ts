@@ -85,6 +85,8 @@ export interface RenderOptions {
   release?: string;
   namespace?: string;
   apiVersions?: string[];
+  /** Include the `helm test` hooks (templates/tests/); off by default, as `helm install` does not create them. */
+  tests?: boolean;
 }
 
 function templateArgs(values: Record<string, unknown>, options: RenderOptions): string[] {
@@ -100,6 +102,7 @@ function templateArgs(values: Record<string, unknown>, options: RenderOptions): 
     valuesFile(values),
   ];
   for (const v of options.apiVersions ?? []) args.push("--api-versions", v);
+  if (!options.tests) args.push("--skip-tests");
   return args;
 }
 

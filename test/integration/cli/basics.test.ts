@@ -11,7 +11,7 @@ import { kubeClient } from "../../../src/kube/client.ts";
 import { testCluster } from "../../support/cluster.ts";
 import { roster } from "./support.ts";
 
-const commands = ["run", "dev", "status", "check", "crds"];
+const commands = ["run", "dev", "status", "check", "crds", "selftest", "version"];
 
 describe("help and usage errors", { concurrency: true }, () => {
   test("roster --help lists every command, exit 0", async () => {
@@ -73,6 +73,7 @@ describe("help and usage errors", { concurrency: true }, () => {
       [["check"], /-f FILE is required/],
       [["dev", "--timeout", "soon"], /--timeout must be a positive number of seconds/],
       [["dev", "--dir", "/tmp/x", "--kubeconfig", "/tmp/y"], /--dir and --kubeconfig exclude each other/],
+      [["selftest", "--timeout", "soon"], /--timeout: invalid duration "soon"/],
     ];
     for (const [args, message] of cases) {
       const r = await roster(args);

@@ -2,7 +2,8 @@
 // control plane in a temporary --dir (never the developer's .sandbox/dev):
 // with --once it exits 0 once the demo reached its expected state and prints
 // it; live, SIGINT (Ctrl-C) stops everything. Either way no process of its
-// control plane is left behind.
+// control plane is left behind. These run the loopback demo (--loopback, what
+// runs without root); dev-dataplane.test.ts runs the demo on the data plane.
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -33,12 +34,17 @@ function assertNothingLeft(sandboxDir: string) {
 
 test("roster dev --once --no-tty: reaches the demo's expected state, prints it, exits 0, leaves nothing", async () => {
   const sandboxDir = join(dir, "once");
-  const r = await roster(["dev", "--once", "--no-tty", "--timeout", "90", "--dir", sandboxDir], {
-    env,
-    timeoutMs: 150_000,
-  });
+  const r = await roster(
+    ["dev", "--once", "--no-tty", "--loopback", "--timeout", "90", "--dir", sandboxDir],
+    {
+      env,
+      timeoutMs: 150_000,
+    },
+  );
   assert.equal(r.code, 0, `stdout:\n${r.stdout}\nstderr:\n${r.stderr}`);
   assert.match(r.stdout, /Starting the local control plane/);
+  assert.match(r.stdout, /^No data plane \(--loopback\): demo backends on loopback, no traffic panel\.$/m);
+  assert.ok(!r.stdout.includes("traffic to "), "no traffic panel");
   assert.ok(r.stdout.includes(`export KUBECONFIG=${sandboxDir}/kubeconfig`), "prints the KUBECONFIG line");
   assert.ok(!r.stdout.includes("\x1b["), "--no-tty: no escape codes");
 
@@ -79,7 +85,7 @@ test("roster dev --once --no-tty: reaches the demo's expected state, prints it, 
 
 test("roster dev live: SIGINT stops the operator, the backends and the control plane, exit 0", async (t) => {
   const sandboxDir = join(dir, "live");
-  const dev = startRoster(t, ["dev", "--no-tty", "--dir", sandboxDir], { env });
+  const dev = startRoster(t, ["dev", "--no-tty", "--loopback", "--dir", sandboxDir], { env });
   // The live view refreshes every second; wait for one showing the demo settled enough.
   await dev.waitForOutput(/^ {2}shop-4 +192\.0\.2\.13 +false /m, 120_000);
   assert.match(dev.stdout(), /^--- \d{4}-\d\d-\d\dT/m, "--no-tty: timestamped plain refreshes");
@@ -100,7 +106,10 @@ test("roster dev live: SIGINT stops the operator, the backends and the control p
 test("roster dev live: Ctrl-C (SIGINT to the whole process group) stops everything, exit 0", async (t) => {
   const sandboxDir = join(dir, "ctrl-c");
   // Its own process group, as a shell job in a terminal.
-  const dev = startRoster(t, ["dev", "--no-tty", "--dir", sandboxDir], { env, detached: true });
+  const dev = startRoster(t, ["dev", "--no-tty", "--loopback", "--dir", sandboxDir], {
+    env,
+    detached: true,
+  });
   await dev.waitForOutput(/^ {2}shop-1 +192\.0\.2\.10 +true /m, 120_000);
   process.kill(-dev.pid, "SIGINT");
   const r = await exitsWithin(dev, 30_000);
