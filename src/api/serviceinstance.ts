@@ -9,6 +9,7 @@ import {
   API_VERSION,
   CONDITION_REASON,
   Conditions,
+  type CustomResourceType,
   codePoints,
   Dns1035Label,
   duplicates,
@@ -18,17 +19,17 @@ import {
   PortName,
   PortNumber,
   QUALIFIED_NAME,
-  type ResourceType,
   Timestamp,
   VERSION,
 } from "./common.ts";
-import { HealthCheckOverride } from "./health.ts";
+import { HealthCheckOverride, isPorted, PORTED_PROBES } from "./health.ts";
 import { celRegex, withRules } from "./rules.ts";
 
 /** Kind, plural and short name of ServiceInstance. */
-export const ServiceInstanceResource: ResourceType = {
+export const ServiceInstanceResource: CustomResourceType = {
   group: GROUP,
   version: VERSION,
+  namespaced: true,
   kind: "ServiceInstance",
   plural: "serviceinstances",
   singular: "serviceinstance",
@@ -209,18 +210,16 @@ export const ServiceInstanceSpec = withRules(
   }),
   [
     {
-      rule:
-        "!has(self.healthCheck) || !has(self.healthCheck.probes) || self.healthCheck.probes.all(p, " +
-        "(has(p.http) && has(p.http.port) && type(p.http.port) == string ? self.ports.exists(q, q.name == p.http.port) : true) && " +
-        "(has(p.tcp) && has(p.tcp.port) && type(p.tcp.port) == string ? self.ports.exists(q, q.name == p.tcp.port) : true) && " +
-        "(has(p.grpc) && has(p.grpc.port) && type(p.grpc.port) == string ? self.ports.exists(q, q.name == p.grpc.port) : true))",
+      rule: `!has(self.healthCheck) || !has(self.healthCheck.probes) || self.healthCheck.probes.all(p, ${PORTED_PROBES.map(
+        (m) =>
+          `(has(p.${m}) && has(p.${m}.port) && type(p.${m}.port) == string ? self.ports.exists(q, q.name == p.${m}.port) : true)`,
+      ).join(" && ")})`,
       message: "a probe refers to a port name that is not among spec.ports[].name",
       fieldPath: ".healthCheck.probes",
       check: (spec) => {
         const names = new Set(spec.ports.map((p) => p.name));
         return (spec.healthCheck?.probes ?? []).flatMap((p, i) => {
-          const ref =
-            p.type === "http" || p.type === "tcp" || p.type === "grpc" ? p[p.type]?.port : undefined;
+          const ref = isPorted(p.type) ? p[p.type]?.port : undefined;
           return typeof ref === "string" && !names.has(ref)
             ? [["healthCheck", "probes", i, p.type, "port"]]
             : [];

@@ -71,9 +71,11 @@ import {
   type SliceObject,
 } from "./context.ts";
 import { serviceKey } from "./effective.ts";
+import { instanceView } from "./instance-view.ts";
 import { instanceReconciler } from "./instances.ts";
 import { type PublicationPolicy, publicationPolicy } from "./publication.ts";
 import { servicePublisher } from "./publisher.ts";
+import { runtimeStore } from "./runtime.ts";
 import { allShards, memberShards } from "./shards.ts";
 import { probeTargets } from "./targets.ts";
 import { unmanagedServices } from "./unmanaged.ts";
@@ -318,12 +320,17 @@ export function createOperator(options: OperatorOptions): Operator {
       return publication.policy;
     },
   };
-  const targets = probeTargets(ctx, (key) => {
+  // The probe-target controller writes each instance's runtime; a change
+  // wakes the status writer and the publisher, which read it through the view.
+  const runtimes = runtimeStore();
+  runtimes.subscribe((key) => {
     statusController.enqueue(key);
     enqueuePublisher(key);
   });
-  const statusWriter = instanceReconciler(ctx, targets);
-  const publisher = servicePublisher(ctx, targets);
+  const targets = probeTargets(ctx, runtimes);
+  const view = instanceView(ctx, runtimes);
+  const statusWriter = instanceReconciler(ctx, view);
+  const publisher = servicePublisher(ctx, view);
 
   const instancesOf = (namespace: string, service: string) =>
     instances.byIndex(byService, serviceKey(namespace, service)).map((i) => `${ns(i)}/${i.metadata.name}`);

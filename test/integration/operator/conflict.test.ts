@@ -17,6 +17,7 @@ import {
   getInstance,
   getPolicy,
   getService,
+  policyWithCondition,
   readyAddresses,
   slicesOf,
 } from "../../support/roster.ts";
@@ -41,13 +42,7 @@ test("a conflicting unmanaged Service is left alone and reported", async (t) => 
   await createPolicy(ns, "web", { service: "web" });
   for (const i of [0, 1]) await createInstance(ns, `web-${i + 1}`, webInstance(targets[i]!, i));
 
-  const policy = await eventually(
-    async () => {
-      const p = await getPolicy(ns, "web");
-      return condition(p, "Conflict")?.status === "True" ? p : undefined;
-    },
-    { timeoutMs: 15_000, what: "a Conflict condition on the policy" },
-  );
+  const policy = await policyWithCondition(ns, "web", "Conflict");
   assert.equal(condition(policy, "Conflict")?.reason, "UnmanagedObject");
   assert.match(condition(policy, "Conflict")?.message ?? "", /Service web .*not managed by Roster/);
   assert.equal(condition(policy, "Ready")?.status, "False");
