@@ -15,6 +15,7 @@
 import {
   addressKind,
   type HealthCheck,
+  probeSecretRefs,
   type ServiceInstance,
   validateServiceInstance,
 } from "../api/index.ts";
@@ -63,22 +64,14 @@ export function probeTargets(ctx: OperatorContext, runtimes: RuntimeStore): Prob
     runtimes.delete(key);
   }
 
-  /** Header values from the Secrets a health check names, read from the instance's namespace only. */
+  /** Header values and passwords from the Secrets a health check names, read from the instance's namespace only. */
   async function readSecrets(
     namespace: string,
     hc: HealthCheck,
     signal: AbortSignal,
   ): Promise<{ lookup: SecretLookup; names: string[]; forbidden: string[] }> {
     const values = new Map<string, string>();
-    const names = [
-      ...new Set(
-        hc.probes.flatMap((p) =>
-          p.type === "http"
-            ? (p.http.headers ?? []).flatMap((h) => h.valueFrom?.secretKeyRef.name ?? [])
-            : [],
-        ),
-      ),
-    ];
+    const names = [...new Set(hc.probes.flatMap((p) => probeSecretRefs(p).map((r) => r.name)))];
     const forbidden: string[] = [];
     for (const name of ctx.settings().probeSecrets ? names : []) {
       try {
