@@ -18,6 +18,7 @@
  */
 import { isIP, type Socket } from "node:net";
 import { type BodyMatcher, bodyMatcher } from "./body-match.ts";
+import { withCertExpiry } from "./cert-expiry.ts";
 import type { ConnectionPool } from "./http1.ts";
 import { ResponseReader } from "./http1.ts";
 import { classifyError, fail, type Outcome, ok, Reason } from "./reasons.ts";
@@ -238,6 +239,11 @@ function oneRequest(
     const finish = (o: Result | undefined, keep: boolean) => {
       if (finished) return;
       finished = true;
+      // Read the peer certificate before the socket may be destroyed below.
+      const settled = decided ?? o ?? fail(Reason.ProtocolError, "no response");
+      const warningMs = hop.https ? tls?.expiryWarningMs : undefined;
+      const result =
+        warningMs !== undefined && "ok" in settled ? withCertExpiry(settled, socket, warningMs) : settled;
       signal.onabort = undefined;
       socket.off("data", onData);
       socket.off("error", onError);
@@ -249,7 +255,7 @@ function oneRequest(
       } else {
         socket.destroy();
       }
-      resolve(decided ?? o ?? fail(Reason.ProtocolError, "no response"));
+      resolve(result);
     };
 
     /** Takes the verdict as soon as it is known, then waits only as long as reuse needs. */

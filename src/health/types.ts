@@ -21,6 +21,8 @@ export interface TlsSpec {
   caBundle?: string;
   /** Skip certificate verification (only when asked). */
   insecureSkipVerify?: boolean;
+  /** A success over a certificate expiring within this becomes CertificateExpiresSoon (HTTPS probes). */
+  expiryWarningMs?: number;
 }
 
 export interface HttpProbeSpec {

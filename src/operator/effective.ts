@@ -17,6 +17,7 @@ import {
   parseDuration,
   resolveProbePort,
   type ServiceInstance,
+  type TlsOptions,
   validateDiscoveryPolicy,
 } from "../api/index.ts";
 import type { FieldError } from "../api/validate.ts";
@@ -272,8 +273,8 @@ function describeProbe(p: Probe): string {
   }
 }
 
-/** Header values from Secrets, resolved by the caller: `(secretName, key) => value`. */
-export type SecretLookup = (name: string, key: string) => string | undefined;
+/** Header values and CA bundles from Secrets (default) or ConfigMaps, resolved by the caller: `(name, key, kind) => value`. */
+export type SecretLookup = (name: string, key: string, kind?: "Secret" | "ConfigMap") => string | undefined;
 
 export type TargetResult =
   | { ok: true; target: Target; hostOverride?: string }
@@ -356,6 +357,8 @@ function toProbeSpec(
       const h = probe.http;
       const p = port(h.port);
       if (p === undefined) return missingPort(h.port);
+      const tls = h.tls && tlsSpec(h.tls, secrets);
+      if (tls && "reason" in tls) return tls;
       const headers: Record<string, string> = {};
       const secretHeaders: string[] = [];
       for (const header of h.headers ?? []) {
@@ -383,7 +386,7 @@ function toProbeSpec(
         bodyRegex: h.bodyMatch?.regex,
         maxBodyBytes: h.bodyMatch?.maxBytes,
         followRedirects: h.followRedirects,
-        tls: h.tls && tlsSpec(h.tls),
+        tls,
       };
     }
     case "tcp": {
@@ -394,7 +397,9 @@ function toProbeSpec(
       const g = probe.grpc;
       const p = port(g.port);
       if (p === undefined) return missingPort(g.port);
-      return { type: "grpc", port: p, service: g.service, tls: g.tls ? tlsSpec(g.tls) : false };
+      const tls = g.tls ? tlsSpec(g.tls, secrets) : false;
+      if (tls && "reason" in tls) return tls;
+      return { type: "grpc", port: p, service: g.service, tls };
     }
     case "heartbeat":
       return {
@@ -409,6 +414,31 @@ function toProbeSpec(
   }
 }
 
-function tlsSpec(tls: { serverName?: string; caBundle?: string; insecureSkipVerify?: boolean }): TlsSpec {
-  return { serverName: tls.serverName, caBundle: tls.caBundle, insecureSkipVerify: tls.insecureSkipVerify };
+/** A probe's TLS settings with a referenced CA bundle resolved; a missing Secret/ConfigMap key is a reason. */
+function tlsSpec(tls: TlsOptions, secrets: SecretLookup): TlsSpec | { reason: string; message: string } {
+  let caBundle = tls.caBundle;
+  const from = tls.caBundleFrom;
+  if (from) {
+    const ref = (from.secretKeyRef ?? from.configMapKeyRef)!;
+    const kind = from.secretKeyRef ? "Secret" : "ConfigMap";
+    caBundle = secrets(ref.name, ref.key, kind);
+    if (caBundle === undefined) {
+      return {
+        reason: `${kind}NotFound`,
+        message: `tls.caBundleFrom: key ${ref.key} of ${kind} ${ref.name} not found`,
+      };
+    }
+    if (!caBundle.includes("-----BEGIN CERTIFICATE-----")) {
+      return {
+        reason: "InvalidHealthCheck",
+        message: `tls.caBundleFrom: key ${ref.key} of ${kind} ${ref.name} holds no PEM certificate`,
+      };
+    }
+  }
+  return {
+    serverName: tls.serverName,
+    caBundle,
+    insecureSkipVerify: tls.insecureSkipVerify,
+    ...(tls.expiryWarning ? { expiryWarningMs: parseDuration(tls.expiryWarning) } : {}),
+  };
 }

@@ -95,17 +95,36 @@ export function probeTargets(ctx: OperatorContext, onChange: (key: string) => vo
     namespace: string,
     hc: HealthCheck,
     signal: AbortSignal,
-  ): Promise<{ lookup: SecretLookup; names: string[]; forbidden: string[] }> {
+  ): Promise<{ lookup: SecretLookup; names: string[]; configMaps: boolean; forbidden: string[] }> {
     const values = new Map<string, string>();
+    const tlsOf = (p: HealthCheck["probes"][number]) =>
+      p.type === "http" ? p.http.tls : p.type === "grpc" ? p.grpc.tls : undefined;
     const names = [
       ...new Set(
-        hc.probes.flatMap((p) =>
-          p.type === "http"
+        hc.probes.flatMap((p) => [
+          ...(p.type === "http"
             ? (p.http.headers ?? []).flatMap((h) => h.valueFrom?.secretKeyRef.name ?? [])
-            : [],
-        ),
+            : []),
+          ...(tlsOf(p)?.caBundleFrom?.secretKeyRef?.name ?? []),
+        ]),
       ),
     ];
+    // CA bundles in ConfigMaps are not secret: read whether or not probe Secrets are enabled.
+    const configMaps = [
+      ...new Set(hc.probes.flatMap((p) => tlsOf(p)?.caBundleFrom?.configMapKeyRef?.name ?? [])),
+    ];
+    for (const name of configMaps) {
+      try {
+        const cm = await ctx.client.request<{ data?: Record<string, string> }>({
+          method: "GET",
+          path: `/api/v1/namespaces/${namespace}/configmaps/${name}`,
+          signal,
+        });
+        for (const [k, v] of Object.entries(cm.data ?? {})) values.set(`ConfigMap/${name}/${k}`, v);
+      } catch (err) {
+        if (!isNotFound(err) && !isForbidden(err)) throw err;
+      }
+    }
     const forbidden: string[] = [];
     for (const name of ctx.settings().probeSecrets ? names : []) {
       try {
@@ -122,7 +141,13 @@ export function probeTargets(ctx: OperatorContext, onChange: (key: string) => vo
         else if (!isNotFound(err)) throw err;
       }
     }
-    return { lookup: (name, key) => values.get(`${name}/${key}`), names, forbidden };
+    return {
+      lookup: (name, key, kind) =>
+        values.get(kind === "ConfigMap" ? `ConfigMap/${name}/${key}` : `${name}/${key}`),
+      names: [...names, ...configMaps],
+      configMaps: configMaps.length > 0,
+      forbidden,
+    };
   }
 
   /** `probed`: the engine applies the destination policy itself (and reports DestinationDenied). */
@@ -205,10 +230,12 @@ export function probeTargets(ctx: OperatorContext, onChange: (key: string) => vo
       const refused = !next.blocker && refusedAddress(obj.metadata.namespace!, published, probed);
       if (refused) next.blocker = { reason: "AddressNotPermitted", message: refused };
       // A rotated Secret value reaches the probe within SECRET_REFRESH_MS.
-      if (ctx.settings().probeSecrets && secrets.names.length > 0) requeueAfterMs = SECRET_REFRESH_MS;
+      if (secrets.names.length > 0 && (ctx.settings().probeSecrets || secrets.configMaps)) {
+        requeueAfterMs = SECRET_REFRESH_MS;
+      }
     }
     if (next.blocker && targets.delete(key)) ctx.engine.remove(key);
-    if (next.blocker?.reason === "SecretNotFound" || next.blocker?.reason === "SecretForbidden") {
+    if (["SecretNotFound", "SecretForbidden", "ConfigMapNotFound"].includes(next.blocker?.reason ?? "")) {
       requeueAfterMs = SECRET_RETRY_MS;
     }
     if (!semanticEqual(runtimes.get(key), next)) {

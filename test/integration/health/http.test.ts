@@ -316,6 +316,27 @@ test("HTTPS: verified against a CA bundle and server name; a bad certificate is 
   );
 });
 
+test("HTTPS expiryWarning: a certificate expiring within it is CertificateExpiresSoon, still a success", async () => {
+  const { ca } = testCerts();
+  // The test leaf certificate is valid for 2 days.
+  const soon = await probe(
+    { scheme: "HTTPS", path: "/", tls: { caBundle: ca, expiryWarningMs: 72 * 3_600_000 } },
+    2000,
+    deps,
+    tlsPort,
+  );
+  assert.equal(soon.ok, true);
+  assert.equal(soon.reason, "CertificateExpiresSoon");
+  assert.match(soon.message, /certificate expires \d{4}-\d\d-\d\dT.* \(in [01] days\)/);
+  const later = await probe(
+    { scheme: "HTTPS", path: "/", tls: { caBundle: ca, expiryWarningMs: 3_600_000 } },
+    2000,
+    deps,
+    tlsPort,
+  );
+  assert.equal(later.reason, "ProbeSucceeded");
+});
+
 test("keep-alive reuses the connection between probes", async () => {
   const kept = probeDeps(true);
   const startConnections = connections;
