@@ -101,12 +101,14 @@ export function probeTargets(ctx: OperatorContext, onChange: (key: string) => vo
       p.type === "http" ? p.http.tls : p.type === "grpc" ? p.grpc.tls : undefined;
     const names = [
       ...new Set(
-        hc.probes.flatMap((p) => [
-          ...(p.type === "http"
-            ? (p.http.headers ?? []).flatMap((h) => h.valueFrom?.secretKeyRef.name ?? [])
-            : []),
-          ...(tlsOf(p)?.caBundleFrom?.secretKeyRef?.name ?? []),
-        ]),
+        hc.probes.flatMap((p) => {
+          const headers =
+            p.type === "http"
+              ? (p.http.headers ?? []).flatMap((h) => h.valueFrom?.secretKeyRef.name ?? [])
+              : [];
+          const ca = tlsOf(p)?.caBundleFrom?.secretKeyRef?.name;
+          return ca ? [...headers, ca] : headers;
+        }),
       ),
     ];
     // CA bundles in ConfigMaps are not secret: read whether or not probe Secrets are enabled.
