@@ -208,6 +208,14 @@ export const TlsOptions = withRules(
       .boolean()
       .default(false)
       .describe("Skip certificate verification. Only for testing; cannot be combined with caBundle."),
+    clientCertificate: z
+      .strictObject({
+        secretName: ObjectName.describe(
+          "A kubernetes.io/tls Secret (keys tls.crt and tls.key) in the namespace of the object that holds this probe; read under the probe Secret rules and re-read every 60 s.",
+        ),
+      })
+      .optional()
+      .describe("Client certificate presented to servers that require one (mTLS)."),
     expiryWarning: durationBetween("1h", "8760h")
       .optional()
       .describe(

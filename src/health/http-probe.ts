@@ -221,7 +221,13 @@ function oneRequest(
     let conn: { socket: Socket; reused: boolean };
     try {
       const options = { address: hop.address, port: hop.port };
-      const tlsOptions = { serverName, ca: tls?.caBundle, rejectUnauthorized: !tls?.insecureSkipVerify };
+      const tlsOptions = {
+        serverName,
+        ca: tls?.caBundle,
+        rejectUnauthorized: !tls?.insecureSkipVerify,
+        cert: tls?.clientCert?.cert,
+        key: tls?.clientCert?.key,
+      };
       conn = deps.pool.get(key, hop.https ? { ...options, tls: tlsOptions } : options, fresh);
     } catch (err) {
       resolve(classifyError(err, signal));

@@ -435,9 +435,23 @@ function tlsSpec(tls: TlsOptions, secrets: SecretLookup): TlsSpec | { reason: st
       };
     }
   }
+  let clientCert: TlsSpec["clientCert"];
+  if (tls.clientCertificate) {
+    const name = tls.clientCertificate.secretName;
+    const cert = secrets(name, "tls.crt");
+    const key = secrets(name, "tls.key");
+    if (cert === undefined || key === undefined) {
+      return {
+        reason: "SecretNotFound",
+        message: `tls.clientCertificate: key ${cert === undefined ? "tls.crt" : "tls.key"} of Secret ${name} not found`,
+      };
+    }
+    clientCert = { cert, key };
+  }
   return {
     serverName: tls.serverName,
     caBundle,
+    ...(clientCert ? { clientCert } : {}),
     insecureSkipVerify: tls.insecureSkipVerify,
     ...(tls.expiryWarning ? { expiryWarningMs: parseDuration(tls.expiryWarning) } : {}),
   };

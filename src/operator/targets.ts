@@ -106,8 +106,9 @@ export function probeTargets(ctx: OperatorContext, onChange: (key: string) => vo
             p.type === "http"
               ? (p.http.headers ?? []).flatMap((h) => h.valueFrom?.secretKeyRef.name ?? [])
               : [];
-          const ca = tlsOf(p)?.caBundleFrom?.secretKeyRef?.name;
-          return ca ? [...headers, ca] : headers;
+          const tls = tlsOf(p);
+          const refs = [tls?.caBundleFrom?.secretKeyRef?.name, tls?.clientCertificate?.secretName];
+          return [...headers, ...refs.filter((n): n is string => n !== undefined)];
         }),
       ),
     ];

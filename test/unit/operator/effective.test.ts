@@ -430,6 +430,20 @@ describe("instanceTarget", () => {
     assert.ok(!missing.ok);
     assert.equal(missing.reason, "ConfigMapNotFound");
     assert.equal(missing.message, "tls.caBundleFrom: key ca.crt of ConfigMap nope not found");
+    const mtls = check({
+      probes: [{ type: "grpc", grpc: { tls: { clientCertificate: { secretName: "client" } } } }],
+    });
+    const withCert = instanceTarget(instance(), mtls, (name, key) =>
+      name === "client" ? `${key} pem` : undefined,
+    );
+    assert.ok(withCert.ok);
+    const g = withCert.target.check.probes[0]!;
+    assert.ok(g.type === "grpc" && typeof g.tls === "object");
+    assert.deepEqual(g.tls.clientCert, { cert: "tls.crt pem", key: "tls.key pem" });
+    const noKey = instanceTarget(instance(), mtls, (_name, key) => (key === "tls.crt" ? "pem" : undefined));
+    assert.ok(!noKey.ok);
+    assert.equal(noKey.reason, "SecretNotFound");
+    assert.equal(noKey.message, "tls.clientCertificate: key tls.key of Secret client not found");
     const secretMissing = instanceTarget(
       instance(),
       https({ secretKeyRef: { name: "x", key: "ca.crt" } }),
