@@ -3,7 +3,8 @@
 // ConfigMap blocks the instance (ConfigMapNotFound) until it is created; a
 // certificate that expires within tls.expiryWarning is reported as
 // CertificateExpiresSoon on the Healthy condition while the instance stays
-// published.
+// published. A server that requires a client certificate accepts the probe
+// once the kubernetes.io/tls Secret named by tls.clientCertificate exists.
 import assert from "node:assert/strict";
 import { createServer } from "node:https";
 import { test } from "node:test";
@@ -27,6 +28,12 @@ test("caBundleFrom: ConfigMap and Secret CA bundles verify a real HTTPS server; 
   const server = createServer({ cert, key }, (_req, res) => res.end("ok"));
   const port = await listen(server);
   t.after(() => server.close());
+  // A server that requires a client certificate signed by the test CA (mTLS).
+  const mtls = createServer({ cert, key, ca, requestCert: true, rejectUnauthorized: true }, (_req, res) =>
+    res.end("ok"),
+  );
+  const mtlsPort = await listen(mtls);
+  t.after(() => mtls.close());
   await startTestOperator(t, { namespaces: [ns], destinations: { allowLoopback: true } });
 
   const httpsCheck = (caBundleFrom: object, expiryWarning?: string) => ({
@@ -76,19 +83,46 @@ test("caBundleFrom: ConfigMap and Secret CA bundles verify a real HTTPS server; 
   );
   assert.equal(condition(await getInstance(ns, "web-secret"), "Healthy")?.reason, "ProbeSucceeded");
 
+  // mTLS: blocked until the client certificate's Secret exists, then presented and accepted.
+  await createInstance(ns, "web-mtls", {
+    service: "web",
+    address: "192.0.2.3",
+    ports: [{ name: "https", port: mtlsPort }],
+    healthCheck: {
+      probes: [
+        {
+          type: "http",
+          http: {
+            host: "127.0.0.1",
+            port: "https",
+            scheme: "HTTPS",
+            tls: { caBundle: ca, clientCertificate: { secretName: "probe-client" } },
+          },
+        },
+      ],
+      ...FAST,
+    },
+  });
+  await eventually(
+    async () =>
+      condition(await getInstance(ns, "web-mtls"), "Ready")?.reason === "SecretNotFound" ? true : undefined,
+    { timeoutMs: 15_000, what: "web-mtls blocked with SecretNotFound" },
+  );
+  await createSecret(ns, "probe-client", { "tls.crt": cert, "tls.key": key });
+  await eventually(async () => ((await readyAddresses(ns, "web")).includes("192.0.2.3") ? true : undefined), {
+    timeoutMs: SECRET_RETRY_MS + INTERVAL_MS + MARGIN_MS,
+    what: "web-mtls published once its client certificate Secret exists",
+  });
+
   const { core } = await clients();
   await core.createNamespacedConfigMap({
     namespace: ns,
     body: { metadata: { name: "probe-ca" }, data: { "ca.crt": ca } },
   });
-  await eventually(
-    async () =>
-      (await readyAddresses(ns, "web")).sort().join() === "192.0.2.1,192.0.2.2" ? true : undefined,
-    {
-      timeoutMs: SECRET_RETRY_MS + INTERVAL_MS + MARGIN_MS,
-      what: "web-cm published once its ConfigMap exists",
-    },
-  );
+  await eventually(async () => ((await readyAddresses(ns, "web")).includes("192.0.2.1") ? true : undefined), {
+    timeoutMs: SECRET_RETRY_MS + INTERVAL_MS + MARGIN_MS,
+    what: "web-cm published once its ConfigMap exists",
+  });
   // The test certificate is valid for 2 days: within the 72h warning.
   const soon = await eventually(
     async () => {
