@@ -15,6 +15,8 @@ SANDBOX := bin/roster-sandbox
 COREDNS := bin/roster-coredns
 HELM := bin/helm
 XDS_CLIENT := bin/roster-xds-client
+PAUSE := bin/roster-pause
+ECHO := bin/roster-echo
 SANDBOX_DIR ?= .sandbox/dev
 VERSION_PKG := k8s.io/component-base/version
 SANDBOX_LDFLAGS := -s -w -X $(VERSION_PKG).gitVersion=$(K8S_VERSION) -X $(VERSION_PKG).gitMajor=1 \
@@ -55,7 +57,7 @@ $(XDS_CLIENT): xds-client/go.mod xds-client/go.sum $(wildcard xds-client/*.go)
 xds-client: $(XDS_CLIENT) ## Build the grpc-go xDS client used by the xDS tests (bin/roster-xds-client)
 
 .PHONY: sandbox
-sandbox: $(SANDBOX) ## Build the local control plane (etcd + kube-apiserver + kube-controller-manager + kube-proxy)
+sandbox: $(SANDBOX) ## Build the local control plane (etcd + kube-apiserver + kube-controller-manager + kube-proxy; kubelet + kube-scheduler for --node)
 
 # CoreDNS with only the plugins the data plane needs, in its own module
 # (CoreDNS pins a newer client-go than the sandbox's k8s.io/kubernetes).
@@ -77,6 +79,32 @@ net-deps: ## Install iproute2, nftables, dnsutils and curl (Debian/Ubuntu, as ro
 		done; \
 		if [ -n "$$missing" ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; fi; \
 	else echo "net-deps: not root or no apt-get: the data plane tests will say why they skip"; fi
+
+# The node's images, built from source (no registry): the pause binary that
+# the node packs as its pod sandbox image, and the static HTTP server the
+# node tests pack as their workload (`roster-sandbox oci-image`).
+$(PAUSE): sandbox/go.mod $(wildcard sandbox/pause/*.go)
+	@mkdir -p bin
+	cd sandbox && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o ../$(PAUSE) ./pause
+
+$(ECHO): sandbox/go.mod $(wildcard sandbox/echo/*.go)
+	@mkdir -p bin
+	cd sandbox && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o ../$(ECHO) ./echo
+
+.PHONY: node-images
+node-images: $(PAUSE) $(ECHO) ## Build the node's pause binary and the node tests' HTTP server (bin/roster-pause, bin/roster-echo)
+
+# The sandbox's node (roster-sandbox --node) runs Debian's containerd and
+# runc with Debian's CNI plugins (/usr/lib/cni). Installs them only when missing.
+.PHONY: node-deps
+node-deps: ## Install containerd, runc and containernetworking-plugins (Debian/Ubuntu, as root) when missing
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		missing=""; \
+		for t in containerd:containerd ctr:containerd runc:runc /usr/lib/cni/bridge:containernetworking-plugins nsenter:util-linux; do \
+			command -v $${t%%:*} >/dev/null || missing="$$missing $${t#*:}"; \
+		done; \
+		if [ -n "$$missing" ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$(echo $$missing | tr ' ' '\n' | sort -u); fi; \
+	else echo "node-deps: not root or no apt-get: the node tests will say why they skip"; fi
 
 .PHONY: sandbox-up
 sandbox-up: $(SANDBOX) ## Run the local control plane in the foreground (data in $(SANDBOX_DIR))
@@ -101,7 +129,7 @@ test-unit: deps
 	npm run --silent test:unit
 
 .PHONY: test-integration
-test-integration: deps $(SANDBOX) $(COREDNS) $(HELM) $(XDS_CLIENT) net-deps image-deps
+test-integration: deps $(SANDBOX) $(COREDNS) $(HELM) $(XDS_CLIENT) $(PAUSE) $(ECHO) net-deps image-deps node-deps
 	npm run --silent test:integration
 
 .PHONY: test

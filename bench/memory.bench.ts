@@ -17,9 +17,15 @@
  *            --variants 'flags|flags...' (',' separates flags of one variant; '' is the default)
  *            --snapshot <file> --profile (V8 sampling heap profile at the peak and at the end)
  *            --max-wait 900 (seconds to wait for every status before measuring anyway)
+ *            --metadata none|max|max-astral (max: every instance carries the largest
+ *              spec.metadata the API admits, 32 keys and 4,096 characters, distinct per
+ *              instance; max-astral: the same with characters outside the BMP, 4 bytes
+ *              each as stored: the per-instance cost the chart's memory limit is
+ *              derived from, docs/scaling.md)
  */
 import { parseArgs } from "node:util";
 import { CustomObjectsApi, PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
+import { METADATA_LIMITS } from "../src/api/serviceinstance.ts";
 import {
   benchAddress,
   createNamespace,
@@ -47,6 +53,7 @@ const { values: args } = parseArgs({
     profile: { type: "boolean", default: false },
     "max-wait": { type: "string", default: "900" },
     name: { type: "string" },
+    metadata: { type: "string", default: "none" },
   },
 });
 
@@ -57,6 +64,31 @@ const settleMs = Number(args.settle) * 1000;
 const variants = args.variants.split("|").map((v) => v.split(",").filter(Boolean));
 const svc = (s: number) => `svc-${String(s).padStart(4, "0")}`;
 const round = (x: number) => Math.round(x * 10) / 10;
+if (!["none", "max", "max-astral"].includes(args.metadata))
+  throw new Error("--metadata must be none, max or max-astral");
+
+/**
+ * The largest spec.metadata the API admits (METADATA_LIMITS): 32 keys whose
+ * keys and values total 4,096 characters, different for every instance so
+ * that no string is shared between cached objects.
+ */
+function maxMetadata(i: number): Record<string, string> | undefined {
+  if (args.metadata === "none") return undefined;
+  // The API counts characters (code points): one outside the BMP costs 4 bytes
+  // in etcd and JSON, and 2 UTF-16 units (4 bytes) in V8, the worst case.
+  const filler =
+    args.metadata === "max-astral" ? "\u{1F600}\u{1F680}\u{1F9EA}" : "abcdefghijklmnopqrstuvwxyz0123456789";
+  const { maxKeys, maxTotal } = METADATA_LIMITS;
+  const out: Record<string, string> = {};
+  const per = Math.floor(maxTotal / maxKeys); // 128 characters per key + value
+  for (let k = 0; k < maxKeys; k++) {
+    const key = `example.com/k${String(k).padStart(2, "0")}`;
+    const prefix = `${i}-${k}-`;
+    const value = prefix + [...filler.repeat(per)].slice(0, per - key.length - prefix.length).join("");
+    out[key] = value;
+  }
+  return out;
+}
 
 const cluster = await startCluster();
 const targets = await startTargets(16, "127.0.5");
@@ -84,6 +116,7 @@ try {
             service: svc(Math.floor((i * S) / N)),
             address: benchAddress(i),
             ports: [{ name: "http", port: targets.port }],
+            metadata: maxMetadata(i),
             healthCheck: {
               probes: [
                 {
@@ -183,6 +216,13 @@ try {
         ...(atPeak ? breakdown("at peak: ", atPeak) : []),
         ...breakdown("", m),
         ...breakdown("after GC: ", afterGc),
+        // The figure the chart's memory limit is sized from (docs/scaling.md, Memory).
+        {
+          name: "live heap per instance (after GC)",
+          value: round((afterGc.heapUsed * 1024) / N),
+          unit: "KiB",
+        },
+        { name: "RSS per instance (settled)", value: round((m.rss * 1024) / N), unit: "KiB" },
       ];
       console.log("  resident anonymous memory by mapping (MiB), at peak:", atPeak?.maps, "settled:", m.maps);
       const name = args.name ?? `memory-${N >= 1000 ? `${N / 1000}k` : N}`;
@@ -190,6 +230,7 @@ try {
         flags,
         instances: N,
         services: S,
+        metadata: args.metadata,
         intervalSeconds,
         settleSeconds: settleMs / 1000,
         spaces: m.spaces,

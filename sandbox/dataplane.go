@@ -43,6 +43,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/client-go/util/retry"
 )
 
 const nodeName = "roster-node"
@@ -221,8 +222,10 @@ func ipCmd(args ...string) error {
 	return nil
 }
 
-// buildTopology picks a free /22 of 198.18.0.0/16 (under a host-wide lock,
-// so concurrent runs never share one) and wires the namespaces.
+// buildTopology picks a free /22 of 198.18.0.0/17 (under a host-wide lock,
+// so concurrent runs never share one) and wires the namespaces. The upper
+// half, 198.18.128.0/17, holds the pods of a node (node.go): block b's pods
+// get 198.18.(128+4b).0/22.
 func buildTopology(info *dataPlaneInfo) error {
 	lock, err := os.OpenFile("/run/roster-dataplane.lock", os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
@@ -242,14 +245,14 @@ func buildTopology(info *dataPlaneInfo) error {
 		used[n/4] = true
 	}
 	block := -1
-	for b := 0; b < 64; b++ {
+	for b := 0; b < 32; b++ {
 		if !used[b] {
 			block = b
 			break
 		}
 	}
 	if block < 0 {
-		return errors.New("no free /22 in 198.18.0.0/16")
+		return errors.New("no free /22 in 198.18.0.0/17")
 	}
 	info.Block = block
 	info.Subnet4 = fmt.Sprintf("198.18.%d.0/22", block*4)
@@ -300,8 +303,19 @@ func teardown(info dataPlaneInfo) {
 
 var runName = regexp.MustCompile(`^rst-?(\d+)`)
 
+// alive: the process exists and is not a zombie (a run whose parent has
+// not reaped it yet is as dead as one that is gone).
 func alive(pid int) bool {
-	return pid > 0 && (unix.Kill(pid, 0) == nil || unix.Kill(pid, 0) == unix.EPERM)
+	if pid <= 0 || (unix.Kill(pid, 0) != nil && unix.Kill(pid, 0) != unix.EPERM) {
+		return false
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	// "pid (comm) S ...": the state follows the last ')'.
+	rest := string(stat[strings.LastIndexByte(string(stat), ')')+1:])
+	return !strings.HasPrefix(strings.TrimSpace(rest), "Z")
 }
 
 // reapStale deletes namespaces, root links and /etc/netns entries of runs
@@ -378,27 +392,30 @@ func forwardAPI(ns string, port int) error {
 	}); err != nil {
 		return err
 	}
-	go func() {
-		for {
-			c, err := l.Accept()
+	go serveForward(l, port)
+	return nil
+}
+
+// serveForward copies each connection of l to the host's 127.0.0.1:port.
+func serveForward(l net.Listener, port int) {
+	for {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			up, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 5*time.Second)
 			if err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				up, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 5*time.Second)
-				if err != nil {
-					return
-				}
-				defer up.Close()
-				done := make(chan struct{}, 2)
-				go func() { _, _ = io.Copy(up, c); done <- struct{}{} }()
-				go func() { _, _ = io.Copy(c, up); done <- struct{}{} }()
-				<-done
-			}()
-		}
-	}()
-	return nil
+			defer up.Close()
+			done := make(chan struct{}, 2)
+			go func() { _, _ = io.Copy(up, c); done <- struct{}{} }()
+			go func() { _, _ = io.Copy(c, up); done <- struct{}{} }()
+			<-done
+		}()
+	}
 }
 
 // ensureNode creates (or refreshes) the Node kube-proxy runs for, labelled
@@ -417,31 +434,47 @@ func ensureNode(ctx context.Context, kubeconfig string, info dataPlaneInfo) erro
 		"kubernetes.io/os":            "linux",
 		"topology.kubernetes.io/zone": info.Zone,
 	}
-	node, err := cs.CoreV1().Nodes().Get(ctx, nodeName, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) {
-		node, err = cs.CoreV1().Nodes().Create(ctx, &corev1.Node{
-			ObjectMeta: metav1.ObjectMeta{Name: nodeName, Labels: labels},
-		}, metav1.CreateOptions{})
-	} else if err == nil {
-		node.Labels = labels
-		node, err = cs.CoreV1().Nodes().Update(ctx, node, metav1.UpdateOptions{})
-	}
-	if err != nil {
+	// Retried on conflict: with --node the kubelet and the node lifecycle
+	// controller write this Node too.
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		node, err := cs.CoreV1().Nodes().Get(ctx, nodeName, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			node, err = cs.CoreV1().Nodes().Create(ctx, &corev1.Node{
+				ObjectMeta: metav1.ObjectMeta{Name: nodeName, Labels: labels},
+			}, metav1.CreateOptions{})
+		} else if err == nil {
+			for k, v := range labels {
+				if node.Labels == nil {
+					node.Labels = map[string]string{}
+				}
+				node.Labels[k] = v
+			}
+			node, err = cs.CoreV1().Nodes().Update(ctx, node, metav1.UpdateOptions{})
+		}
+		if err != nil {
+			return err
+		}
+		if hasKubelet(node) {
+			// A kubelet owns the status (addresses, conditions): leave it.
+			return nil
+		}
+		now := metav1.Now()
+		node.Status.Addresses = []corev1.NodeAddress{
+			{Type: corev1.NodeInternalIP, Address: info.Node4},
+			{Type: corev1.NodeInternalIP, Address: info.Node6},
+			{Type: corev1.NodeHostName, Address: nodeName},
+		}
+		node.Status.Conditions = []corev1.NodeCondition{{
+			Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "RosterDataPlane",
+			Message: "kube-proxy and CoreDNS run in " + info.Node, LastHeartbeatTime: now, LastTransitionTime: now,
+		}}
+		_, err = cs.CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{})
 		return err
-	}
-	now := metav1.Now()
-	node.Status.Addresses = []corev1.NodeAddress{
-		{Type: corev1.NodeInternalIP, Address: info.Node4},
-		{Type: corev1.NodeInternalIP, Address: info.Node6},
-		{Type: corev1.NodeHostName, Address: nodeName},
-	}
-	node.Status.Conditions = []corev1.NodeCondition{{
-		Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "RosterDataPlane",
-		Message: "kube-proxy and CoreDNS run in " + info.Node, LastHeartbeatTime: now, LastTransitionTime: now,
-	}}
-	_, err = cs.CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{})
-	return err
+	})
 }
+
+// hasKubelet: a kubelet registered this Node (it reports its version).
+func hasKubelet(node *corev1.Node) bool { return node.Status.NodeInfo.KubeletVersion != "" }
 
 func inNode(ns string, log io.Writer, bin string, args ...string) *exec.Cmd {
 	cmd := exec.Command("ip", append([]string{"netns", "exec", ns, bin}, args...)...)

@@ -17,12 +17,19 @@ export const VERSION = "v1alpha1";
 /** `apiVersion` of Roster objects: `roster.dev/v1alpha1`. */
 export const API_VERSION = `${GROUP}/${VERSION}`;
 
-/** Coordinates of a custom resource, as CustomObjectsApi and informers want them. */
+/** Enough to address a resource over REST (the controller runtime's and the CLI's one descriptor). */
 export interface ResourceType {
+  /** "" for the core group. */
   group: string;
   version: string;
-  kind: string;
+  /** Lower-case plural, as in the URL: `configmaps`. */
   plural: string;
+  kind: string;
+  namespaced: boolean;
+}
+
+/** A Roster custom resource: its REST coordinates plus the names its CRD declares. */
+export interface CustomResourceType extends ResourceType {
   singular: string;
   shortNames: string[];
 }

@@ -20,7 +20,7 @@
  */
 import { dump } from "js-yaml";
 import { z } from "zod";
-import { API_VERSION, GROUP, type ResourceType, VERSION } from "./common.ts";
+import { API_VERSION, type CustomResourceType, GROUP, VERSION } from "./common.ts";
 import { DiscoveryPolicyResource, DiscoveryPolicySpec, DiscoveryPolicyStatus } from "./discoverypolicy.ts";
 import { ServiceInstanceResource, ServiceInstanceSpec, ServiceInstanceStatus } from "./serviceinstance.ts";
 
@@ -208,7 +208,7 @@ export function toOpenApiSchema(schema: z.ZodType, path = ""): OpenApiSchema {
 }
 
 interface KindDefinition {
-  resource: ResourceType;
+  resource: CustomResourceType;
   description: string;
   spec: z.ZodType;
   status: z.ZodType;

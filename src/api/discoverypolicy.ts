@@ -8,6 +8,7 @@ import { z } from "zod";
 import {
   API_VERSION,
   Conditions,
+  type CustomResourceType,
   Dns1035Label,
   deepFreeze,
   durationBetween,
@@ -15,16 +16,16 @@ import {
   HTTP_TOKEN,
   ObjectMeta,
   ObjectName,
-  type ResourceType,
   VERSION,
 } from "./common.ts";
 import { HealthCheck } from "./health.ts";
 import { withRules } from "./rules.ts";
 
 /** Kind, plural and short name of DiscoveryPolicy. */
-export const DiscoveryPolicyResource: ResourceType = {
+export const DiscoveryPolicyResource: CustomResourceType = {
   group: GROUP,
   version: VERSION,
+  namespaced: true,
   kind: "DiscoveryPolicy",
   plural: "discoverypolicies",
   singular: "discoverypolicy",

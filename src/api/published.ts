@@ -37,6 +37,26 @@
  */
 import { z } from "zod";
 
+// --- labels ------------------------------------------------------------------
+// What marks the objects Roster publishes; clients select the ConfigMaps by them.
+
+/** Roster's field manager and managed-by value. */
+export const ROSTER_MANAGER = "roster.dev";
+
+/** Upstream label linking an EndpointSlice to its Service. */
+export const LABEL_SERVICE_NAME = "kubernetes.io/service-name";
+/** Upstream label naming the controller that owns an EndpointSlice. */
+export const LABEL_SLICE_MANAGED_BY = "endpointslice.kubernetes.io/managed-by";
+/** Recommended label marking every object Roster manages (value ROSTER_MANAGER). */
+export const LABEL_MANAGED_BY = "app.kubernetes.io/managed-by";
+/** The logical Roster service an object is published for: selects all of them at once. */
+export const LABEL_ROSTER_SERVICE = "roster.dev/service";
+
+/** Labels on the Service and the ConfigMap of a service. */
+export function publishedLabels(service: string): Record<string, string> {
+  return { [LABEL_MANAGED_BY]: ROSTER_MANAGER, [LABEL_ROSTER_SERVICE]: service };
+}
+
 /** The format major version this module writes and reads. */
 export const PUBLISHED_FORMAT_VERSION = 1;
 /** Format major versions parsePublishedEndpoints() accepts. */

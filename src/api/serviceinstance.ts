@@ -9,6 +9,7 @@ import {
   API_VERSION,
   CONDITION_REASON,
   Conditions,
+  type CustomResourceType,
   codePoints,
   Dns1035Label,
   duplicates,
@@ -18,7 +19,6 @@ import {
   PortName,
   PortNumber,
   QUALIFIED_NAME,
-  type ResourceType,
   Timestamp,
   VERSION,
 } from "./common.ts";
@@ -26,9 +26,10 @@ import { HealthCheckOverride } from "./health.ts";
 import { celRegex, withRules } from "./rules.ts";
 
 /** Kind, plural and short name of ServiceInstance. */
-export const ServiceInstanceResource: ResourceType = {
+export const ServiceInstanceResource: CustomResourceType = {
   group: GROUP,
   version: VERSION,
+  namespaced: true,
   kind: "ServiceInstance",
   plural: "serviceinstances",
   singular: "serviceinstance",

@@ -27,7 +27,7 @@
  *   Slightly more keys than 1/N move on a change, in exchange for an even
  *   spread and O(1) lookup.
  */
-import { murmur3, murmur3Bytes } from "./hash.ts";
+import { murmur3, murmur3Bytes } from "../util/hash.ts";
 import type { Rng } from "./types.ts";
 
 export interface ConsistentHash {

@@ -1,3 +1,4 @@
+export { murmur3, murmur3Bytes } from "../util/hash.ts";
 export type {
   Balancer,
   CreateBalancerOptions,
@@ -17,7 +18,6 @@ export {
   nextPrime,
   ringPointCounts,
 } from "./consistent-hash.ts";
-export { murmur3, murmur3Bytes } from "./hash.ts";
 export type { InFlightCounter, LeastConnections } from "./least-connections.ts";
 export { createLeastConnections } from "./least-connections.ts";
 export type { WeightedRandom } from "./random.ts";

@@ -11,8 +11,9 @@
  * ASCII names), weight-0 endpoints left out. Keys are hashed as
  * murmur3_x86_32(utf8(key), seed 0).
  */
+
+import { murmur3, murmur3Bytes } from "../util/hash.ts";
 import { createMaglev, createRingHash, maglevTableSize, ringPointCounts } from "./consistent-hash.ts";
-import { murmur3, murmur3Bytes } from "./hash.ts";
 import { createSmoothWeightedRoundRobin } from "./weighted-round-robin.ts";
 
 export const VECTORS_FILE = "balance-vectors.v1.json";

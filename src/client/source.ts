@@ -5,11 +5,11 @@
  * label. In tests: an in-memory source driven by hand.
  */
 import type { KubeConfig } from "@kubernetes/client-node";
+import { LABEL_MANAGED_BY, LABEL_ROSTER_SERVICE, ROSTER_MANAGER } from "../api/published.ts";
 import { kubeClient } from "../kube/client.ts";
 import { combineInformers, createInformer, type EventHandler, type Informer } from "../kube/informer.ts";
 import type { Logger } from "../kube/log.ts";
 import { type KubeObject, objectKey, resources } from "../kube/object.ts";
-import { LABEL_MANAGED_BY, LABEL_ROSTER_SERVICE, ROSTER_MANAGER } from "../publish/labels.ts";
 
 export interface ConfigMapObject extends KubeObject {
   data?: Record<string, string>;

@@ -19,7 +19,10 @@ export function liveSettings(config: OperatorConfig): ManagerSettings {
     logLevel: config.logLevel,
     healthPort: config.health.port,
     metricsPort: config.metrics.port,
-    bindAddress: config.metrics.bindAddress,
+    healthBindAddress: config.health.bindAddress,
+    metricsBindAddress: config.metrics.bindAddress,
+    metricsAuth: config.metrics.auth,
+    metricsTls: config.metrics.tls,
     concurrency: { default: config.concurrency.default, perController: config.concurrency.perController },
   };
 }

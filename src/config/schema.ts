@@ -240,26 +240,76 @@ export const XdsConfig = z.strictObject({
     ),
 });
 
-export const OperatorConfig = z.strictObject({
-  logLevel: LogLevel.default("info"),
-  metrics: z
-    .strictObject({ port: Port.default(8080), bindAddress: z.string().min(1).default("0.0.0.0") })
-    .prefault({}),
-  health: z.strictObject({ port: Port.default(8081) }).prefault({}),
-  leaderElection: LeaderElectionConfig.prefault({}),
-  concurrency: ConcurrencyConfig.prefault({}),
-  namespaces: z
-    .array(Namespace)
-    .max(1000)
-    .default([])
-    .describe("Namespaces to watch; empty means all namespaces."),
-  watch: WatchConfig.prefault({}),
-  defaultPolicy: DefaultPolicy.prefault({}),
-  probing: ProbingConfig.prefault({}),
-  publishing: PublishingConfig.prefault({}),
-  sharding: ShardingConfig.prefault({}),
-  xds: XdsConfig.prefault({}),
+/** `/metrics`: where it listens and who may read it (README "Security model"). */
+export const MetricsConfig = z.strictObject({
+  port: Port.default(8080),
+  bindAddress: z
+    .string()
+    .min(1)
+    .default("0.0.0.0")
+    .describe("Address of the /metrics listener; 127.0.0.1 keeps it inside the pod."),
+  auth: z
+    .enum(["none", "kubernetes"])
+    .default("none")
+    .describe(
+      "kubernetes: each scrape must carry a bearer token the API server authenticates (TokenReview) and authorizes for get on the non-resource URL /metrics (SubjectAccessReview); needs RBAC to create both reviews.",
+    ),
+  tls: z
+    .strictObject({
+      certFile: z.string().min(1).describe("PEM certificate (chain) file."),
+      keyFile: z.string().min(1).describe("PEM private key file."),
+    })
+    .optional()
+    .describe("Serve /metrics over HTTPS, so scrape tokens never cross the network in clear text."),
 });
+
+/** `/healthz` and `/readyz`: never authenticated (the kubelet probes them without credentials). */
+export const HealthEndpointConfig = z.strictObject({
+  port: Port.default(8081),
+  bindAddress: z
+    .string()
+    .min(1)
+    .default("0.0.0.0")
+    .describe("Address of the /healthz and /readyz listener; the kubelet must reach it."),
+});
+
+export const OperatorConfig = z
+  .strictObject({
+    logLevel: LogLevel.default("info"),
+    metrics: MetricsConfig.prefault({}),
+    health: HealthEndpointConfig.prefault({}),
+    leaderElection: LeaderElectionConfig.prefault({}),
+    concurrency: ConcurrencyConfig.prefault({}),
+    namespaces: z
+      .array(Namespace)
+      .max(1000)
+      .default([])
+      .describe("Namespaces to watch; empty means all namespaces."),
+    watch: WatchConfig.prefault({}),
+    defaultPolicy: DefaultPolicy.prefault({}),
+    probing: ProbingConfig.prefault({}),
+    publishing: PublishingConfig.prefault({}),
+    sharding: ShardingConfig.prefault({}),
+    xds: XdsConfig.prefault({}),
+  })
+  .superRefine((c, ctx) => {
+    // One port means one listener: it cannot bind two addresses, and health probes speak plain HTTP.
+    if (c.metrics.port !== c.health.port) return;
+    if (c.metrics.bindAddress !== c.health.bindAddress) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["metrics", "bindAddress"],
+        message: "must equal health.bindAddress when metrics.port equals health.port (one listener)",
+      });
+    }
+    if (c.metrics.tls) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["metrics", "tls"],
+        message: "needs a metrics.port other than health.port (the kubelet probes health over plain HTTP)",
+      });
+    }
+  });
 export type OperatorConfig = z.output<typeof OperatorConfig>;
 export type OperatorConfigInput = z.input<typeof OperatorConfig>;
 

@@ -33,6 +33,14 @@ export interface SandboxOptions {
    * with kube-proxy (nftables) and CoreDNS. Needs root, `ip` and `nft`.
    */
   dataPlane?: boolean;
+  /**
+   * Also run a node (sandbox/node.go; implies `dataPlane`): containerd and a
+   * kubelet in the node namespace, so pods run. Needs root, containerd, runc
+   * and containernetworking-plugins (`make node-deps`), and bin/roster-pause.
+   */
+  node?: boolean;
+  /** With `node`: OCI or Docker image archives imported into the node's containerd before ready. */
+  nodeImages?: string[];
 }
 
 export interface Sandbox {
@@ -44,10 +52,13 @@ export interface Sandbox {
   readonly startSeconds: number;
   /** dataplane.json of the data plane, when started with `dataPlane`. */
   readonly dataPlaneInfo?: string;
+  /** node.json of the node, when started with `node`. */
+  readonly nodeInfo?: string;
   stop(): Promise<void>;
 }
 
-const readyLine = /^roster-sandbox ready in ([\d.]+)s: server=(\S+) kubeconfig=(\S+)(?: dataplane=(\S+))?$/;
+const readyLine =
+  /^roster-sandbox ready in ([\d.]+)s: server=(\S+) kubeconfig=(\S+)(?: dataplane=(\S+))?(?: node=(\S+))?$/;
 
 export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
   const binary = options.binary ?? defaultSandboxBinary;
@@ -61,6 +72,8 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
   if (options.controllers) args.push(`--controllers=${options.controllers.join(",")}`);
   for (const a of options.apiserverArgs ?? []) args.push(`--apiserver-arg=${a}`);
   if (options.dataPlane) args.push("--data-plane");
+  if (options.node) args.push("--node");
+  for (const image of options.nodeImages ?? []) args.push(`--node-image=${resolve(image)}`);
 
   const child = spawn(binary, args, { stdio: ["ignore", "pipe", "pipe"] });
   const killOnExit = () => child.kill("SIGKILL");
@@ -107,6 +120,7 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
     kubeconfigPath: ready[3]!,
     startSeconds: Number(ready[1]),
     ...(ready[4] ? { dataPlaneInfo: ready[4] } : {}),
+    ...(ready[5] ? { nodeInfo: ready[5] } : {}),
     pid: child.pid!,
     stop() {
       stopping ??= stopProcess(child, exited).finally(() => process.off("exit", killOnExit));

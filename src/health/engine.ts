@@ -10,6 +10,7 @@
  */
 import { isIP } from "node:net";
 import { type Clock, systemClock, type Timer } from "../util/clock.ts";
+import { deepEqual } from "../util/equal.ts";
 import { type DnsCache, dnsCache, systemResolver } from "./dns.ts";
 import { grpcPool, grpcProbe } from "./grpc-probe.ts";
 import { MinHeap } from "./heap.ts";
@@ -37,12 +38,17 @@ import type {
   Verdict,
 } from "./types.ts";
 import {
+  combineResults,
   initialVerdict,
+  isVoided,
   normalizeConfig,
+  overallVerdict,
+  type ProbeResult,
   step,
   type VerdictConfig,
   type VerdictInput,
   type VerdictState,
+  type Voided,
 } from "./verdict.ts";
 
 export interface ProbeEngineOptions {
@@ -188,16 +194,6 @@ interface HeapEntry {
 const cancelled = fail(Reason.NetworkError, "cancelled");
 
 /**
- * No result: the probe said nothing about the target (it never got a slot
- * before its deadline, or its timeout was the operator's own stall). A
- * voided outcome does not step the verdict.
- */
-interface Voided extends Outcome {
-  voided: "queue" | "stall";
-}
-type ProbeResult = Outcome | Voided;
-const isVoided = (o: ProbeResult | VerdictInput): o is Voided => (o as Voided).voided !== undefined;
-/**
  * Failed runs of an address in a row that stalls may excuse. An operator
  * whose loop is blocked all the time must not keep a dead target published
  * for ever: the next failure counts, stall or not.
@@ -211,31 +207,8 @@ const registered: VerdictInput = {
   definitive: true,
 };
 
-/** Equal as JSON (what `set` compares): same values, `undefined` properties count as absent. */
-export function jsonEqual(a: unknown, b: unknown): boolean {
-  if (a === b) return true;
-  if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) return false;
-  if (Array.isArray(a) !== Array.isArray(b)) return false;
-  if (Array.isArray(a)) {
-    const bs = b as unknown[];
-    if (a.length !== bs.length) return false;
-    for (let i = 0; i < a.length; i++) if (!jsonEqual(a[i], bs[i])) return false;
-    return true;
-  }
-  const ao = a as Record<string, unknown>;
-  const bo = b as Record<string, unknown>;
-  let n = 0;
-  for (const k in ao) {
-    if (ao[k] === undefined) continue;
-    n++;
-    if (!jsonEqual(ao[k], bo[k])) return false;
-  }
-  for (const k in bo) if (bo[k] !== undefined) n--;
-  return n === 0;
-}
-
 function sameTarget(a: Target, b: Target): boolean {
-  return a.host === b.host && jsonEqual(a.ports ?? {}, b.ports ?? {}) && jsonEqual(a.check, b.check);
+  return a.host === b.host && deepEqual(a.ports ?? {}, b.ports ?? {}) && deepEqual(a.check, b.check);
 }
 
 /** The part of the id before its first "/" (the namespace of "namespace/name"). */
@@ -550,7 +523,7 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
       const s = shared?.get(i);
       outcomes.push(s ? Promise.resolve(s) : networkProbe(ts, gen, a.address, probes[i]!, due));
     }
-    return Promise.all(outcomes).then((results) => combine(results, ts.target.check.combine ?? "all"));
+    return Promise.all(outcomes).then((results) => combineResults(results, ts.target.check.combine ?? "all"));
   }
 
   function portOf(ts: TargetState, port: number | string): number | undefined {
@@ -693,18 +666,6 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
     return d.allowed ? { address } : fail(Reason.DestinationDenied, `redirect refused: ${d.message}`);
   }
 
-  /** Results of one address's probes as one input; voided results leave it undecided unless the others decide. */
-  function combine(results: ProbeResult[], mode: "all" | "any"): VerdictInput | Voided {
-    if (results.length === 1) return results[0]!;
-    const voided = results.find(isVoided);
-    const known = voided ? results.filter((r) => !isVoided(r)) : results;
-    const firstFailure = known.find((r) => !r.ok);
-    if (mode === "all") return firstFailure ?? voided ?? ok(`${results.length} probes succeeded`);
-    const successes = known.filter((r) => r.ok).length;
-    if (successes > 0) return ok(`${successes} of ${results.length} probes succeeded`);
-    return voided ?? firstFailure!;
-  }
-
   // --- addresses and the overall verdict ---------------------------------
 
   function newAddress(address: string, now: number): AddressState {
@@ -742,45 +703,13 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
     }
   }
 
-  /** A target is Healthy when any address is, Unhealthy when all are (or none resolves). */
   function updateOverall(ts: TargetState, now: number): void {
-    let next: { verdict: Verdict; reason: string; message: string };
     const prev = ts.overall;
-    if (ts.addresses.size === 0) {
-      const u = ts.unresolved;
-      next = { verdict: u.verdict, reason: u.reason, message: u.message };
-    } else if (ts.addresses.size === 1) {
-      const v: VerdictState = ts.addresses.values().next().value!.verdict;
-      if (v.verdict === prev.verdict && v.reason === prev.reason && v.message === prev.message) return;
-      next = v;
-    } else {
-      let healthy: AddressState | undefined;
-      let unknown: AddressState | undefined;
-      let unhealthy: AddressState | undefined;
-      for (const a of ts.addresses.values()) {
-        const v = a.verdict.verdict;
-        if (v === "Healthy") healthy ??= a;
-        else if (v === "Unknown") unknown ??= a;
-        else unhealthy ??= a;
-      }
-      const pick = healthy ?? unknown ?? unhealthy!;
-      const verdict: Verdict = healthy ? "Healthy" : unknown ? "Unknown" : "Unhealthy";
-      const many = ts.addresses.size > 1;
-      next = {
-        verdict,
-        reason: pick.verdict.reason,
-        message: many ? `${pick.address}: ${pick.verdict.message}` : pick.verdict.message,
-      };
-    }
-    const flapping = (r: string) => r === Reason.Flapping;
-    const changed = prev.verdict !== next.verdict || flapping(prev.reason) !== flapping(next.reason);
-    ts.overall = {
-      verdict: next.verdict,
-      reason: next.reason,
-      message: next.message,
-      since: changed ? now : prev.since,
-    };
-    if (changed)
+    const update = overallVerdict(ts.addresses.values(), ts.addresses.size, ts.unresolved, prev, now);
+    if (!update) return;
+    const next = update.overall;
+    ts.overall = next;
+    if (update.changed)
       emit({
         id: ts.target.id,
         from: prev.verdict,

@@ -13,7 +13,7 @@
  * - A `definitive` outcome (destination denied, `none` probe) meets the
  *   threshold at once: waiting for more of the same would only delay it.
  */
-import { Reason } from "./reasons.ts";
+import { type Outcome, ok, Reason } from "./reasons.ts";
 import type { FlapDamping, Verdict } from "./types.ts";
 
 export interface VerdictConfig {
@@ -153,4 +153,93 @@ export function step(
   return changed
     ? { state: next, change: { from: state.verdict, to: verdict, reason, message } }
     : { state: next };
+}
+
+// --- one address's probes, and a target's addresses -----------------------
+
+/**
+ * No result: the probe said nothing about the target (it never got a slot
+ * before its deadline, or its timeout was the operator's own stall). A
+ * voided outcome does not step the verdict.
+ */
+export interface Voided extends Outcome {
+  voided: "queue" | "stall";
+}
+export type ProbeResult = Outcome | Voided;
+export const isVoided = (o: ProbeResult | VerdictInput): o is Voided => (o as Voided).voided !== undefined;
+
+/**
+ * The results of one address's probes as one input (`combine: all`: every
+ * probe must pass; `any`: one is enough); voided results leave it
+ * undecided unless the others decide.
+ */
+export function combineResults(results: ProbeResult[], mode: "all" | "any"): VerdictInput | Voided {
+  if (results.length === 1) return results[0]!;
+  const voided = results.find(isVoided);
+  const known = voided ? results.filter((r) => !isVoided(r)) : results;
+  const firstFailure = known.find((r) => !r.ok);
+  if (mode === "all") return firstFailure ?? voided ?? ok(`${results.length} probes succeeded`);
+  const successes = known.filter((r) => r.ok).length;
+  if (successes > 0) return ok(`${successes} of ${results.length} probes succeeded`);
+  return voided ?? firstFailure!;
+}
+
+export interface OverallVerdict {
+  verdict: Verdict;
+  reason: string;
+  message: string;
+  /** When the verdict (or its being Flapping) last changed. */
+  since: number;
+}
+
+/**
+ * A target's overall verdict from its addresses': Healthy when any address
+ * is, Unknown when none is but one is still undecided, Unhealthy when all
+ * are; with no address (the name does not resolve), the unresolved verdict.
+ * Undefined when a single address's verdict is the overall one already
+ * (the hot path: nothing to rebuild). `changed`: a transition to report.
+ */
+export function overallVerdict(
+  addresses: Iterable<{ address: string; verdict: VerdictState }>,
+  count: number,
+  unresolved: VerdictState,
+  prev: OverallVerdict,
+  now: number,
+): { overall: OverallVerdict; changed: boolean } | undefined {
+  let next: { verdict: Verdict; reason: string; message: string };
+  if (count === 0) {
+    next = { verdict: unresolved.verdict, reason: unresolved.reason, message: unresolved.message };
+  } else if (count === 1) {
+    const v: VerdictState = addresses[Symbol.iterator]().next().value!.verdict;
+    if (v.verdict === prev.verdict && v.reason === prev.reason && v.message === prev.message)
+      return undefined;
+    next = v;
+  } else {
+    let healthy: { address: string; verdict: VerdictState } | undefined;
+    let unknown: typeof healthy;
+    let unhealthy: typeof healthy;
+    for (const a of addresses) {
+      const v = a.verdict.verdict;
+      if (v === "Healthy") healthy ??= a;
+      else if (v === "Unknown") unknown ??= a;
+      else unhealthy ??= a;
+    }
+    const pick = healthy ?? unknown ?? unhealthy!;
+    next = {
+      verdict: healthy ? "Healthy" : unknown ? "Unknown" : "Unhealthy",
+      reason: pick.verdict.reason,
+      message: `${pick.address}: ${pick.verdict.message}`,
+    };
+  }
+  const flapping = (r: string) => r === Reason.Flapping;
+  const changed = prev.verdict !== next.verdict || flapping(prev.reason) !== flapping(next.reason);
+  return {
+    overall: {
+      verdict: next.verdict,
+      reason: next.reason,
+      message: next.message,
+      since: changed ? now : prev.since,
+    },
+    changed,
+  };
 }

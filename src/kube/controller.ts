@@ -191,6 +191,10 @@ export function createController<T extends KubeObject>(options: ControllerOption
         metrics?.terminalReconcileErrors.inc(label);
         queue.forget(key);
         rlogOf().error({ err }, "reconcile failed terminally; not retrying");
+      } else if (signal.aborted) {
+        // stop() cut the reconcile short (its requests were aborted): not a
+        // failure of the object; the next leader or start reconciles it.
+        rlogOf().debug({ err }, "reconcile aborted by shutdown");
       } else {
         queue.addRateLimited(key);
         rlogOf().error({ err, retries: queue.numRequeues(key) }, "reconcile failed; retrying with backoff");

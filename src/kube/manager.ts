@@ -41,6 +41,7 @@ import {
 } from "./leader.ts";
 import { type Logger, type LogLevel, setLogLevel, silentLogger } from "./log.ts";
 import { type RuntimeMetrics, runtimeMetrics } from "./metrics.ts";
+import { kubernetesMetricsAuthorizer, type MetricsAuthMode } from "./metrics-auth.ts";
 import { type KubeObject, type ResourceType, resourceName } from "./object.ts";
 import { type Check, type Checks, type EndpointServer, serveEndpoints } from "./server.ts";
 
@@ -58,9 +59,18 @@ export interface ManagerSettings {
   logLevel?: LogLevel;
   /** /healthz and /readyz; undefined: not served. */
   healthPort?: number;
-  /** /metrics; may equal healthPort; undefined: not served. */
+  /** /metrics; may equal healthPort (one listener, unless both are 0); undefined: not served. */
   metricsPort?: number;
+  /** Address both listeners bind to unless overridden below (default 0.0.0.0). */
   bindAddress?: string;
+  /** Address of the /healthz and /readyz listener (the kubelet must reach it). */
+  healthBindAddress?: string;
+  /** Address of the /metrics listener (127.0.0.1: scrapes from inside the pod only). */
+  metricsBindAddress?: string;
+  /** `kubernetes`: each scrape's bearer token is checked with a TokenReview and a SubjectAccessReview. */
+  metricsAuth?: MetricsAuthMode;
+  /** Serve /metrics over HTTPS with these PEM files (not allowed when it shares the health port). */
+  metricsTls?: { certFile: string; keyFile: string };
   concurrency?: { default: number; perController?: Record<string, number> };
 }
 
@@ -157,8 +167,14 @@ export function createManager(options: ManagerOptions): Manager {
     healthPort: options.healthPort,
     metricsPort: options.metricsPort,
     bindAddress: options.bindAddress,
+    healthBindAddress: options.healthBindAddress,
+    metricsBindAddress: options.metricsBindAddress,
+    metricsAuth: options.metricsAuth,
+    metricsTls: options.metricsTls,
     concurrency: options.concurrency ?? { default: 1 },
   };
+  /** One for the manager's life, so its cache of reviewed tokens survives a reload. */
+  const metricsAuthorizer = kubernetesMetricsAuthorizer({ client: theClient, clock });
 
   const informers = new Map<string, Informer<KubeObject>>();
   /** Controllers that run only while leading, and those that run on every replica. */
@@ -220,16 +236,33 @@ export function createManager(options: ManagerOptions): Manager {
   }
 
   async function listen(): Promise<void> {
-    const host = settings.bindAddress;
+    const healthHost = settings.healthBindAddress ?? settings.bindAddress;
+    const metricsHost = settings.metricsBindAddress ?? settings.bindAddress;
     const hp = settings.healthPort;
     const mp = settings.metricsPort;
-    if (hp !== undefined && hp === mp) {
-      const s = await serveEndpoints({ port: hp, host, checks, registry: metrics.registry });
+    const authorize = settings.metricsAuth === "kubernetes" ? metricsAuthorizer : undefined;
+    const tls = settings.metricsTls;
+    if (hp !== undefined && hp !== 0 && hp === mp) {
+      // One listener: the config schema requires one bind address and no TLS for it.
+      // (Port 0 twice means two free ports.)
+      const s = await serveEndpoints({
+        port: hp,
+        host: metricsHost,
+        checks,
+        registry: metrics.registry,
+        authorize,
+      });
       servers = { health: s, metrics: s };
     } else {
-      if (hp !== undefined) servers.health = await serveEndpoints({ port: hp, host, checks });
+      if (hp !== undefined) servers.health = await serveEndpoints({ port: hp, host: healthHost, checks });
       if (mp !== undefined)
-        servers.metrics = await serveEndpoints({ port: mp, host, registry: metrics.registry });
+        servers.metrics = await serveEndpoints({
+          port: mp,
+          host: metricsHost,
+          registry: metrics.registry,
+          authorize,
+          tls,
+        });
     }
   }
 
@@ -395,7 +428,9 @@ export function createManager(options: ManagerOptions): Manager {
       const portsChanged =
         ("healthPort" in next && next.healthPort !== prev.healthPort) ||
         ("metricsPort" in next && next.metricsPort !== prev.metricsPort) ||
-        ("bindAddress" in next && next.bindAddress !== prev.bindAddress);
+        (
+          ["bindAddress", "healthBindAddress", "metricsBindAddress", "metricsAuth", "metricsTls"] as const
+        ).some((k) => k in next && JSON.stringify(next[k]) !== JSON.stringify(prev[k]));
       if (started && !stopping && portsChanged) {
         await closeServers();
         await startServers();

@@ -12,6 +12,7 @@
  * - `resourcePath` builds the REST path of a collection, an object or a
  *   subresource; it never guesses plurals (the ResourceType says them).
  */
+import type { ResourceType } from "../api/common.ts";
 
 export interface OwnerReference {
   apiVersion: string;
@@ -52,16 +53,7 @@ export interface KubeList<T extends KubeObject = KubeObject> {
   items: T[];
 }
 
-/** Enough to address a resource over REST. */
-export interface ResourceType {
-  /** "" for the core group. */
-  group: string;
-  version: string;
-  /** Lower-case plural, as in the URL: `configmaps`. */
-  plural: string;
-  kind: string;
-  namespaced: boolean;
-}
+export type { ResourceType } from "../api/common.ts";
 
 export function apiVersionOf(rt: ResourceType): string {
   return rt.group === "" ? rt.version : `${rt.group}/${rt.version}`;

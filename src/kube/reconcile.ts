@@ -49,3 +49,21 @@ export class TerminalError extends Error {
 export function isTerminal(err: unknown): boolean {
   return err instanceof TerminalError;
 }
+
+/** A reconciler of one object type: the cached object for the key (undefined: gone), typed. */
+export type ObjectReconciler<T> = (
+  obj: T | undefined,
+  ctx: ReconcileContext,
+) => Promise<ReconcileReturn> | ReconcileReturn;
+
+/**
+ * Adapts an object reconciler to the key contract: it reads the key's
+ * object from `cache` (an informer) on every call, so it stays
+ * level-triggered and never sees a stale object handed along with an event.
+ */
+export function forObjects<T>(
+  cache: { get(key: string): T | undefined },
+  reconcile: ObjectReconciler<T>,
+): Reconciler {
+  return (key, ctx) => reconcile(cache.get(key), ctx);
+}

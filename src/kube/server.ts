@@ -9,11 +9,16 @@
  * Guarantees: `close()` stops accepting connections and resolves once the
  * server is closed (idle keep-alive connections are dropped); a check that
  * throws counts as failed, never crashes the server; the bound port is
- * reported (port 0 picks a free one, for tests).
+ * reported (port 0 picks a free one, for tests). With `authorize`, /metrics
+ * answers only requests it lets through (401/403 otherwise); health paths
+ * never ask for credentials (the kubelet has none). With `tls`, HTTPS.
  */
+import { readFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer as createTlsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import type { Registry } from "prom-client";
+import type { MetricsAuthorizer } from "./metrics-auth.ts";
 
 export type Check = () => string | undefined | Promise<string | undefined>;
 
@@ -34,6 +39,10 @@ export interface ServeOptions {
   checks?: Checks;
   /** Serve /metrics from this registry. */
   registry?: Registry;
+  /** Who may read /metrics; undefined: anyone who can connect. */
+  authorize?: MetricsAuthorizer;
+  /** Serve HTTPS with this PEM certificate and key (files, read at listen time). */
+  tls?: { certFile: string; keyFile: string };
 }
 
 async function runChecks(checks: Map<string, Check>): Promise<{ ok: boolean; lines: string[] }> {
@@ -59,6 +68,12 @@ async function handle(req: IncomingMessage, res: ServerResponse, o: ServeOptions
   const url = new URL(req.url ?? "/", "http://localhost");
   const path = url.pathname.replace(/\/+$/, "") || "/";
   if (o.registry && path === "/metrics") {
+    const denied = await o.authorize?.(req.headers.authorization);
+    if (denied) {
+      res.writeHead(denied.status, { "Content-Type": "text/plain; charset=utf-8" });
+      res.end(`${denied.message}\n`);
+      return;
+    }
     const body = await o.registry.metrics();
     res.writeHead(200, { "Content-Type": o.registry.contentType });
     res.end(body);
@@ -77,12 +92,18 @@ async function handle(req: IncomingMessage, res: ServerResponse, o: ServeOptions
 }
 
 export async function serveEndpoints(o: ServeOptions): Promise<EndpointServer> {
-  const server: Server = createServer((req, res) => {
+  const listener = (req: IncomingMessage, res: ServerResponse) => {
     handle(req, res, o).catch((err: unknown) => {
       if (!res.headersSent) res.writeHead(500);
       res.end(String(err));
     });
-  });
+  };
+  const server: Server = o.tls
+    ? createTlsServer(
+        { cert: readPem(o.tls.certFile, "certFile"), key: readPem(o.tls.keyFile, "keyFile") },
+        listener,
+      )
+    : createServer(listener);
   const host = o.host ?? "0.0.0.0";
   await new Promise<void>((resolve, reject) => {
     const failed = (err: NodeJS.ErrnoException) => reject(listenError(err, host, o));
@@ -104,6 +125,17 @@ export async function serveEndpoints(o: ServeOptions): Promise<EndpointServer> {
       return closing;
     },
   };
+}
+
+/** A TLS file, or an error naming the setting and the file. */
+function readPem(file: string, what: "certFile" | "keyFile"): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    throw new Error(
+      `cannot serve /metrics over HTTPS: cannot read metrics.tls.${what} ${file}: ${(err as Error).message}`,
+    );
+  }
 }
 
 /** "cannot serve /metrics on 0.0.0.0:8080: the port is in use (...)": what, where, and what to change. */

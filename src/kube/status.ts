@@ -14,9 +14,11 @@
  *   ~100 MiB).
  * - Spec, labels and the rest of the object are never sent.
  */
+
+import { deepEqual } from "../util/equal.ts";
 import type { Applier } from "./apply.ts";
-import { stripUnread } from "./informer.ts";
 import type { KubeObject, ResourceType } from "./object.ts";
+import { stripUnread } from "./transform.ts";
 
 export interface WithStatus<S> extends KubeObject {
   status?: S;
@@ -25,25 +27,6 @@ export interface WithStatus<S> extends KubeObject {
 export interface StatusWrite<T> {
   written: boolean;
   object: T;
-}
-
-/** Deep equality of JSON-like values, ignoring key order and undefined-valued keys. */
-export function semanticEqual(a: unknown, b: unknown): boolean {
-  if (a === b) return true;
-  if (a === null || b === null || typeof a !== "object" || typeof b !== "object") {
-    return a === b || (a === undefined && b === undefined);
-  }
-  if (Array.isArray(a) !== Array.isArray(b)) return false;
-  if (Array.isArray(a) && Array.isArray(b)) {
-    return a.length === b.length && a.every((v, i) => semanticEqual(v, b[i]));
-  }
-  const ao = a as Record<string, unknown>;
-  const bo = b as Record<string, unknown>;
-  const keys = new Set([...Object.keys(ao), ...Object.keys(bo)]);
-  for (const k of keys) {
-    if (!semanticEqual(ao[k], bo[k])) return false;
-  }
-  return true;
 }
 
 /** The status with `observedGeneration` set from the object's generation. */
@@ -60,7 +43,7 @@ export async function writeStatus<T extends WithStatus<unknown>>(
   status: NonNullable<T["status"]>,
   options: { signal?: AbortSignal } = {},
 ): Promise<StatusWrite<T>> {
-  if (semanticEqual(current.status, status)) return { written: false, object: current };
+  if (deepEqual(current.status, status)) return { written: false, object: current };
   const body = {
     apiVersion: current.apiVersion,
     kind: current.kind,

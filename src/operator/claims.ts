@@ -73,8 +73,8 @@ export function configMapClaimIn(
   );
   if (claimants.length < 2) return undefined;
   const governs = (p: DiscoveryPolicy) =>
-    governingPolicy(policies.byIndex(byService, serviceKey(ns, p.spec.service)) as PolicyObject[]).policy
-      ?.metadata.uid === p.metadata.uid;
+    governingPolicy(policies.byIndex(byService, serviceKey(ns, p.spec.service))).policy?.metadata.uid ===
+    p.metadata.uid;
   return configMapClaim(policy, claimants, governs);
 }
 

@@ -4,40 +4,28 @@
  * Reconcilers read the caches and the verdicts only; they never branch on
  * which event woke them (level-triggered).
  */
+
 import type { V1ConfigMap, V1EndpointSlice, V1Service } from "@kubernetes/client-node";
-import { type DiscoveryPolicy, GROUP, type ServiceInstance, VERSION } from "../api/index.ts";
+import {
+  type DiscoveryPolicy,
+  DiscoveryPolicyResource,
+  type ServiceInstance,
+  ServiceInstanceResource,
+} from "../api/index.ts";
 import type { ProbeEngine, Resolver } from "../health/index.ts";
-import type {
-  Applier,
-  EventRecorder,
-  Informer,
-  KubeClient,
-  KubeObject,
-  Logger,
-  ResourceType,
-} from "../kube/index.ts";
+import type { Applier, EventRecorder, Informer, KubeClient, KubeObject, Logger } from "../kube/index.ts";
 import type { Clock } from "../util/clock.ts";
 import type { DefaultPolicy } from "./effective.ts";
 import type { PublicationConfig, PublicationPolicy } from "./publication.ts";
 import type { Shards } from "./shards.ts";
+import type { UnmanagedServices } from "./unmanaged.ts";
 import type { VerdictSource } from "./verdicts.ts";
 
+/** The API's resource descriptors (src/api), under the names the operator uses. */
 export const rosterResources = {
-  serviceInstances: {
-    group: GROUP,
-    version: VERSION,
-    plural: "serviceinstances",
-    kind: "ServiceInstance",
-    namespaced: true,
-  },
-  discoveryPolicies: {
-    group: GROUP,
-    version: VERSION,
-    plural: "discoverypolicies",
-    kind: "DiscoveryPolicy",
-    namespaced: true,
-  },
-} as const satisfies Record<string, ResourceType>;
+  serviceInstances: ServiceInstanceResource,
+  discoveryPolicies: DiscoveryPolicyResource,
+} as const;
 
 /** Informer index of instances, policies and published objects by `namespace/service`. */
 export const byService = "service";
@@ -82,7 +70,10 @@ export interface OperatorContext {
   shards: Shards;
   instances: Informer<InstanceObject>;
   policies: Informer<PolicyObject>;
+  /** Roster's own Services only (label selector): others are not cached. */
   services: Informer<ServiceObject>;
+  /** Whether a service's name is taken by a Service Roster does not manage (cache, else a memoised GET). */
+  unmanaged: UnmanagedServices;
   slices: Informer<SliceObject>;
   configMaps: Informer<ConfigMapObject>;
   settings(): OperatorSettings;

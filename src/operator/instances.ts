@@ -2,15 +2,15 @@
  * The ServiceInstance status writer: writes the status of each instance this
  * replica owns when it changes, records Events when the recorded verdict
  * flips, and deletes instances that stayed unhealthy longer than
- * `deregisterAfter`. Probe targets are kept by src/operator/targets.ts; this
- * reconciler reads their runtime view, the verdict and the Service in the
- * way (if any) from caches, and converges.
+ * `deregisterAfter`. It records the instance view (instance-view.ts: the
+ * runtime the probe-target controller stored, the verdict, the addresses)
+ * and the Service in the way (if any) from caches, and converges.
  *
  * Level-triggered: woken by instance and Service changes, verdict changes
  * and runtime changes of the probe-target reconciler.
  */
 import { configMapName, type ServiceInstance, validateServiceInstance } from "../api/index.ts";
-import { type Reconciler, writeStatus } from "../kube/index.ts";
+import { forObjects, type Reconciler, writeStatus, writeTracker } from "../kube/index.ts";
 import { isManagedByRoster, staleReasonOf } from "../publish/index.ts";
 import { configMapClaimIn } from "./claims.ts";
 import {
@@ -21,8 +21,8 @@ import {
   rosterResources,
 } from "./context.ts";
 import { effectiveSettings, governingPolicy, serviceKey } from "./effective.ts";
+import type { InstanceView } from "./instance-view.ts";
 import { type ConfigMapStale, instanceEvents, instanceStatus } from "./status.ts";
-import type { ProbeTargets } from "./targets.ts";
 import type { InstanceVerdict } from "./verdicts.ts";
 
 export type DeregisterDecision =
@@ -62,60 +62,50 @@ export function deregisterDecision(input: DeregisterInput): DeregisterDecision {
   return left <= 0 ? { action: "delete" } : { action: "wait", afterMs: left };
 }
 
-export function instanceReconciler(ctx: OperatorContext, targets: ProbeTargets): { reconcile: Reconciler } {
-  /** The object our last status write returned, while the cache still shows the version it replaced. */
-  const written = new Map<string, { over: string | undefined; object: InstanceObject }>();
-  // Forget a write as soon as the cache moves past the version it replaced:
-  // kept until the next reconcile, every status write response would stay in
-  // memory next to the cache (50,000 of them after a start-up).
-  ctx.instances.addHandler({
-    onUpdate: (_, n) => {
-      const key = `${n.metadata.namespace}/${n.metadata.name}`;
-      if (written.get(key)?.over !== n.metadata.resourceVersion) written.delete(key);
-    },
-    onDelete: (o) => written.delete(`${o.metadata.namespace}/${o.metadata.name}`),
-  });
+export function instanceReconciler(ctx: OperatorContext, view: InstanceView): { reconcile: Reconciler } {
+  /**
+   * Read-your-writes for status writes. Entries settle as soon as the watch
+   * shows them (a start-up's 50,000 status write responses must not stay in
+   * memory next to the cache); the age limit only bounds entries whose
+   * event a relist skipped: a status is never served once the cache moved on.
+   */
+  const tracker = writeTracker(ctx.clock, 60_000);
+  tracker.observe(ctx.instances);
 
-  const reconcile: Reconciler = async (key, rc) => {
-    const cached = ctx.instances.get(key) as InstanceObject | undefined;
-    const rt = targets.runtime(key);
+  const reconcile = forObjects(ctx.instances, async (cached, rc) => {
+    const { key } = rc;
+    const probed = view.probed(key);
+    const rt = probed?.runtime;
     // Not owned (another replica writes it), gone, or the probe-target
     // reconciler has not caught up with this generation yet (it wakes this
     // key when it has).
-    if (!cached || !ctx.shards.owns(key) || !rt || rt.generation !== cached.metadata.generation) {
-      if (!cached || !ctx.shards.owns(key)) written.delete(key);
-      return;
-    }
+    if (!cached || !ctx.shards.owns(key) || !rt || rt.generation !== cached.metadata.generation) return;
     // Until the cache shows our last status write, start from what that
     // write returned: a reconcile in between (another instance of the service
     // changed the policy's status, say) would otherwise see the old status,
     // write the same status again and record the same Event twice.
-    const mine = written.get(key);
-    if (mine && mine.over !== cached.metadata.resourceVersion) written.delete(key);
-    const obj = mine && mine.over === cached.metadata.resourceVersion ? mine.object : cached;
+    const obj = tracker.written<InstanceObject>(key) ?? cached;
     const now = ctx.clock.now();
     const parsed = validateServiceInstance(obj);
     const instance: ServiceInstance = parsed.ok
       ? { ...parsed.value, metadata: obj.metadata, status: obj.status }
       : obj;
     const blocker = rt.blocker;
-    const verdict = blocker ? undefined : ctx.verdicts.get(key);
-    const addresses = targets.addresses(key, verdict).map((a) => a.address);
+    const { verdict, addresses } = probed;
 
     const svcKey = serviceKey(obj.metadata.namespace!, instance.spec.service);
-    const existing = ctx.services.get(svcKey);
-    const { policy } = governingPolicy(ctx.policies.byIndex(byService, svcKey) as PolicyObject[]);
+    const taken = await ctx.unmanaged.isUnmanaged(svcKey, rc.signal);
+    const { policy } = governingPolicy(ctx.policies.byIndex(byService, svcKey));
     const claim = configMapClaimIn(ctx.policies, policy);
     const configMapStale = staleConfigMap(obj.metadata.namespace!, instance.spec.service, policy);
-    const conflict =
-      existing && !isManagedByRoster(existing.metadata)
-        ? {
-            reason: "Conflict",
-            message: `Service ${instance.spec.service} exists and is not managed by Roster; Roster leaves it alone`,
-          }
-        : claim?.lost
-          ? { reason: "Conflict", message: claim.message }
-          : undefined;
+    const conflict = taken
+      ? {
+          reason: "Conflict",
+          message: `Service ${instance.spec.service} exists and is not managed by Roster; Roster leaves it alone`,
+        }
+      : claim?.lost
+        ? { reason: "Conflict", message: claim.message }
+        : undefined;
 
     const status = instanceStatus({
       instance,
@@ -131,11 +121,8 @@ export function instanceReconciler(ctx: OperatorContext, targets: ProbeTargets):
     const write = await writeStatus(ctx.applier, rosterResources.serviceInstances, obj, status, {
       signal: rc.signal,
     });
-    // (Unless the watch already delivered it while the write returned.)
-    const stale = ctx.instances.get(key)?.metadata.resourceVersion === cached.metadata.resourceVersion;
-    if (write.written && stale)
-      written.set(key, { over: cached.metadata.resourceVersion, object: write.object });
     if (write.written) {
+      tracker.wrote(key, write.object, cached.metadata.resourceVersion);
       for (const e of instanceEvents(previous, status)) ctx.events.event(obj, e.type, e.reason, e.note);
     }
 
@@ -159,10 +146,9 @@ export function instanceReconciler(ctx: OperatorContext, targets: ProbeTargets):
         uid: obj.metadata.uid,
         signal: rc.signal,
       });
-      written.delete(key);
     }
     return;
-  };
+  });
 
   /**
    * The service's published ConfigMap when the publisher marked it stale

@@ -33,6 +33,7 @@ import {
 import type { DestinationPolicy } from "../health/policy.ts";
 import {
   createManager,
+  type Informer,
   type KubeObject,
   LABEL_MEMBER_OF,
   type LeaderElectionSettings,
@@ -70,11 +71,14 @@ import {
   type SliceObject,
 } from "./context.ts";
 import { serviceKey } from "./effective.ts";
+import { instanceView } from "./instance-view.ts";
 import { instanceReconciler } from "./instances.ts";
 import { type PublicationPolicy, publicationPolicy } from "./publication.ts";
 import { servicePublisher } from "./publisher.ts";
+import { runtimeStore } from "./runtime.ts";
 import { allShards, memberShards } from "./shards.ts";
 import { probeTargets } from "./targets.ts";
+import { unmanagedServices } from "./unmanaged.ts";
 import { engineVerdicts } from "./verdicts.ts";
 
 export interface ProbingOptions {
@@ -147,9 +151,14 @@ export function createOperator(options: OperatorOptions): Operator {
 
   const instances = manager.informer<InstanceObject>(rosterResources.serviceInstances);
   const policies = manager.informer<PolicyObject>(rosterResources.discoveryPolicies);
-  const services = manager.informer<ServiceObject>(resources.services);
-  // Only what Roster manages: unmanaged slices and ConfigMaps are never
-  // written, and a create that collides with one reports a conflict.
+  // Only what Roster manages: unmanaged Services, slices and ConfigMaps are
+  // never written, so they are not cached either (a tenant's Services cost
+  // nothing); a name taken by an unmanaged Service is found by `unmanaged`
+  // (one GET of that name), and a create that collides with an unmanaged
+  // object reports a conflict.
+  const services = manager.informer<ServiceObject>(resources.services, {
+    labelSelector: `${LABEL_MANAGED_BY}=${ROSTER_MANAGER}`,
+  });
   const slices = manager.informer<SliceObject>(resources.endpointSlices, {
     labelSelector: `${LABEL_SLICE_MANAGED_BY}=${ROSTER_MANAGER}`,
   });
@@ -289,6 +298,16 @@ export function createOperator(options: OperatorOptions): Operator {
     instances,
     policies,
     services,
+    unmanaged: unmanagedServices({
+      client: manager.client,
+      managed: services as unknown as Informer<KubeObject>,
+      clock,
+      // The instances of a service whose name was taken or freed show or clear Conflict.
+      onChange: (key) => {
+        const { namespace = "", name } = splitKey(key);
+        for (const i of instancesOf(namespace, name)) statusController.enqueue(i);
+      },
+    }),
     slices,
     configMaps,
     resolver: options.probing?.resolver,
@@ -301,12 +320,17 @@ export function createOperator(options: OperatorOptions): Operator {
       return publication.policy;
     },
   };
-  const targets = probeTargets(ctx, (key) => {
+  // The probe-target controller writes each instance's runtime; a change
+  // wakes the status writer and the publisher, which read it through the view.
+  const runtimes = runtimeStore();
+  runtimes.subscribe((key) => {
     statusController.enqueue(key);
     enqueuePublisher(key);
   });
-  const statusWriter = instanceReconciler(ctx, targets);
-  const publisher = servicePublisher(ctx, targets);
+  const targets = probeTargets(ctx, runtimes);
+  const view = instanceView(ctx, runtimes);
+  const statusWriter = instanceReconciler(ctx, view);
+  const publisher = servicePublisher(ctx, view);
 
   const instancesOf = (namespace: string, service: string) =>
     instances.byIndex(byService, serviceKey(namespace, service)).map((i) => `${ns(i)}/${i.metadata.name}`);

@@ -7,7 +7,7 @@
  * to the others, shares are even (binomial), and when a member joins or
  * leaves only the instances it gains or loses move.
  */
-import { murmur3 } from "../balance/hash.ts";
+import { murmur3 } from "../util/hash.ts";
 
 export interface Shards {
   /** Whether this replica probes the instance and writes its status. */

@@ -1,12 +1,15 @@
 /**
- * Pure status computation for ServiceInstances: from the spec, the current
- * verdict and what stands in the way of publication, the status Roster wants.
+ * Pure status computation for ServiceInstances (from the spec, the current
+ * verdict and what stands in the way of publication) and DiscoveryPolicies
+ * (from what publishing their service came to): the status Roster wants.
  * The caller writes it through /status only when it differs (so a status
  * changes on transitions and spec changes, not on every probe).
  */
 import {
   addressKind,
   ConditionTypes,
+  type DiscoveryPolicy,
+  type DiscoveryPolicyStatus,
   type EffectiveHealthCheck,
   portSummary,
   type ServiceInstance,
@@ -15,27 +18,9 @@ import {
 import { Reason } from "../health/index.ts";
 import { type Condition, type ConditionInput, metaTime, setCondition } from "../kube/index.ts";
 import { checkAddress } from "../publish/addresses.ts";
+import { instanceHealthy } from "./instance-view.ts";
+import type { Blocker } from "./runtime.ts";
 import type { InstanceVerdict } from "./verdicts.ts";
-
-/** Why an instance cannot be probed or published at all (invalid spec, refused, conflict). */
-export interface Blocker {
-  reason: string;
-  message: string;
-}
-
-/**
- * Reasons a Blocker records (Ready=False): the instance cannot be probed at
- * all. A replica publishing an instance another replica probes reads them
- * from its status.
- */
-export const blockerReasons: ReadonlySet<string> = new Set([
-  "InvalidSpec",
-  "InvalidHealthCheck",
-  "SecretNotFound",
-  "SecretForbidden",
-  "ConfigMapNotFound",
-  "AddressNotPermitted",
-]);
 
 export interface InstanceStatusInput {
   instance: ServiceInstance;
@@ -66,19 +51,6 @@ const MAX_MESSAGE = 1024;
 
 export function truncate(s: string, max = MAX_MESSAGE): string {
   return s.length <= max ? s : `${s.slice(0, max - 1)}…`;
-}
-
-/**
- * `healthy` is the last known verdict: while the engine has none yet (Unknown,
- * e.g. right after an operator restart), the previous value stands.
- */
-export function instanceHealthy(
-  previous: ServiceInstanceStatus | undefined,
-  verdict: InstanceVerdict | undefined,
-): boolean | undefined {
-  if (verdict?.verdict === "Healthy") return true;
-  if (verdict?.verdict === "Unhealthy") return false;
-  return previous?.healthy;
 }
 
 export function instanceStatus(input: InstanceStatusInput): ServiceInstanceStatus {
@@ -308,3 +280,131 @@ export function instanceEvents(
   }
   return events;
 }
+
+/** What publishing a service came to, as its policies' status reports it. */
+export interface PublicationOutcome {
+  /** What was published (undefined: nothing was computed). */
+  desired?: { panic: boolean; counts: { total: number; ready: number; healthy: number; draining: number } };
+  /** The ConfigMap revision published. */
+  revision?: number;
+  /** Why nothing (or not everything) was published: an object Roster does not manage is in the way. */
+  conflict?: string;
+  /** The Conflict condition's reason (default UnmanagedObject). */
+  conflictReason?: string;
+  /** Publishing failed with this message (the reconcile is retried). */
+  failed?: string;
+  /** The ConfigMap was published stale (over budget), with this message; the rest is published. */
+  stale?: string;
+}
+
+export interface PolicyStatusInput {
+  policy: Pick<DiscoveryPolicy, "metadata" | "spec" | "status">;
+  /** The policy that governs the service, when it is another one (a duplicate). */
+  winner?: string;
+  /** The governing policy's spec errors (it publishes with the defaults meanwhile). */
+  invalid?: readonly { path: string; message: string }[];
+  outcome: PublicationOutcome;
+  now: number;
+}
+
+export interface PolicyEvent {
+  type: "Normal" | "Warning";
+  reason: string;
+  note: string;
+}
+
+/**
+ * A DiscoveryPolicy's status, and the Event that goes with it (panic
+ * entered or left): a duplicate is not Ready (Conflict DuplicatePolicy), an
+ * invalid spec says which fields, a conflict or a failure says why nothing
+ * was published (a failure keeps the counts last published), else Ready
+ * with the published counts and Panic while below the threshold.
+ */
+export function policyStatus(input: PolicyStatusInput): {
+  status: DiscoveryPolicyStatus;
+  event?: PolicyEvent;
+} {
+  const { policy, winner, invalid, outcome, now } = input;
+  const gen = policy.metadata.generation;
+  let conditions = (policy.status?.conditions ?? []) as Condition[];
+  const set = (type: string, status: "True" | "False", reason: string, message: string) => {
+    conditions = setCondition(
+      conditions,
+      { type, status, reason, message: truncate(message), observedGeneration: gen },
+      now,
+    );
+  };
+  const status: DiscoveryPolicyStatus = {};
+  let event: PolicyEvent | undefined;
+  if (winner !== undefined) {
+    set(
+      ConditionTypes.Conflict,
+      "True",
+      "DuplicatePolicy",
+      `DiscoveryPolicy ${winner} already governs service ${policy.spec.service}`,
+    );
+    set(
+      ConditionTypes.Ready,
+      "False",
+      "DuplicatePolicy",
+      `ignored: DiscoveryPolicy ${winner} governs this service`,
+    );
+  } else if (invalid) {
+    set(
+      ConditionTypes.Ready,
+      "False",
+      "InvalidSpec",
+      invalid.map((e) => `${e.path}: ${e.message}`).join("; "),
+    );
+  } else if (outcome.conflict) {
+    set(ConditionTypes.Conflict, "True", outcome.conflictReason ?? "UnmanagedObject", outcome.conflict);
+    set(ConditionTypes.Ready, "False", "Conflict", outcome.conflict);
+  } else if (outcome.failed) {
+    set(ConditionTypes.Ready, "False", "PublishFailed", `publishing failed, retrying: ${outcome.failed}`);
+    const { panic, totalInstances, healthyInstances, drainingInstances, publishedRevision } =
+      policy.status ?? {};
+    Object.assign(status, { panic, totalInstances, healthyInstances, drainingInstances, publishedRevision });
+  } else {
+    const d = outcome.desired;
+    if (conditions.some((c) => c.type === ConditionTypes.Conflict))
+      set(ConditionTypes.Conflict, "False", "NoConflict", "");
+    if (outcome.stale) set(ConditionTypes.Ready, "False", "PublishFailed", outcome.stale);
+    else
+      set(
+        ConditionTypes.Ready,
+        "True",
+        "Published",
+        `${d?.counts.ready ?? 0} of ${d?.counts.total ?? 0} instances published as ready`,
+      );
+    const panic = d?.panic ?? false;
+    if (panic || conditions.some((c) => c.type === PANIC)) {
+      set(
+        PANIC,
+        panic ? "True" : "False",
+        panic ? "BelowPanicThreshold" : "AboveThreshold",
+        panic
+          ? `${d?.counts.healthy} of ${d?.counts.total} healthy is below publish.panicThreshold: every non-drained instance is published`
+          : "enough instances are healthy",
+      );
+    }
+    if (panic !== (policy.status?.panic ?? false)) {
+      event = panic
+        ? {
+            type: "Warning",
+            reason: "PanicEntered",
+            note: "too few healthy instances: publishing all non-drained instances",
+          }
+        : { type: "Normal", reason: "PanicLeft", note: "enough instances are healthy again" };
+    }
+    status.panic = panic;
+    status.totalInstances = d?.counts.total ?? 0;
+    status.healthyInstances = d?.counts.healthy ?? 0;
+    status.drainingInstances = d?.counts.draining ?? 0;
+    if (outcome.revision !== undefined) status.publishedRevision = outcome.revision;
+  }
+  status.conditions = conditions as DiscoveryPolicyStatus["conditions"];
+  if (gen !== undefined) status.observedGeneration = gen;
+  return { status, event };
+}
+
+const PANIC = "Panic";

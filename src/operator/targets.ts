@@ -1,9 +1,9 @@
 /**
  * The probe-target reconciler: keeps the probe engine's target for each
  * instance this replica owns in line with its effective health check, and
- * remembers what the status writer and the publisher need besides the
- * verdict (why an instance cannot be probed, the probe host override, the
- * resolved addresses). It writes nothing to the API server, so a start over
+ * records in the runtime store (runtime.ts) what the status writer and the
+ * publisher need besides the verdict (why an instance cannot be probed, the
+ * probe host override, the resolved addresses). It writes nothing to the API server, so a start over
  * thousands of instances registers every target within a second or two
  * instead of waiting behind thousands of status writes.
  *
@@ -14,15 +14,15 @@
  */
 import {
   addressKind,
-  type EffectiveHealthCheck,
   type HealthCheck,
   type ServiceInstance,
   validateServiceInstance,
 } from "../api/index.ts";
 import { type DnsCache, dnsCache, systemResolver } from "../health/dns.ts";
 import type { Target } from "../health/index.ts";
-import { isForbidden, isNotFound, type Reconciler, semanticEqual } from "../kube/index.ts";
-import { byService, type InstanceObject, type OperatorContext, type PolicyObject } from "./context.ts";
+import { forObjects, isForbidden, isNotFound, type Reconciler } from "../kube/index.ts";
+import { deepEqual } from "../util/equal.ts";
+import { byService, type OperatorContext } from "./context.ts";
 import {
   effectiveHealthCheckStatus,
   effectiveSettings,
@@ -31,33 +31,11 @@ import {
   type SecretLookup,
   serviceKey,
 } from "./effective.ts";
-import type { Blocker } from "./status.ts";
-import type { AddressVerdict, InstanceVerdict } from "./verdicts.ts";
-
-/** What the status writer and the publisher need to know about an owned instance besides its verdict. */
-export interface InstanceRuntime {
-  /** metadata.generation this runtime was computed for. */
-  generation: number | undefined;
-  /** Set when the instance must not be probed or published (invalid, missing Secret...). */
-  blocker?: Blocker;
-  /** The probe host, when it is not the instance address. */
-  hostOverride?: string;
-  /** With a host override: what the instance address resolved to (published at the overall verdict). */
-  resolved?: string[];
-  deregisterAfterMs?: number;
-  /** The health check it is probed with, for status.effectiveHealthCheck. */
-  healthCheck?: EffectiveHealthCheck;
-}
+import type { InstanceRuntime, RuntimeStore } from "./runtime.ts";
 
 export interface ProbeTargets {
   reconcile: Reconciler;
-  /** The runtime view of an owned instance, as of its last reconcile. */
-  runtime(key: string): InstanceRuntime | undefined;
-  /** The addresses to publish for an owned instance, each with its verdict. */
-  addresses(key: string, verdict: InstanceVerdict | undefined): AddressVerdict[];
-  /** When this process started probing (its first reconcile since start or reset). */
-  probingSince(): number | undefined;
-  /** Drops every target (on stop, or when losing leadership). */
+  /** Drops every target and runtime (on stop, or when losing leadership). */
   reset(): void;
 }
 
@@ -68,14 +46,9 @@ export const SECRET_REFRESH_MS = 60_000;
 /** How often a host-override instance's DNS name is resolved again. */
 const DNS_REFRESH_MS = 30_000;
 
-/**
- * `onChange(key)` runs whenever an instance's runtime changes or is dropped,
- * so the status writer and the publisher look at it again.
- */
-export function probeTargets(ctx: OperatorContext, onChange: (key: string) => void): ProbeTargets {
+/** Writes each owned instance's runtime to `runtimes` (whose subscribers hear of every change). */
+export function probeTargets(ctx: OperatorContext, runtimes: RuntimeStore): ProbeTargets {
   const targets = new Map<string, Target>();
-  const runtimes = new Map<string, InstanceRuntime>();
-  let since: number | undefined;
   // Resolves instance addresses when probes go to another host (host override).
   const dns: DnsCache = dnsCache({
     resolver: ctx.resolver ?? systemResolver,
@@ -87,7 +60,7 @@ export function probeTargets(ctx: OperatorContext, onChange: (key: string) => vo
 
   function drop(key: string): void {
     if (targets.delete(key)) ctx.engine.remove(key);
-    if (runtimes.delete(key)) onChange(key);
+    runtimes.delete(key);
   }
 
   /** Header values from the Secrets a health check names, read from the instance's namespace only. */
@@ -170,16 +143,16 @@ export function probeTargets(ctx: OperatorContext, onChange: (key: string) => vo
   function policyFor(instance: ServiceInstance) {
     const key = serviceKey(instance.metadata.namespace!, instance.spec.service);
     // Validated: an invalid policy's probes and Secret names are never used.
-    return governingPolicy(ctx.policies.byIndex(byService, key) as PolicyObject[]).policy;
+    return governingPolicy(ctx.policies.byIndex(byService, key)).policy;
   }
 
-  const reconcile: Reconciler = async (key, rc) => {
-    const obj = ctx.instances.get(key) as InstanceObject | undefined;
+  const reconcile = forObjects(ctx.instances, async (obj, rc) => {
+    const { key } = rc;
     if (!obj || !ctx.shards.owns(key)) {
       drop(key);
       return;
     }
-    since ??= ctx.clock.now();
+    runtimes.probing(ctx.clock.now());
     const next: InstanceRuntime = { generation: obj.metadata.generation };
     let requeueAfterMs: number | undefined;
     const parsed = validateServiceInstance(obj);
@@ -209,7 +182,7 @@ export function probeTargets(ctx: OperatorContext, onChange: (key: string) => vo
       } else if (!t.ok) {
         next.blocker = { reason: t.reason, message: t.message };
       } else {
-        if (!semanticEqual(targets.get(key), t.target)) {
+        if (!deepEqual(targets.get(key), t.target)) {
           targets.set(key, t.target);
           ctx.engine.set(t.target);
         }
@@ -241,36 +214,13 @@ export function probeTargets(ctx: OperatorContext, onChange: (key: string) => vo
     if (["SecretNotFound", "SecretForbidden", "ConfigMapNotFound"].includes(next.blocker?.reason ?? "")) {
       requeueAfterMs = SECRET_RETRY_MS;
     }
-    if (!semanticEqual(runtimes.get(key), next)) {
-      runtimes.set(key, next);
-      onChange(key);
-    }
+    runtimes.set(key, next);
     return requeueAfterMs === undefined ? undefined : { requeueAfterMs };
-  };
+  });
 
   return {
     reconcile,
-    runtime: (key) => runtimes.get(key),
-    addresses(key, verdict) {
-      const rt = runtimes.get(key);
-      if (!rt || rt.blocker) return [];
-      if (!rt.hostOverride) {
-        // A name the engine resolved: drop what may not be published (pod/Service
-        // networks). A denied destination stays: the engine never probes it and
-        // reports it DestinationDenied, so it is listed but never published ready.
-        const ns = key.slice(0, key.indexOf("/"));
-        const policy = ctx.publication();
-        return (verdict?.addresses ?? []).filter((a) => {
-          const d = policy.check(ns, a.address);
-          return d.allowed || d.rule === "destination";
-        });
-      }
-      const overall = verdict?.verdict ?? "Unknown";
-      return (rt.resolved ?? []).map((address) => ({ address, verdict: overall }));
-    },
-    probingSince: () => since,
     reset() {
-      since = undefined;
       for (const key of targets.keys()) ctx.engine.remove(key);
       targets.clear();
       runtimes.clear();

@@ -27,21 +27,7 @@ export type {
   Verdict,
 } from "./desired.ts";
 export { computeDesired, DEFAULT_WEIGHT, endpointKey, isPanic, normalizePorts } from "./desired.ts";
-export {
-  defaultConfigMapName,
-  isManagedByRoster,
-  isOwnedBy,
-  LABEL_MANAGED_BY,
-  LABEL_ROSTER_SERVICE,
-  LABEL_SERVICE_NAME,
-  LABEL_SLICE_MANAGED_BY,
-  publishedLabels,
-  ROSTER_MANAGER,
-  SERVICE_INSTANCE_API_VERSION,
-  SERVICE_INSTANCE_KIND,
-  sliceLabels,
-  sliceSelector,
-} from "./labels.ts";
+export * from "./labels.ts";
 export type { ServiceBuild, ServiceBuildInput, ServicePortConflict } from "./service.ts";
 export { buildService, serviceNeedsReplace, serviceOwnerReference, servicePorts } from "./service.ts";
 export type { SlicePlan, SlicePlanOptions, SlicePlanStats } from "./slices.ts";

@@ -31,8 +31,12 @@
  *   idempotent (a retry after a lost response gets AlreadyExists instead of
  *   making a duplicate slice with the same endpoints) and lets the writer use
  *   server-side apply, which needs a name. When a create fails with
- *   AlreadyExists the writer reads the object: Roster's → refresh the cache and
- *   replan; not Roster's → replan with its name in `takenNames`.
+ *   AlreadyExists the writer (src/kube/executor.ts) reads the object:
+ *   Roster's → its cache is behind, the service is reconciled again once the
+ *   watch shows it; not Roster's → never taken over: a Conflict on the
+ *   policy (UnmanagedObject) until the name is free, as for a Service or a
+ *   ConfigMap in the way: reported, not worked around (`takenNames` stays
+ *   for planners that must route around names).
  *
  * Apply order for the writer: creates, then updates, then deletes (endpoints
  * are added before they are removed elsewhere).

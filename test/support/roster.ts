@@ -25,7 +25,7 @@ import type {
   ServiceInstanceStatus,
 } from "../../src/api/index.ts";
 import { type PublishedEndpoints, parsePublishedEndpoints } from "../../src/api/published.ts";
-import { testCluster } from "./cluster.ts";
+import { eventually, testCluster } from "./cluster.ts";
 
 const group = "roster.dev";
 const version = "v1alpha1";
@@ -435,4 +435,21 @@ export async function hasEvent(namespace: string, regardingName: string, reason:
 /** `rosterApi(kc).watchSlices` on the shared test cluster. */
 export async function watchSlices(namespace: string, service: string): Promise<SliceWatcher> {
   return (await onShared()).watchSlices(namespace, service);
+}
+
+/** Waits until the policy's condition `type` has `status`; returns the policy. */
+export async function policyWithCondition(
+  namespace: string,
+  name: string,
+  type: string,
+  status: "True" | "False" = "True",
+  timeoutMs = 15_000,
+): Promise<DiscoveryPolicy> {
+  return eventually(
+    async () => {
+      const p = await getPolicy(namespace, name);
+      return condition(p, type)?.status === status ? p : undefined;
+    },
+    { timeoutMs, what: `${type}=${status} on DiscoveryPolicy ${name}` },
+  );
 }

@@ -107,12 +107,21 @@ The two halves are deep-merged into the config file (configmap.yaml).
 {{- toYaml $config }}
 {{- end }}
 
+{{/* Where the metrics.tls Secret is mounted. */}}
+{{- define "roster.metricsTlsPath" -}}
+/etc/roster/metrics-tls
+{{- end }}
+
 {{/* Settings applied live by the operator's config hot reload. */}}
 {{- define "roster.liveConfig" -}}
+{{- $metrics := dict "port" .Values.metrics.port "bindAddress" .Values.metrics.bindAddress "auth" .Values.metrics.auth }}
+{{- if .Values.metrics.tls.secretName }}
+{{- $_ := set $metrics "tls" (dict "certFile" (printf "%s/tls.crt" (include "roster.metricsTlsPath" .)) "keyFile" (printf "%s/tls.key" (include "roster.metricsTlsPath" .))) }}
+{{- end }}
 {{- $config := dict
   "logLevel" .Values.logLevel
-  "metrics" (dict "port" .Values.metrics.port)
-  "health" (dict "port" .Values.health.port)
+  "metrics" $metrics
+  "health" (dict "port" .Values.health.port "bindAddress" .Values.health.bindAddress)
 }}
 {{- with .Values.concurrency }}
 {{- $_ := set $config "concurrency" . }}

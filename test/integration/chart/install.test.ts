@@ -137,8 +137,8 @@ async function watch(client: KubeClient, path: string): Promise<void> {
 }
 
 const get = (client: KubeClient, path: string) => client.request({ method: "GET", path });
-const post = (client: KubeClient, path: string, body: unknown) =>
-  client.request({ method: "POST", path, body });
+const post = <T = unknown>(client: KubeClient, path: string, body: unknown) =>
+  client.request<T>({ method: "POST", path, body });
 
 /**
  * Waits until the API server serves Roster's resources from its watch cache: right after the CRDs
@@ -408,6 +408,62 @@ test("RBAC, all namespaces: the chart's ServiceAccount can do Roster's job and n
       path: resourcePath(resources.leases, { namespace: opNs!, name: `${release.name}-leader` }),
     });
     assert.ok(!lease.spec.holderIdentity, "the Lease was released (updated) on stop");
+
+    // metrics.auth kubernetes (the default): review each scrape's token, and the metrics-reader
+    // ClusterRole lets its subject get /metrics (and nothing else).
+    const { token: scraperToken } = (
+      await kc.makeApiClient(CoreV1Api).createNamespacedServiceAccountToken({
+        name: sa,
+        namespace: opNs!,
+        body: { spec: { expirationSeconds: 600 } },
+      })
+    ).status!;
+    const tr = await allowed(
+      "create TokenReviews",
+      post<{ status: { user?: { username?: string } } }>(
+        client,
+        "/apis/authentication.k8s.io/v1/tokenreviews",
+        {
+          apiVersion: "authentication.k8s.io/v1",
+          kind: "TokenReview",
+          spec: { token: scraperToken },
+        },
+      ),
+    );
+    assert.equal(tr.status.user?.username, username);
+    const metricsReview = (user: string) =>
+      post<{ status: { allowed: boolean } }>(client, "/apis/authorization.k8s.io/v1/subjectaccessreviews", {
+        apiVersion: "authorization.k8s.io/v1",
+        kind: "SubjectAccessReview",
+        spec: { user, nonResourceAttributes: { path: "/metrics", verb: "get" } },
+      });
+    const sar = await allowed("create SubjectAccessReviews", metricsReview("someone"));
+    assert.equal(sar.status.allowed, false, "nobody may get /metrics without the reader role");
+    await admin.request({
+      method: "POST",
+      path: "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+      body: {
+        metadata: { name: `${release.name}-test-scraper` },
+        roleRef: {
+          apiGroup: "rbac.authorization.k8s.io",
+          kind: "ClusterRole",
+          name: `${release.name}-metrics-reader`,
+        },
+        subjects: [{ kind: "User", name: "scraper", apiGroup: "rbac.authorization.k8s.io" }],
+      },
+    });
+    try {
+      await eventually(async () => ((await metricsReview("scraper")).status.allowed ? true : undefined), {
+        what: "the metrics-reader ClusterRole to grant get /metrics",
+      });
+    } finally {
+      await admin
+        .request({
+          method: "DELETE",
+          path: `/apis/rbac.authorization.k8s.io/v1/clusterrolebindings/${release.name}-test-scraper`,
+        })
+        .catch(() => undefined);
+    }
 
     // --- what Roster must not do --------------------------------------------------------
     await refused("create Deployments", post(client, resourcePath(deployments, { namespace: ns }), {}));

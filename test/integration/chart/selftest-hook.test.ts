@@ -15,7 +15,14 @@ import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
-import { CoreV1Api, KubeConfig, type V1Pod, type V1Role, type V1RoleBinding } from "@kubernetes/client-node";
+import {
+  CoreV1Api,
+  KubeConfig,
+  type V1ClusterRoleBinding,
+  type V1Pod,
+  type V1Role,
+  type V1RoleBinding,
+} from "@kubernetes/client-node";
 import { ApiError, kubeClient } from "../../../src/kube/index.ts";
 import { resourcePath } from "../../../src/kube/object.ts";
 import { rosterResources } from "../../../src/operator/context.ts";
@@ -30,15 +37,31 @@ const name = "rel-roster-selftest";
 const hooks = (objects: Manifest[]) =>
   objects.filter((o) => o.metadata.annotations?.["helm.sh/hook"] === "test");
 
-test("the hook is rendered only with tests, as a Pod, ServiceAccount, Role and RoleBinding", async () => {
+test("the hook is rendered only with tests, as a Pod, ServiceAccount, Role and RoleBinding (and get /metrics)", async () => {
   const without = await render({}, { release, namespace: ns });
   assert.deepEqual(hooks(without), []);
   const objects = await render({}, { release, namespace: ns, tests: true });
-  assert.deepEqual(kinds(hooks(objects)), ["Pod", "Role", "RoleBinding", "ServiceAccount"]);
-  assert.equal(objects.length - without.length, 4, "nothing but the hook is added");
+  assert.deepEqual(kinds(hooks(objects)), [
+    "ClusterRoleBinding",
+    "Pod",
+    "Role",
+    "RoleBinding",
+    "ServiceAccount",
+  ]);
+  assert.equal(objects.length - without.length, 5, "nothing but the hook is added");
+  // metrics.auth kubernetes (the default): the pod's token may get /metrics through the reader role.
+  const reader = one<V1ClusterRoleBinding>(objects, "ClusterRoleBinding", name);
+  assert.deepEqual(reader.roleRef, {
+    apiGroup: "rbac.authorization.k8s.io",
+    kind: "ClusterRole",
+    name: "rel-roster-metrics-reader",
+  });
+  assert.deepEqual(reader.subjects, [{ kind: "ServiceAccount", name, namespace: ns }]);
+  const noAuth = await render({ metrics: { auth: "none" } }, { release, namespace: ns, tests: true });
+  assert.ok(!noAuth.some((o) => o.kind === "ClusterRoleBinding" && o.metadata.name === name));
   for (const o of hooks(objects)) {
     assert.equal(o.metadata.name, name);
-    assert.equal(o.metadata.namespace, ns);
+    if (o.kind !== "ClusterRoleBinding") assert.equal(o.metadata.namespace, ns);
     assert.equal(
       o.metadata.annotations?.["helm.sh/hook-delete-policy"],
       "before-hook-creation,hook-succeeded",
@@ -48,7 +71,7 @@ test("the hook is rendered only with tests, as a Pod, ServiceAccount, Role and R
     assert.equal(o.metadata.labels?.["app.kubernetes.io/instance"], release);
   }
   // RBAC exists before the pod starts (Helm creates hooks by weight).
-  for (const kind of ["ServiceAccount", "Role", "RoleBinding"]) {
+  for (const kind of ["ServiceAccount", "Role", "RoleBinding", "ClusterRoleBinding"]) {
     assert.equal(one(objects, kind, name).metadata.annotations?.["helm.sh/hook-weight"], "-1");
   }
 });

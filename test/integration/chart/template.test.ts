@@ -81,6 +81,8 @@ test("helm lint --strict passes for each value set", async () => {
     ["--set", "watchNamespaces={team-a,team-b}"],
     ["--set", "probeSecrets.enabled=true"],
     ["--set", "metrics.serviceMonitor.enabled=true"],
+    ["--set", "metrics.auth=none", "--set", "metrics.bindAddress=127.0.0.1"],
+    ["--set", "metrics.tls.secretName=roster-metrics-tls"],
     ["--set", "replicaCount=1", "--set", "leaderElection.enabled=false"],
     ["--set", "probing.maxPerHost=4", "--set", "probing.destinations.allowLoopback=true"],
     ["--set", "publishing.batchWindow=50ms", "--set", "publishing.startupHold=0s"],
@@ -96,7 +98,10 @@ describe("default values", () => {
   test("render exactly the operator's objects, cluster-wide", async () => {
     const objects = await render({}, { release, namespace: ns });
     assert.deepEqual(kinds(objects), [
-      "ClusterRole",
+      "ClusterRole", // served rules
+      "ClusterRole", // metrics-auth (TokenReview, SubjectAccessReview)
+      "ClusterRole", // metrics-reader (for scrapers)
+      "ClusterRoleBinding",
       "ClusterRoleBinding",
       "ConfigMap",
       "Deployment",
@@ -145,7 +150,10 @@ describe("default values", () => {
     assert.deepEqual(c.readinessProbe?.httpGet, { path: "/readyz", port: "health" });
     assert.ok(c.resources?.requests?.cpu && c.resources.requests.memory && c.resources.limits?.memory);
     // The heap is capped below the memory limit, leaving room for native memory.
-    assert.equal(c.env?.find((e) => e.name === "NODE_OPTIONS")?.value, "--max-old-space-size=320");
+    // Sized for 4,000 instances with maximal metadata (docs/scaling.md, "Sizing the memory limit"):
+    // heap cap 2 × (45 MiB + 36 KiB × 4,000) rounded up, limit = cap + 256 MiB.
+    assert.equal(c.env?.find((e) => e.name === "NODE_OPTIONS")?.value, "--max-old-space-size=384");
+    assert.equal(c.resources?.limits?.memory, "640Mi");
     // /tmp is the only writable path: an emptyDir, next to the read-only config volume.
     assert.deepEqual(
       c.volumeMounts?.map((m) => [m.mountPath, m.readOnly ?? false]),
@@ -218,9 +226,26 @@ describe("default values", () => {
   });
 });
 
-test("watchNamespaces: a Role and RoleBinding per namespace, no cluster-wide grant", async () => {
+test("watchNamespaces: a Role and RoleBinding per namespace, no cluster-wide grant on any namespace's objects", async () => {
   const objects = await render({ watchNamespaces: ["team-a", "team-b"] }, { release, namespace: ns });
-  assert.ok(!objects.some((o) => o.kind.startsWith("Cluster")), "no ClusterRole or ClusterRoleBinding");
+  // Only the metrics ClusterRoles (reviews and /metrics are cluster-scoped; they reach no object).
+  assert.deepEqual(
+    objects.filter((o) => o.kind.startsWith("Cluster")).map((o) => `${o.kind} ${o.metadata.name}`),
+    [
+      `ClusterRole ${fullname}-metrics-auth`,
+      `ClusterRole ${fullname}-metrics-reader`,
+      `ClusterRoleBinding ${fullname}-metrics-auth`,
+    ],
+  );
+  const none = await render(
+    { watchNamespaces: ["team-a"], metrics: { auth: "none" }, rbac: { create: true } },
+    { release, namespace: ns },
+  );
+  assert.deepEqual(
+    none.filter((o) => o.kind.startsWith("Cluster")).map((o) => `${o.kind} ${o.metadata.name}`),
+    [`ClusterRole ${fullname}-metrics-reader`],
+    "metrics.auth none: no review rights",
+  );
   for (const team of ["team-a", "team-b"]) {
     const role = one<V1Role>(objects, "Role", fullname, team);
     assert.deepEqual(grants(role.rules), servedGrants);
@@ -303,6 +328,86 @@ test("xds.enabled: the config enables the server, the pods expose the port, a Se
   assert.deepEqual(svc.spec?.selector, deployment.spec?.selector.matchLabels);
 });
 
+describe("/metrics protection", () => {
+  test("default: auth kubernetes on its own listener, health unauthenticated on 8081, review RBAC, a reader role", async () => {
+    const objects = await render({}, { release, namespace: ns });
+    const config = configOf(objects);
+    assert.deepEqual(config.metrics, { port: 8080, bindAddress: "0.0.0.0", auth: "kubernetes" });
+    assert.deepEqual(config.health, { port: 8081, bindAddress: "0.0.0.0" });
+    const auth = one<V1ClusterRole>(objects, "ClusterRole", `${fullname}-metrics-auth`);
+    assert.deepEqual(grants(auth.rules), [
+      "authentication.k8s.io/tokenreviews:create",
+      "authorization.k8s.io/subjectaccessreviews:create",
+    ]);
+    const binding = one<V1ClusterRoleBinding>(objects, "ClusterRoleBinding", `${fullname}-metrics-auth`);
+    assert.equal(binding.roleRef.name, `${fullname}-metrics-auth`);
+    assert.deepEqual(binding.subjects, [{ kind: "ServiceAccount", name: fullname, namespace: ns }]);
+    const reader = one<V1ClusterRole>(objects, "ClusterRole", `${fullname}-metrics-reader`);
+    assert.deepEqual(reader.rules, [{ nonResourceURLs: ["/metrics"], verbs: ["get"] }]);
+    assert.ok(
+      !objects.some(
+        (o) => o.metadata.name === `${fullname}-metrics-reader` && o.kind === "ClusterRoleBinding",
+      ),
+      "bound to nobody unless metrics.reader.subjects says so",
+    );
+  });
+
+  test("metrics.reader.subjects are bound to the reader role", async () => {
+    const objects = await render(
+      {
+        metrics: {
+          reader: {
+            subjects: [
+              { kind: "ServiceAccount", name: "prometheus-k8s", namespace: "monitoring" },
+              { kind: "ServiceAccount", name: "local-scraper" },
+              { kind: "Group", name: "ops" },
+            ],
+          },
+        },
+      },
+      { release, namespace: ns },
+    );
+    const b = one<V1ClusterRoleBinding>(objects, "ClusterRoleBinding", `${fullname}-metrics-reader`);
+    assert.equal(b.roleRef.name, `${fullname}-metrics-reader`);
+    assert.deepEqual(b.subjects, [
+      { kind: "ServiceAccount", name: "prometheus-k8s", namespace: "monitoring" },
+      { kind: "ServiceAccount", name: "local-scraper", namespace: ns },
+      { kind: "Group", name: "ops", apiGroup: "rbac.authorization.k8s.io" },
+    ]);
+  });
+
+  test("metrics.bindAddress 127.0.0.1 and auth none reach the config; health keeps its own address", async () => {
+    const config = configOf(
+      await render({ metrics: { auth: "none", bindAddress: "127.0.0.1" } }, { release, namespace: ns }),
+    );
+    assert.deepEqual(config.metrics, { port: 8080, bindAddress: "127.0.0.1", auth: "none" });
+    assert.equal(config.health.bindAddress, "0.0.0.0", "the kubelet still reaches /healthz and /readyz");
+  });
+
+  test("metrics.tls.secretName: the Secret is mounted read-only and the config serves HTTPS from it", async () => {
+    const objects = await render(
+      { metrics: { tls: { secretName: "metrics-cert" } } },
+      { release, namespace: ns },
+    );
+    assert.deepEqual(configOf(objects).metrics.tls, {
+      certFile: "/etc/roster/metrics-tls/tls.crt",
+      keyFile: "/etc/roster/metrics-tls/tls.key",
+    });
+    const pod = one<V1Deployment>(objects, "Deployment").spec!.template.spec!;
+    assert.equal(pod.volumes?.find((v) => v.name === "metrics-tls")?.secret?.secretName, "metrics-cert");
+    assert.deepEqual(
+      pod.containers[0]!.volumeMounts?.find((m) => m.name === "metrics-tls"),
+      { name: "metrics-tls", mountPath: "/etc/roster/metrics-tls", readOnly: true },
+    );
+  });
+
+  test("values.schema.json refuses an unknown metrics.auth", async () => {
+    const r = await renderFailure({ metrics: { auth: "basic" } });
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /metrics\/auth/);
+  });
+});
+
 describe("ServiceMonitor", () => {
   test("not rendered when the cluster does not serve monitoring.coreos.com/v1", async () => {
     const objects = await render(
@@ -333,8 +438,41 @@ describe("ServiceMonitor", () => {
       "does not select the pods' own labels",
     );
     assert.deepEqual(spec.endpoints, [
-      { port: "metrics", path: "/metrics", interval: "15s", scrapeTimeout: "10s" },
+      {
+        port: "metrics",
+        path: "/metrics",
+        interval: "15s",
+        scrapeTimeout: "10s",
+        bearerTokenFile: "/var/run/secrets/kubernetes.io/serviceaccount/token",
+      },
     ]);
+  });
+
+  test("metrics.auth none: no token; metrics.tls: scheme https with the given tlsConfig", async () => {
+    const apiVersions = ["monitoring.coreos.com/v1"];
+    const plain = await render(
+      { metrics: { auth: "none", serviceMonitor: { enabled: true } } },
+      { release, namespace: ns, apiVersions },
+    );
+    assert.deepEqual((one(plain, "ServiceMonitor").spec as { endpoints: unknown[] }).endpoints, [
+      { port: "metrics", path: "/metrics", interval: "30s", scrapeTimeout: "10s" },
+    ]);
+    const tls = await render(
+      {
+        metrics: {
+          tls: { secretName: "metrics-cert" },
+          serviceMonitor: {
+            enabled: true,
+            tlsConfig: { serverName: "rel-roster-metrics.roster-system.svc" },
+          },
+        },
+      },
+      { release, namespace: ns, apiVersions },
+    );
+    const [endpoint] = (one(tls, "ServiceMonitor").spec as { endpoints: Record<string, unknown>[] })
+      .endpoints;
+    assert.equal(endpoint!.scheme, "https");
+    assert.deepEqual(endpoint!.tlsConfig, { serverName: "rel-roster-metrics.roster-system.svc" });
   });
 
   test("needs the metrics Service", async () => {

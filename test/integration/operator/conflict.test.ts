@@ -1,6 +1,8 @@
 // A Service Roster does not manage is in the way: Roster never touches it,
 // publishes nothing for the service, and reports Conflict on the policy and
-// on the instances. Once the Service is gone, Roster publishes.
+// on the instances. Once the Service is gone, Roster publishes. Roster's
+// Service cache holds its own Services only; the one in the way is found by
+// a GET of its name (src/operator/unmanaged.ts).
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { eventually, testNamespace } from "../../support/cluster.ts";
@@ -15,6 +17,7 @@ import {
   getInstance,
   getPolicy,
   getService,
+  policyWithCondition,
   readyAddresses,
   slicesOf,
 } from "../../support/roster.ts";
@@ -31,21 +34,20 @@ test("a conflicting unmanaged Service is left alone and reported", async (t) => 
       spec: { selector: { app: "web" }, ports: [{ name: "http", port: 80, targetPort: 8080 }] },
     },
   });
-  await startTestOperator(t, { namespaces: [ns] });
+  const op = await startTestOperator(t, { namespaces: [ns] });
+  /** Services in the operator's cache (it caches Roster's own only: issue 13, memory per namespace). */
+  const cachedServices = async () =>
+    (await op.manager.metrics.informerObjects.get()).values.find((v) => v.labels.resource === "services")
+      ?.value;
   await createPolicy(ns, "web", { service: "web" });
   for (const i of [0, 1]) await createInstance(ns, `web-${i + 1}`, webInstance(targets[i]!, i));
 
-  const policy = await eventually(
-    async () => {
-      const p = await getPolicy(ns, "web");
-      return condition(p, "Conflict")?.status === "True" ? p : undefined;
-    },
-    { timeoutMs: 15_000, what: "a Conflict condition on the policy" },
-  );
+  const policy = await policyWithCondition(ns, "web", "Conflict");
   assert.equal(condition(policy, "Conflict")?.reason, "UnmanagedObject");
   assert.match(condition(policy, "Conflict")?.message ?? "", /Service web .*not managed by Roster/);
   assert.equal(condition(policy, "Ready")?.status, "False");
   assert.equal(condition(policy, "Ready")?.reason, "Conflict");
+  assert.equal(await cachedServices(), 0, "their Service is found by a GET, never cached");
   for (const name of ["web-1", "web-2"]) {
     const si = await eventually(
       async () => {
@@ -77,6 +79,9 @@ test("a conflicting unmanaged Service is left alone and reported", async (t) => 
     what: "two ready endpoints after the conflict",
   });
   const ours = await getService(ns, "web");
+  await eventually(async () => ((await cachedServices()) === 1 ? true : undefined), {
+    what: "Roster's own Service in its cache",
+  });
   assert.equal(ours?.metadata?.labels?.["app.kubernetes.io/managed-by"], "roster.dev");
   assert.equal(ours?.spec?.selector, undefined, "selector-less");
   await eventually(

@@ -97,6 +97,8 @@ test("--help lists its own flags only, not those linked libraries register (cAdv
     "dir",
     "exit-with-parent",
     "log-file",
+    "node",
+    "node-image",
     "port",
   ]);
   assert.match(help, /^Usage: roster-sandbox \[flags\]/);

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import fc from "fast-check";
-import { murmur3, murmur3Bytes } from "../../../src/balance/hash.ts";
+import { murmur3, murmur3Bytes } from "../../../src/util/hash.ts";
 
 test("murmur3 matches the published MurmurHash3_x86_32 test vectors", () => {
   assert.equal(murmur3("", 0), 0);

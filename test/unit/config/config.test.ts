@@ -81,6 +81,21 @@ defaultPolicy:
     });
     assert.deepEqual(m.informerDefaults, { inactivityTimeoutMs: 60_000, resyncPeriodMs: 600_000 });
     assert.equal(m.metricsPort, 9090);
+    assert.equal(m.metricsBindAddress, "127.0.0.1");
+    assert.equal(
+      m.healthBindAddress,
+      "0.0.0.0",
+      "health keeps its own bind address: the kubelet must reach it",
+    );
+    assert.equal(m.metricsAuth, "none");
+  });
+
+  test("metrics auth and TLS reach the manager", () => {
+    const m = managerOptions(
+      parseConfig("metrics: { auth: kubernetes, tls: { certFile: /tls/tls.crt, keyFile: /tls/tls.key } }\n"),
+    );
+    assert.equal(m.metricsAuth, "kubernetes");
+    assert.deepEqual(m.metricsTls, { certFile: "/tls/tls.crt", keyFile: "/tls/tls.key" });
   });
 
   test("errors name the field and say what is wrong", () => {
@@ -93,6 +108,16 @@ defaultPolicy:
       "leaderElection.renewDeadline: must be less than leaseDuration",
     ]);
     assert.match(problems("metrics: { port: 70000 }")[0]!, /^metrics\.port: /);
+    assert.match(problems("metrics: { auth: tls }")[0]!, /^metrics\.auth: /);
+    assert.deepEqual(problems("metrics: { port: 9000, bindAddress: 127.0.0.1 }\nhealth: { port: 9000 }"), [
+      "metrics.bindAddress: must equal health.bindAddress when metrics.port equals health.port (one listener)",
+    ]);
+    assert.deepEqual(
+      problems("metrics: { port: 9000, tls: { certFile: c, keyFile: k } }\nhealth: { port: 9000 }"),
+      [
+        "metrics.tls: needs a metrics.port other than health.port (the kubelet probes health over plain HTTP)",
+      ],
+    );
     assert.match(problems("concurrency: { default: 0 }")[0]!, /^concurrency\.default: /);
     assert.match(problems("namespaces: [Bad_Name]")[0]!, /^namespaces\[0\]: must be a namespace name/);
     assert.match(

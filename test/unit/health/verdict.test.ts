@@ -1,11 +1,13 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import fc from "fast-check";
-import { Reason } from "../../../src/health/reasons.ts";
+import { fail, ok, Reason } from "../../../src/health/reasons.ts";
 import type { Verdict } from "../../../src/health/types.ts";
 import {
+  combineResults,
   initialVerdict,
   normalizeConfig,
+  overallVerdict,
   step,
   type VerdictConfig,
   type VerdictInput,
@@ -223,4 +225,51 @@ test("property: with damping, the published verdict is Unhealthy whenever damped
       },
     ),
   );
+});
+
+test("combineResults: all needs every probe, any one; voided results decide only when nothing else does", () => {
+  const voided = { ...fail(Reason.NetworkError, "no slot"), voided: "queue" as const };
+  const bad = fail(Reason.HTTPStatus, "HTTP 503");
+  assert.equal(combineResults([bad], "all"), bad);
+  assert.equal(combineResults([ok(), bad], "all"), bad);
+  assert.equal(combineResults([ok(), ok()], "all").ok, true);
+  assert.equal(combineResults([ok(), voided], "all"), voided);
+  assert.equal(combineResults([bad, voided], "all"), bad);
+  assert.equal(combineResults([bad, ok()], "any").ok, true);
+  assert.equal(combineResults([bad, voided], "any"), voided);
+  assert.equal(combineResults([bad, bad], "any"), bad);
+});
+
+test("overallVerdict: healthy when any address is, the unresolved verdict without addresses", () => {
+  const at = (verdict: Verdict, reason = "R", message = "m") => ({
+    ...initialVerdict(0),
+    verdict,
+    reason,
+    message,
+  });
+  const prev = { verdict: "Unknown" as Verdict, reason: Reason.Pending, message: "not probed yet", since: 0 };
+  const two = [
+    { address: "198.18.0.1", verdict: at("Unhealthy", "HttpStatus", "HTTP 503") },
+    { address: "198.18.0.2", verdict: at("Healthy", "ProbeSucceeded", "HTTP 200") },
+  ];
+  assert.deepEqual(overallVerdict(two, 2, initialVerdict(0), prev, 5), {
+    overall: { verdict: "Healthy", reason: "ProbeSucceeded", message: "198.18.0.2: HTTP 200", since: 5 },
+    changed: true,
+  });
+  const unhealthy = overallVerdict([two[0]!], 1, initialVerdict(0), prev, 5)!;
+  assert.deepEqual(unhealthy.overall, {
+    verdict: "Unhealthy",
+    reason: "HttpStatus",
+    message: "HTTP 503",
+    since: 5,
+  });
+  assert.equal(overallVerdict([two[0]!], 1, initialVerdict(0), unhealthy.overall, 9), undefined, "unchanged");
+  const unresolved = {
+    ...initialVerdict(0),
+    verdict: "Unhealthy" as Verdict,
+    reason: Reason.DNSFailure,
+    message: "NXDOMAIN",
+  };
+  const none = overallVerdict([], 0, unresolved, unhealthy.overall, 9)!;
+  assert.deepEqual([none.overall.reason, none.overall.since, none.changed], [Reason.DNSFailure, 5, false]);
 });

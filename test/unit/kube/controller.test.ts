@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import fc from "fast-check";
 import { createController, secondary } from "../../../src/kube/controller.ts";
+import { createLogger } from "../../../src/kube/log.ts";
 import { runtimeMetrics } from "../../../src/kube/metrics.ts";
 import type { KubeObject } from "../../../src/kube/object.ts";
 import { itemExponential } from "../../../src/kube/ratelimit.ts";
@@ -240,6 +241,35 @@ describe("controller", () => {
     inf.upsert(configMap("c"));
     await ticks(5);
     assert.equal(after, 0);
+  });
+
+  test("a reconcile that fails because stop() aborted it is not logged as a failure", async () => {
+    const inf = fakeInformer<KubeObject>();
+    inf.markSynced();
+    const lines: string[] = [];
+    const logger = createLogger({ level: "info" }, { write: (l: string) => void lines.push(l) });
+    let entered!: () => void;
+    const running = new Promise<void>((r) => {
+      entered = r;
+    });
+    const c = createController({
+      name: "abort",
+      primary: inf,
+      logger,
+      reconcile: (_k, ctx) =>
+        new Promise((_resolve, reject) => {
+          entered();
+          ctx.signal.addEventListener("abort", () => reject(ctx.signal.reason));
+        }),
+    });
+    await c.start();
+    inf.upsert(configMap("a"));
+    await running;
+    await c.stop();
+    assert.deepEqual(
+      lines.filter((l) => JSON.parse(l).level === "error"),
+      [],
+    );
   });
 
   test("setConcurrency raises and lowers the number of workers live", async () => {

@@ -6,14 +6,10 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { ApiError, type KubeRequest } from "../../../src/kube/client.ts";
-import {
-  createInformer,
-  internStrings,
-  lastAppliedAnnotation,
-  stringInterner,
-} from "../../../src/kube/informer.ts";
+import { createInformer } from "../../../src/kube/informer.ts";
 import type { KubeObject } from "../../../src/kube/object.ts";
 import { resources } from "../../../src/kube/object.ts";
+import { internStrings, lastAppliedAnnotation, stringInterner } from "../../../src/kube/transform.ts";
 import { fakeClock } from "../../../src/util/clock.ts";
 import { configMap, type ScriptedStream, scriptedClient, scriptedStream } from "./fakes.ts";
 

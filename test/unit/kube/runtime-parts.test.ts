@@ -194,4 +194,44 @@ describe("metrics and endpoints", () => {
       await server.close();
     }
   });
+
+  test("with an authorizer, /metrics answers its denial and health paths never ask", async () => {
+    const seen: (string | undefined)[] = [];
+    const server = await serveEndpoints({
+      port: 0,
+      host: "127.0.0.1",
+      registry: runtimeMetrics().registry,
+      checks: { healthz: new Map(), readyz: new Map() },
+      authorize: async (h) => {
+        seen.push(h);
+        return h === "Bearer ok"
+          ? undefined
+          : { status: h ? 403 : 401, message: h ? "Forbidden" : "Unauthorized" };
+      },
+    });
+    try {
+      const base = `http://127.0.0.1:${server.port}`;
+      assert.equal((await fetch(`${base}/metrics`)).status, 401);
+      const denied = await fetch(`${base}/metrics`, { headers: { authorization: "Bearer no" } });
+      assert.equal(denied.status, 403);
+      assert.equal(await denied.text(), "Forbidden\n");
+      assert.equal((await fetch(`${base}/metrics`, { headers: { authorization: "Bearer ok" } })).status, 200);
+      assert.equal((await fetch(`${base}/healthz`)).status, 200);
+      assert.equal((await fetch(`${base}/readyz`)).status, 200);
+      assert.deepEqual(seen, [undefined, "Bearer no", "Bearer ok"], "asked for /metrics only");
+    } finally {
+      await server.close();
+    }
+  });
+
+  test("a TLS file that cannot be read fails the listen naming the setting", async () => {
+    await assert.rejects(
+      serveEndpoints({
+        port: 0,
+        host: "127.0.0.1",
+        tls: { certFile: "/nonexistent/tls.crt", keyFile: "/x" },
+      }),
+      /cannot serve \/metrics over HTTPS: cannot read metrics\.tls\.certFile \/nonexistent\/tls\.crt: ENOENT/,
+    );
+  });
 });

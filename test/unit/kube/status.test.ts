@@ -3,7 +3,7 @@ import { describe, test } from "node:test";
 import type { Applier, ApplyOptions } from "../../../src/kube/apply.ts";
 import { applyBody } from "../../../src/kube/apply.ts";
 import type { KubeObject, ResourceType } from "../../../src/kube/object.ts";
-import { observed, semanticEqual, writeStatus } from "../../../src/kube/status.ts";
+import { observed, writeStatus } from "../../../src/kube/status.ts";
 
 const siType: ResourceType = {
   group: "roster.dev",
@@ -88,14 +88,6 @@ describe("status writes", () => {
 
   test("observed() stamps observedGeneration from the object", () => {
     assert.deepEqual(observed(current, { healthy: true }), { healthy: true, observedGeneration: 3 });
-  });
-
-  test("semanticEqual", () => {
-    assert.ok(semanticEqual({ a: 1, b: [1, { c: 2 }] }, { b: [1, { c: 2 }], a: 1 }));
-    assert.ok(semanticEqual({ a: 1, x: undefined }, { a: 1 }));
-    assert.ok(!semanticEqual({ a: [1, 2] }, { a: [2, 1] }));
-    assert.ok(!semanticEqual({ a: 1 }, { a: "1" }));
-    assert.ok(!semanticEqual(undefined, {}));
   });
 
   test("apply bodies carry no server-owned fields and no status", () => {

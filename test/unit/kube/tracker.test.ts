@@ -82,3 +82,36 @@ test("a write the cache already shows (an apply that changed nothing) is not pen
   t.wrote("ns/web", e.obj("web-1", "11"));
   assert.equal(t.behind("ns/web"), true);
 });
+
+test("written() serves the write while the cache shows the version it replaced, never after the cache moved", () => {
+  const t = writeTracker(fakeClock(0));
+  const e = events();
+  t.observe(e.informer);
+  e.cache("si", "5");
+  const mine = e.obj("si", "6");
+  t.wrote("ns/si", mine, "5");
+  assert.equal(t.written("ns/si"), mine);
+  e.cache("si", "6");
+  e.update("si", "6");
+  assert.equal(t.written("ns/si"), undefined, "the cache shows it: the cache is the truth");
+
+  // The cache moved on to another version (a relist skipped ours): the cache wins.
+  t.wrote("ns/si", e.obj("si", "8"), "6");
+  assert.ok(t.written("ns/si"));
+  e.cache("si", "9");
+  assert.equal(t.written("ns/si"), undefined);
+
+  // A write computed from a version the cache no longer shows is not recorded.
+  t.wrote("ns/si", e.obj("si", "10"), "7");
+  assert.equal(t.written("ns/si"), undefined);
+  assert.equal(t.behind("ns/si"), false);
+});
+
+test("a delete event settles any pending write to the key", () => {
+  const t = writeTracker(fakeClock(0));
+  const e = events();
+  t.observe(e.informer);
+  t.wrote("ns/web", e.obj("web-1", "10"));
+  e.remove("web-1", "9");
+  assert.equal(t.behind("ns/web"), false);
+});

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { DEFAULT_PUBLISH, LoadBalancing, Publish } from "../../../src/api/index.ts";
 import { effectivePublish } from "../../../src/operator/effective.ts";
-import { publishedHints } from "../../../src/operator/publisher.ts";
+import { publishedHints } from "../../../src/operator/publish-plan.ts";
 
 describe("publishedHints", () => {
   it("strategy and zoneAware; no hash options for other strategies", () => {

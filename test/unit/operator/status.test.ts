@@ -1,8 +1,10 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { ServiceInstanceStatus } from "../../../src/api/index.ts";
-import { metaTime, semanticEqual } from "../../../src/kube/index.ts";
-import { instanceEvents, instanceHealthy, instanceStatus, truncate } from "../../../src/operator/status.ts";
+import { metaTime } from "../../../src/kube/index.ts";
+import { instanceHealthy } from "../../../src/operator/instance-view.ts";
+import { instanceEvents, instanceStatus, truncate } from "../../../src/operator/status.ts";
+import { deepEqual } from "../../../src/util/equal.ts";
 import { instance, T0, verdict } from "./fixtures.ts";
 
 type Input = Parameters<typeof instanceStatus>[0];
@@ -72,19 +74,19 @@ describe("instanceStatus", () => {
 
   it("an unchanged verdict computes the very same status (no write)", () => {
     const first = status({ instance: instance(), verdict: verdict("Healthy") });
-    assert.ok(semanticEqual(next(first, { verdict: verdict("Healthy"), now: T0 + 30_000 }), first));
+    assert.ok(deepEqual(next(first, { verdict: verdict("Healthy"), now: T0 + 30_000 }), first));
   });
 
   it("after a restart: no verdict yet, the recorded status stands unchanged", () => {
     for (const v of ["Healthy", "Unhealthy"] as const) {
       const recorded = status({ instance: instance(), verdict: verdict(v) });
       const restarted = next(recorded, { verdict: undefined, now: T0 + 3_600_000 });
-      assert.ok(semanticEqual(restarted, recorded), `${v}: nothing to write before the first verdict`);
+      assert.ok(deepEqual(restarted, recorded), `${v}: nothing to write before the first verdict`);
       const unknown = next(recorded, { verdict: verdict("Unknown"), now: T0 + 3_600_000 });
-      assert.ok(semanticEqual(unknown, recorded), `${v}: nor with an Unknown verdict`);
+      assert.ok(deepEqual(unknown, recorded), `${v}: nor with an Unknown verdict`);
       // The first fresh verdict is the same outcome at a later time: still nothing to write.
       const fresh = next(recorded, { verdict: verdict(v, { since: T0 + 3_601_000 }), now: T0 + 3_601_000 });
-      assert.ok(semanticEqual(fresh, recorded), `${v}: the same outcome keeps the recorded lastProbe`);
+      assert.ok(deepEqual(fresh, recorded), `${v}: the same outcome keeps the recorded lastProbe`);
     }
   });
 

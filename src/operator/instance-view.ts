@@ -1,0 +1,142 @@
+/**
+ * The instance view: the only place that decides what an instance is, as
+ * published: its verdict and its addresses. The status writer records it,
+ * the publisher publishes it, and with sharding a replica publishes what the
+ * owning replica recorded (the status is then the view).
+ *
+ * - An instance this replica probes: its runtime (runtime.ts) says whether
+ *   it is blocked; its verdict is the fresh one, else the one recorded in
+ *   its status (right after a restart); its addresses are those the engine
+ *   resolved (minus what may not be published), or with a host override
+ *   the instance address's own resolution at the overall verdict.
+ * - An instance another replica probes: the status that replica wrote.
+ */
+import { ConditionTypes, type ServiceInstanceStatus } from "../api/index.ts";
+import type { InstanceInput } from "../publish/index.ts";
+import type { InstanceObject, OperatorContext } from "./context.ts";
+import { blockerReasons, type InstanceRuntime, type RuntimeStore } from "./runtime.ts";
+import type { AddressVerdict, InstanceVerdict } from "./verdicts.ts";
+
+/** An owned instance as the status writer records it. */
+export interface ProbedInstance {
+  runtime: InstanceRuntime;
+  /** undefined while blocked or not probed yet. */
+  verdict: InstanceVerdict | undefined;
+  /** The addresses to publish (resolved IPs). */
+  addresses: string[];
+}
+
+/** An instance as the publisher publishes it. */
+export interface PublishedInstance {
+  /** Not published at all (invalid, missing Secret...), or not looked at yet. */
+  blocked: boolean;
+  /** Probed at least once (or blocked): the start-up hold need not wait for it. */
+  settled: boolean;
+  verdict: InstanceInput["verdict"];
+  addresses: string[];
+}
+
+export interface InstanceView {
+  /** An owned instance with its runtime, or undefined before the probe-target controller saw it. */
+  probed(key: string): ProbedInstance | undefined;
+  published(si: InstanceObject): PublishedInstance;
+  /** The publisher's input: the instances that are not blocked. */
+  inputs(instances: readonly InstanceObject[]): InstanceInput[];
+  /** When this process started probing. */
+  probingSince(): number | undefined;
+}
+
+/**
+ * `healthy` is the last known verdict: while the engine has none yet (Unknown,
+ * e.g. right after an operator restart), the previous value stands.
+ */
+export function instanceHealthy(
+  previous: ServiceInstanceStatus | undefined,
+  verdict: InstanceVerdict | undefined,
+): boolean | undefined {
+  if (verdict?.verdict === "Healthy") return true;
+  if (verdict?.verdict === "Unhealthy") return false;
+  return previous?.healthy;
+}
+
+export function instanceView(ctx: OperatorContext, runtimes: RuntimeStore): InstanceView {
+  /** The addresses to publish for an owned instance, each with its verdict. */
+  function addresses(
+    key: string,
+    rt: InstanceRuntime,
+    verdict: InstanceVerdict | undefined,
+  ): AddressVerdict[] {
+    if (rt.blocker) return [];
+    if (!rt.hostOverride) {
+      // A name the engine resolved: drop what may not be published (pod/Service
+      // networks). A denied destination stays: the engine never probes it and
+      // reports it DestinationDenied, so it is listed but never published ready.
+      const ns = key.slice(0, key.indexOf("/"));
+      const policy = ctx.publication();
+      return (verdict?.addresses ?? []).filter((a) => {
+        const d = policy.check(ns, a.address);
+        return d.allowed || d.rule === "destination";
+      });
+    }
+    const overall = verdict?.verdict ?? "Unknown";
+    return (rt.resolved ?? []).map((address) => ({ address, verdict: overall }));
+  }
+
+  function published(si: InstanceObject): PublishedInstance {
+    const key = `${si.metadata.namespace}/${si.metadata.name}`;
+    if (!ctx.shards.owns(key)) {
+      const recorded = asVerdict(si.status?.healthy);
+      const ready = si.status?.conditions?.find((c) => c.type === ConditionTypes.Ready);
+      const blocked = ready?.status === "False" && blockerReasons.has(ready.reason);
+      const addresses = si.status?.addresses ?? [];
+      return { blocked, settled: blocked || recorded !== "unknown", verdict: recorded, addresses };
+    }
+    const rt = runtimes.get(key);
+    if (!rt || rt.blocker)
+      return { blocked: true, settled: rt !== undefined, verdict: "unknown", addresses: [] };
+    const verdict = ctx.verdicts.get(key);
+    // The status writer's rule: the fresh verdict, else the recorded one.
+    const effective = asVerdict(instanceHealthy(si.status, verdict));
+    const all = addresses(key, rt, verdict);
+    // A healthy name that resolves to several IPs publishes the IPs that pass.
+    const passing = all.filter((a) => a.verdict === "Healthy").map((a) => a.address);
+    const list = effective === "healthy" && passing.length > 0 ? passing : all.map((a) => a.address);
+    return { blocked: false, settled: verdict?.probed === true, verdict: effective, addresses: list };
+  }
+
+  return {
+    probed(key) {
+      const runtime = runtimes.get(key);
+      if (!runtime) return undefined;
+      const verdict = runtime.blocker ? undefined : ctx.verdicts.get(key);
+      return { runtime, verdict, addresses: addresses(key, runtime, verdict).map((a) => a.address) };
+    },
+    published,
+    inputs(instances) {
+      const out: InstanceInput[] = [];
+      for (const si of instances) {
+        const v = published(si);
+        if (v.blocked) continue;
+        out.push({
+          name: si.metadata.name!,
+          uid: si.metadata.uid,
+          addresses: v.addresses,
+          ports: si.spec.ports,
+          weight: si.spec.weight,
+          zone: si.spec.zone,
+          drain: si.spec.drain,
+          verdict: v.verdict,
+          tags: si.spec.tags,
+          metadata: si.spec.metadata,
+        });
+      }
+      return out;
+    },
+    probingSince: () => runtimes.probingSince(),
+  };
+}
+
+/** The engine's verdict vocabulary as the publication model spells it. */
+function asVerdict(healthy: boolean | undefined): InstanceInput["verdict"] {
+  return healthy === true ? "healthy" : healthy === false ? "unhealthy" : "unknown";
+}
