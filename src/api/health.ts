@@ -321,6 +321,139 @@ export const TcpProbeOptions = z
   .describe("Options of a tcp probe, which succeeds when a TCP connection opens.");
 export type TcpProbeOptions = z.output<typeof TcpProbeOptions>;
 
+/** Largest UDP probe payload: one small datagram, far below any path MTU. */
+export const UDP_MAX_PAYLOAD = 1024;
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+/** A regular expression field checked like bodyMatch.regex: RE2-compatible JavaScript. */
+const regexRule = (field: string) => ({
+  rule: `!has(self.${field}) || ''.matches(self.${field}) || !''.matches(self.${field})`,
+  message: `${field} must be a valid regular expression`,
+  fieldPath: `.${field}`,
+  check: (o: Record<string, unknown>) => {
+    const v = o[field];
+    return typeof v !== "string" || isValidRegex(v);
+  },
+});
+
+/** Options of a `udp` probe: one datagram out, a reply back. */
+export const UdpProbeOptions = withRules(
+  z.strictObject({
+    host: Address.optional().describe(probeHostDescription),
+    port: PortRef.optional().describe(probePortDescription),
+    payload: z
+      .string()
+      .max(UDP_MAX_PAYLOAD)
+      .optional()
+      .describe(
+        `Text sent as the datagram (UTF-8, at most ${UDP_MAX_PAYLOAD} characters). At most one of payload and payloadBase64; an empty datagram when neither is set.`,
+      ),
+    payloadBase64: z
+      .string()
+      .max(Math.ceil(UDP_MAX_PAYLOAD / 3) * 4)
+      .regex(BASE64, "must be base64")
+      .optional()
+      .describe(
+        `Binary datagram, base64-encoded (at most ${UDP_MAX_PAYLOAD} bytes), e.g. a DNS query. At most one of payload and payloadBase64.`,
+      ),
+    expectRegex: z
+      .string()
+      .min(1)
+      .max(256)
+      .optional()
+      .describe(
+        "The reply (read as UTF-8) must match this regular expression (RE2 syntax); any reply counts when absent.",
+      ),
+  }),
+  [
+    {
+      rule: "!(has(self.payload) && has(self.payloadBase64))",
+      message: "set at most one of payload and payloadBase64",
+      fieldPath: ".payloadBase64",
+      check: (u) => u.payload === undefined || u.payloadBase64 === undefined,
+    },
+    regexRule("expectRegex"),
+  ],
+).describe(
+  "Options of a udp probe: sends one datagram and succeeds on a reply; an ICMP port unreachable fails at once (PortUnreachable), silence fails at the timeout.",
+);
+export type UdpProbeOptions = z.output<typeof UdpProbeOptions>;
+
+/** A password (or other credential) taken from a Secret in the instance's namespace. */
+const CredentialFrom = z
+  .strictObject({
+    secretKeyRef: SecretKeySelector.describe("The Secret key that holds the value."),
+  })
+  .describe(
+    "Takes the value from a Secret in the instance's namespace (read only when the operator may read Secrets, re-read on change).",
+  );
+
+/** The database role a probe can require of an instance. */
+export const DatabaseRole = z.enum(["primary", "replica"]);
+export type DatabaseRole = z.output<typeof DatabaseRole>;
+
+const expectRoleDescription =
+  "Role the instance must have: primary or replica. The probe fails with RoleMismatch when the server reports the other role, so a policy for the primary publishes only the current primary and follows a failover within detection time. Any role when absent (the role is not queried).";
+
+/** Options of a `postgres` probe: connect, authenticate, optionally check the role. */
+export const PostgresProbeOptions = z
+  .strictObject({
+    host: Address.optional().describe(probeHostDescription),
+    port: PortRef.optional().describe(probePortDescription),
+    database: z
+      .string()
+      .min(1)
+      .max(63)
+      .regex(/^[-A-Za-z0-9_.@$]+$/, "must be letters, digits and - _ . @ $")
+      .default("postgres")
+      .describe("Database to connect to."),
+    user: z
+      .string()
+      .min(1)
+      .max(63)
+      .regex(/^[-A-Za-z0-9_.@$]+$/, "must be letters, digits and - _ . @ $")
+      .default("postgres")
+      .describe("User to connect as."),
+    passwordFrom: CredentialFrom.optional().describe(
+      "The user's password, from a Secret; no password when absent (trust or peer authentication).",
+    ),
+    tls: TlsOptions.optional().describe(
+      "Connect with TLS (sslmode verify-full unless insecureSkipVerify); plaintext when absent.",
+    ),
+    expectRole: DatabaseRole.optional().describe(
+      `${expectRoleDescription} The role comes from pg_is_in_recovery(): true is replica.`,
+    ),
+  })
+  .describe(
+    "Options of a postgres probe: succeeds when a session opens (startup, authentication, SELECT 1) and, with expectRole, the server has that role.",
+  );
+export type PostgresProbeOptions = z.output<typeof PostgresProbeOptions>;
+
+/** Options of a `redis` probe: PING, optionally check the role. */
+export const RedisProbeOptions = z
+  .strictObject({
+    host: Address.optional().describe(probeHostDescription),
+    port: PortRef.optional().describe(probePortDescription),
+    username: z
+      .string()
+      .min(1)
+      .max(128)
+      .regex(/^\S+$/, "must not contain spaces")
+      .optional()
+      .describe("ACL user for AUTH; the default user when absent."),
+    passwordFrom: CredentialFrom.optional().describe(
+      "Password for AUTH, from a Secret; no AUTH when absent.",
+    ),
+    tls: TlsOptions.optional().describe("Connect with TLS; plaintext when absent."),
+    expectRole: DatabaseRole.optional().describe(
+      `${expectRoleDescription} The role comes from ROLE: master is primary, slave is replica.`,
+    ),
+  })
+  .describe(
+    "Options of a redis probe: succeeds when PING answers PONG (after AUTH when a password is set) and, with expectRole, the server has that role.",
+  );
+export type RedisProbeOptions = z.output<typeof RedisProbeOptions>;
+
 /** Options of a `grpc` probe (grpc.health.v1 Check). */
 export const GrpcProbeOptions = z
   .strictObject({
@@ -354,14 +487,14 @@ export type HeartbeatProbeOptions = z.output<typeof HeartbeatProbeOptions>;
 // --- the probe union -----------------------------------------------------------------
 
 /** The probe types. */
-export const PROBE_TYPES = ["http", "tcp", "grpc", "heartbeat", "none"] as const;
+export const PROBE_TYPES = ["http", "tcp", "udp", "grpc", "postgres", "redis", "heartbeat", "none"] as const;
 export type ProbeType = (typeof PROBE_TYPES)[number];
 
 const probeTypeField = <T extends ProbeType>(t: T) =>
   z
     .literal(t)
     .describe(
-      "Probe type: http (an HTTP request), tcp (a TCP connect), grpc (grpc.health.v1), heartbeat (the instance renews a Lease) or none (always healthy). Only the member field named after the type may be set.",
+      "Probe type: http (an HTTP request), tcp (a TCP connect), udp (a datagram and its reply), grpc (grpc.health.v1), postgres (a PostgreSQL session), redis (PING), heartbeat (the instance renews a Lease) or none (always healthy). Only the member field named after the type may be set.",
     );
 
 const probeName = z
@@ -392,9 +525,23 @@ export const HttpProbe = variant("http", {
 export const TcpProbe = variant("tcp", {
   tcp: TcpProbeOptions.prefault({}).describe("Options of a tcp probe; only with type tcp."),
 });
+/** A `udp` probe. */
+export const UdpProbe = variant("udp", {
+  udp: UdpProbeOptions.prefault({}).describe("Options of a udp probe; only with type udp."),
+});
 /** A `grpc` probe. */
 export const GrpcProbe = variant("grpc", {
   grpc: GrpcProbeOptions.prefault({}).describe("Options of a grpc probe; only with type grpc."),
+});
+/** A `postgres` probe. */
+export const PostgresProbe = variant("postgres", {
+  postgres: PostgresProbeOptions.prefault({}).describe(
+    "Options of a postgres probe; only with type postgres.",
+  ),
+});
+/** A `redis` probe. */
+export const RedisProbe = variant("redis", {
+  redis: RedisProbeOptions.prefault({}).describe("Options of a redis probe; only with type redis."),
 });
 /** A `heartbeat` probe. */
 export const HeartbeatProbe = variant("heartbeat", {
@@ -407,15 +554,27 @@ export const NoneProbe = variant("none", {});
 
 export type HttpProbe = z.output<typeof HttpProbe>;
 export type TcpProbe = z.output<typeof TcpProbe>;
+export type UdpProbe = z.output<typeof UdpProbe>;
 export type GrpcProbe = z.output<typeof GrpcProbe>;
+export type PostgresProbe = z.output<typeof PostgresProbe>;
+export type RedisProbe = z.output<typeof RedisProbe>;
 export type HeartbeatProbe = z.output<typeof HeartbeatProbe>;
 export type NoneProbe = z.output<typeof NoneProbe>;
 
-const MEMBERS = ["http", "tcp", "grpc", "heartbeat"] as const;
+const MEMBERS = ["http", "tcp", "udp", "grpc", "postgres", "redis", "heartbeat"] as const;
 
 /** One probe: a discriminated union on `type`. */
 export const Probe = withRules(
-  z.discriminatedUnion("type", [HttpProbe, TcpProbe, GrpcProbe, HeartbeatProbe, NoneProbe]),
+  z.discriminatedUnion("type", [
+    HttpProbe,
+    TcpProbe,
+    UdpProbe,
+    GrpcProbe,
+    PostgresProbe,
+    RedisProbe,
+    HeartbeatProbe,
+    NoneProbe,
+  ]),
   MEMBERS.map((m) => ({
     rule: `!has(self.${m}) || self.type == '${m}'`,
     message: `${m} is only allowed when type is ${m}`,
@@ -425,6 +584,61 @@ export const Probe = withRules(
 ).describe("A probe. Set type and, optionally, the member field of the same name with its options.");
 export type Probe = z.output<typeof Probe>;
 
+/** The probe types that connect to a port (and may name one of the instance's ports). */
+export const PORTED_PROBES = ["http", "tcp", "udp", "grpc", "postgres", "redis"] as const;
+export function isPorted(type: string): type is (typeof PORTED_PROBES)[number] {
+  return (PORTED_PROBES as readonly string[]).includes(type);
+}
+
+/** The Secret keys a probe reads (header values, passwords): all in the instance's namespace. */
+export function probeSecretRefs(probe: Probe): SecretKeySelector[] {
+  return [...ownSecretRefs(probe), ...tlsSecretRefs(probeTls(probe))];
+}
+
+/** The TLS settings of a probe, when it has any. */
+export function probeTls(probe: Probe): TlsOptions | undefined {
+  switch (probe.type) {
+    case "http":
+      return probe.http.tls;
+    case "grpc":
+      return probe.grpc.tls;
+    case "postgres":
+      return probe.postgres.tls;
+    case "redis":
+      return probe.redis.tls;
+    default:
+      return undefined;
+  }
+}
+
+/** The Secret keys TLS settings read: a CA bundle and a client certificate (tls.crt, tls.key). */
+function tlsSecretRefs(tls: TlsOptions | undefined): SecretKeySelector[] {
+  const ca = tls?.caBundleFrom?.secretKeyRef;
+  const client = tls?.clientCertificate?.secretName;
+  return [
+    ...(ca ? [ca] : []),
+    ...(client
+      ? [
+          { name: client, key: "tls.crt" },
+          { name: client, key: "tls.key" },
+        ]
+      : []),
+  ];
+}
+
+function ownSecretRefs(probe: Probe): SecretKeySelector[] {
+  switch (probe.type) {
+    case "http":
+      return (probe.http.headers ?? []).flatMap((h) => h.valueFrom?.secretKeyRef ?? []);
+    case "postgres":
+      return probe.postgres.passwordFrom ? [probe.postgres.passwordFrom.secretKeyRef] : [];
+    case "redis":
+      return probe.redis.passwordFrom ? [probe.redis.passwordFrom.secretKeyRef] : [];
+    default:
+      return [];
+  }
+}
+
 /** The port a probe targets (undefined: the instance's first port; always undefined for heartbeat/none). */
 export function probePort(probe: Probe): PortRef | undefined {
   switch (probe.type) {
@@ -432,6 +646,12 @@ export function probePort(probe: Probe): PortRef | undefined {
       return probe.http.port;
     case "tcp":
       return probe.tcp.port;
+    case "udp":
+      return probe.udp.port;
+    case "postgres":
+      return probe.postgres.port;
+    case "redis":
+      return probe.redis.port;
     case "grpc":
       return probe.grpc.port;
     default:
@@ -637,7 +857,10 @@ export const ProbeOverride = withRules(
   z.discriminatedUnion("type", [
     overrideVariant("http", HttpProbeOptions),
     overrideVariant("tcp", TcpProbeOptions),
+    overrideVariant("udp", UdpProbeOptions),
     overrideVariant("grpc", GrpcProbeOptions),
+    overrideVariant("postgres", PostgresProbeOptions),
+    overrideVariant("redis", RedisProbeOptions),
     overrideVariant("heartbeat", HeartbeatProbeOptions),
     overrideVariant("none"),
   ]),
@@ -656,7 +879,10 @@ export interface ProbeOverride {
   name?: string;
   http?: Partial<HttpProbeOptions>;
   tcp?: Partial<TcpProbeOptions>;
+  udp?: Partial<UdpProbeOptions>;
   grpc?: Partial<GrpcProbeOptions>;
+  postgres?: Partial<PostgresProbeOptions>;
+  redis?: Partial<RedisProbeOptions>;
   heartbeat?: Partial<HeartbeatProbeOptions>;
 }
 

@@ -19,7 +19,9 @@ import { httpProbe } from "./http-probe.ts";
 import { connectionPool } from "./http1.ts";
 import { type Limiter, limiter, type Ticket } from "./limiter.ts";
 import { type DestinationPolicy, type DestinationPolicyConfig, destinationPolicy } from "./policy.ts";
+import { postgresProbe } from "./postgres-probe.ts";
 import { fail, type Outcome, ok, ProbeTimeout, Reason } from "./reasons.ts";
+import { redisProbe } from "./redis-probe.ts";
 import { jitterFor, nextSlot, phaseOf, slotAtOrAfter } from "./schedule.ts";
 import { ProbeSignal } from "./signal.ts";
 import { type StallMonitor, stallMonitor } from "./stall.ts";
@@ -37,6 +39,7 @@ import type {
   Transition,
   Verdict,
 } from "./types.ts";
+import { udpProbe } from "./udp-probe.ts";
 import {
   combineResults,
   initialVerdict,
@@ -604,6 +607,12 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
           pending = httpProbe(p, { address, host, port, signal }, httpDeps);
         } else if (p.type === "tcp") {
           pending = tcpProbe({ address, port, signal });
+        } else if (p.type === "udp") {
+          pending = udpProbe(p, { address, port, signal });
+        } else if (p.type === "postgres") {
+          pending = postgresProbe(p, { address, host, port, signal });
+        } else if (p.type === "redis") {
+          pending = redisProbe(p, { address, host, port, signal });
         } else {
           const idleMs = Math.max(60_000, 3 * ts.target.check.intervalMs);
           pending = grpcProbe(p, { address, host, port, signal, timeoutMs, idleMs }, grpc);

@@ -15,6 +15,16 @@ export const Reason = {
   CertificateExpiresSoon: "CertificateExpiresSoon",
   HTTPStatus: "HTTPStatus",
   BodyMismatch: "BodyMismatch",
+  /** A udp, postgres or redis reply was not the one expected. */
+  ResponseMismatch: "ResponseMismatch",
+  /** ICMP port unreachable for a udp probe: nothing listens on the port. */
+  PortUnreachable: "PortUnreachable",
+  /** The database server refused the credentials. */
+  AuthenticationFailed: "AuthenticationFailed",
+  /** A postgres or redis server has the other role than the probe's expectRole. */
+  RoleMismatch: "RoleMismatch",
+  /** The database server answered with an error (not accepting connections, loading...). */
+  DatabaseError: "DatabaseError",
   ProtocolError: "ProtocolError",
   TooManyRedirects: "TooManyRedirects",
   DNSFailure: "DNSFailure",

@@ -264,8 +264,16 @@ function describeProbe(p: Probe): string {
     }
     case "tcp":
       return `tcp ${at(p.tcp.host, p.tcp.port)}`;
+    case "udp":
+      return `udp ${at(p.udp.host, p.udp.port)}${p.udp.expectRegex ? ` expect /${p.udp.expectRegex}/` : ""}`;
     case "grpc":
       return `grpc ${at(p.grpc.host, p.grpc.port)}${p.grpc.service ? ` service ${p.grpc.service}` : ""}${p.grpc.tls ? " tls" : ""}`;
+    case "postgres": {
+      const g = p.postgres;
+      return `postgres ${g.user}@${at(g.host, g.port)}/${g.database}${g.tls ? " tls" : ""}${g.expectRole ? ` role ${g.expectRole}` : ""}`;
+    }
+    case "redis":
+      return `redis ${at(p.redis.host, p.redis.port)}${p.redis.tls ? " tls" : ""}${p.redis.expectRole ? ` role ${p.redis.expectRole}` : ""}`;
     case "heartbeat":
       return `heartbeat lease ${p.heartbeat.leaseName ?? "<instance name>"}`;
     case "none":
@@ -335,6 +343,12 @@ function probeHost(probe: Probe): string | undefined {
       return probe.http.host;
     case "tcp":
       return probe.tcp.host;
+    case "udp":
+      return probe.udp.host;
+    case "postgres":
+      return probe.postgres.host;
+    case "redis":
+      return probe.redis.host;
     case "grpc":
       return probe.grpc.host;
     default:
@@ -393,6 +407,17 @@ function toProbeSpec(
       const p = port(probe.tcp.port);
       return p === undefined ? missingPort(probe.tcp.port) : { type: "tcp", port: p };
     }
+    case "udp": {
+      const u = probe.udp;
+      const p = port(u.port);
+      if (p === undefined) return missingPort(u.port);
+      return {
+        type: "udp",
+        port: p,
+        payload: udpPayload(u),
+        ...(u.expectRegex !== undefined ? { expectRegex: u.expectRegex } : {}),
+      };
+    }
     case "grpc": {
       const g = probe.grpc;
       const p = port(g.port);
@@ -400,6 +425,31 @@ function toProbeSpec(
       const tls = g.tls ? tlsSpec(g.tls, secrets) : false;
       if (tls && "reason" in tls) return tls;
       return { type: "grpc", port: p, service: g.service, tls };
+    }
+    case "postgres":
+    case "redis": {
+      const o = probe.type === "postgres" ? probe.postgres : probe.redis;
+      const p = port(o.port);
+      if (p === undefined) return missingPort(o.port);
+      const ref = o.passwordFrom?.secretKeyRef;
+      const password = ref ? secrets(ref.name, ref.key) : undefined;
+      if (ref && password === undefined) {
+        return {
+          reason: "SecretNotFound",
+          message: `${probe.type} password: key ${ref.key} of Secret ${ref.name} not found`,
+        };
+      }
+      const tls = o.tls && tlsSpec(o.tls, secrets);
+      if (tls && "reason" in tls) return tls;
+      const common = {
+        port: p,
+        ...(password !== undefined ? { password } : {}),
+        ...(tls ? { tls } : {}),
+        ...(o.expectRole ? { expectRole: o.expectRole } : {}),
+      };
+      return probe.type === "postgres"
+        ? { type: "postgres", database: probe.postgres.database, user: probe.postgres.user, ...common }
+        : { type: "redis", ...(probe.redis.username ? { username: probe.redis.username } : {}), ...common };
     }
     case "heartbeat":
       return {
@@ -412,6 +462,12 @@ function toProbeSpec(
     case "none":
       return { type: "none" };
   }
+}
+
+/** The datagram a udp probe sends: its text as UTF-8, its base64 decoded, or nothing. */
+export function udpPayload(u: { payload?: string; payloadBase64?: string }): Uint8Array {
+  if (u.payloadBase64 !== undefined) return new Uint8Array(Buffer.from(u.payloadBase64, "base64"));
+  return new TextEncoder().encode(u.payload ?? "");
 }
 
 /** A probe's TLS settings with a referenced CA bundle resolved; a missing Secret/ConfigMap key is a reason. */

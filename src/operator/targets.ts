@@ -15,6 +15,8 @@
 import {
   addressKind,
   type HealthCheck,
+  probeSecretRefs,
+  probeTls,
   type ServiceInstance,
   validateServiceInstance,
 } from "../api/index.ts";
@@ -63,31 +65,17 @@ export function probeTargets(ctx: OperatorContext, runtimes: RuntimeStore): Prob
     runtimes.delete(key);
   }
 
-  /** Header values from the Secrets a health check names, read from the instance's namespace only. */
+  /** Header values and passwords from the Secrets a health check names, read from the instance's namespace only. */
   async function readSecrets(
     namespace: string,
     hc: HealthCheck,
     signal: AbortSignal,
   ): Promise<{ lookup: SecretLookup; names: string[]; configMaps: boolean; forbidden: string[] }> {
     const values = new Map<string, string>();
-    const tlsOf = (p: HealthCheck["probes"][number]) =>
-      p.type === "http" ? p.http.tls : p.type === "grpc" ? p.grpc.tls : undefined;
-    const names = [
-      ...new Set(
-        hc.probes.flatMap((p) => {
-          const headers =
-            p.type === "http"
-              ? (p.http.headers ?? []).flatMap((h) => h.valueFrom?.secretKeyRef.name ?? [])
-              : [];
-          const tls = tlsOf(p);
-          const refs = [tls?.caBundleFrom?.secretKeyRef?.name, tls?.clientCertificate?.secretName];
-          return [...headers, ...refs.filter((n): n is string => n !== undefined)];
-        }),
-      ),
-    ];
+    const names = [...new Set(hc.probes.flatMap((p) => probeSecretRefs(p).map((r) => r.name)))];
     // CA bundles in ConfigMaps are not secret: read whether or not probe Secrets are enabled.
     const configMaps = [
-      ...new Set(hc.probes.flatMap((p) => tlsOf(p)?.caBundleFrom?.configMapKeyRef?.name ?? [])),
+      ...new Set(hc.probes.flatMap((p) => probeTls(p)?.caBundleFrom?.configMapKeyRef?.name ?? [])),
     ];
     for (const name of configMaps) {
       try {

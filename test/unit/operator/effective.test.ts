@@ -453,6 +453,40 @@ describe("instanceTarget", () => {
     assert.equal(secretMissing.reason, "SecretNotFound");
   });
 
+  it("postgres and redis passwords come from the Secret lookup; udp payloads are encoded", () => {
+    const ref = { secretKeyRef: { name: "db", key: "password" } };
+    const hc = check({
+      probes: [
+        { type: "postgres", postgres: { user: "monitor", passwordFrom: ref, expectRole: "primary" } },
+        { type: "redis", redis: { passwordFrom: ref } },
+        { type: "udp", udp: { payloadBase64: "AAH/" } },
+      ],
+    });
+    const lookup: SecretLookup = (name, key) => (name === "db" && key === "password" ? "s3cret" : undefined);
+    const r = instanceTarget(instance(), hc, lookup);
+    assert.ok(r.ok);
+    const [pg, redis, udp] = r.target.check.probes;
+    assert.deepEqual(
+      { ...pg },
+      {
+        type: "postgres",
+        port: 8080,
+        database: "postgres",
+        user: "monitor",
+        password: "s3cret",
+        expectRole: "primary",
+      },
+    );
+    assert.deepEqual({ ...redis }, { type: "redis", port: 8080, password: "s3cret" });
+    assert.ok(udp?.type === "udp");
+    assert.deepEqual([...udp.payload], [0, 1, 255]);
+
+    const missing = instanceTarget(instance(), hc, noSecrets);
+    assert.ok(!missing.ok);
+    assert.equal(missing.reason, "SecretNotFound");
+    assert.equal(missing.message, "postgres password: key password of Secret db not found");
+  });
+
   it("a probe port name the instance lacks is reported", () => {
     const r = instanceTarget(
       instance(),
