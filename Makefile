@@ -235,6 +235,7 @@ bench: deps $(SANDBOX) $(COREDNS) net-deps ## All benchmarks (half an hour or mo
 	node bench/balance.bench.ts
 	node bench/publish.bench.ts
 	node bench/health.bench.ts
+	node bench/detection.bench.ts
 	node bench/informer.bench.ts
 	node bench/operator.bench.ts
 	node bench/peer.bench.ts

@@ -743,8 +743,20 @@ export const HealthCheck = withRules(
     flapDamping: FlapDamping.optional().describe(
       "Holds instances that change verdict too often unhealthy; off when absent.",
     ),
+    // No default stored: absent means the engine's (interval/4, at most timeout), which follows interval.
+    recheckInterval: durationBetween("10ms", "1h")
+      .optional()
+      .describe(
+        "After a result that differs from the verdict, the next probes come this soon until the threshold is met or a result agrees (10ms to interval; default interval/4, at most timeout; interval turns it off).",
+      ),
   }),
   [
+    {
+      rule: `!has(self.recheckInterval) || !${validDuration("self.recheckInterval")} || !${validDuration("self.interval")} || duration(self.recheckInterval) <= duration(self.interval)`,
+      message: "recheckInterval must not be longer than interval",
+      fieldPath: ".recheckInterval",
+      check: (h) => h.recheckInterval === undefined || !lessThan(h.interval, h.recheckInterval),
+    },
     {
       rule: `!${validDuration("self.timeout")} || !${validDuration("self.interval")} || duration(self.timeout) < duration(self.interval)`,
       message: "timeout must be less than interval (timeout defaults to 1s, interval to 10s)",
@@ -912,6 +924,15 @@ export const HealthCheckOverride = withRules(
       message: "timeout must be less than interval",
       fieldPath: ".timeout",
       check: (h) => h.timeout === undefined || h.interval === undefined || lessThan(h.timeout, h.interval),
+    },
+    {
+      rule: `${bothValid("recheckInterval", "interval")} || duration(self.recheckInterval) <= duration(self.interval)`,
+      message: "recheckInterval must not be longer than interval",
+      fieldPath: ".recheckInterval",
+      check: (h) =>
+        h.recheckInterval === undefined ||
+        h.interval === undefined ||
+        !lessThan(h.interval, h.recheckInterval),
     },
     {
       rule: "!has(self.probes) || self.probes.all(p, !has(p.name) || self.probes.exists_one(q, has(q.name) && q.name == p.name))",

@@ -148,6 +148,12 @@ export interface CheckSpec {
   successThreshold?: number;
   /** Each run is delayed by a random 0..jitterMs on top of its stable phase; default 0. */
   jitterMs?: number;
+  /**
+   * After a result that differs from the verdict, the next runs come this
+   * soon (until the verdict flips or a result agrees); default a quarter of
+   * the interval, at most the timeout.
+   */
+  recheckIntervalMs?: number;
   flapDamping?: FlapDamping;
 }
 

@@ -328,6 +328,7 @@ export function instanceTarget(
       maxTransitions: healthCheck.flapDamping.maxTransitions,
       windowMs: parseDuration(healthCheck.flapDamping.window),
     },
+    ...(healthCheck.recheckInterval ? { recheckIntervalMs: parseDuration(healthCheck.recheckInterval) } : {}),
   };
   const [hostOverride] = hosts;
   return {
