@@ -157,6 +157,30 @@ export function isValidRegex(s: string): boolean {
   }
 }
 
+/** A key of a ConfigMap in the same namespace. */
+export const ConfigMapKeySelector = z
+  .strictObject({
+    name: ObjectName.describe("Name of the ConfigMap, in the namespace of the object that holds this probe."),
+    key: SecretKeySelector.shape.key.describe("Key within the ConfigMap's data."),
+  })
+  .describe("Selects a key of a ConfigMap in the namespace of the object that holds this probe.");
+
+/** Where a CA bundle comes from: exactly one of a Secret key and a ConfigMap key. */
+export const CaBundleSource = withRules(
+  z.strictObject({
+    secretKeyRef: SecretKeySelector.optional().describe("The Secret key holding the PEM CA bundle."),
+    configMapKeyRef: ConfigMapKeySelector.optional().describe("The ConfigMap key holding the PEM CA bundle."),
+  }),
+  [
+    {
+      rule: "has(self.secretKeyRef) != has(self.configMapKeyRef)",
+      message: "set exactly one of secretKeyRef and configMapKeyRef",
+      check: (c) => (c.secretKeyRef !== undefined) !== (c.configMapKeyRef !== undefined),
+    },
+  ],
+).describe("A reference to a PEM CA bundle in a Secret or ConfigMap.");
+export type CaBundleSource = z.output<typeof CaBundleSource>;
+
 /** TLS settings for HTTPS and gRPC probes. */
 export const TlsOptions = withRules(
   z.strictObject({
@@ -177,10 +201,26 @@ export const TlsOptions = withRules(
       .max(32768)
       .optional()
       .describe("PEM-encoded CA certificates to trust instead of the system roots."),
+    caBundleFrom: CaBundleSource.optional().describe(
+      "Takes the PEM CA bundle from a Secret (under the probe Secret rules) or a ConfigMap in the namespace of the object that holds this probe; re-read every 60 s. Not with caBundle.",
+    ),
     insecureSkipVerify: z
       .boolean()
       .default(false)
       .describe("Skip certificate verification. Only for testing; cannot be combined with caBundle."),
+    clientCertificate: z
+      .strictObject({
+        secretName: ObjectName.describe(
+          "A kubernetes.io/tls Secret (keys tls.crt and tls.key) in the namespace of the object that holds this probe; read under the probe Secret rules and re-read every 60 s.",
+        ),
+      })
+      .optional()
+      .describe("Client certificate presented to servers that require one (mTLS)."),
+    expiryWarning: durationBetween("1h", "8760h")
+      .optional()
+      .describe(
+        "Report CertificateExpiresSoon when the server's certificate expires within this duration, e.g. 336h (14 days); 1h to 8760h. An expired certificate fails with CertificateExpired.",
+      ),
   }),
   [
     {
@@ -188,6 +228,18 @@ export const TlsOptions = withRules(
       message: "caBundle must contain PEM-encoded certificates (-----BEGIN CERTIFICATE-----)",
       fieldPath: ".caBundle",
       check: (t) => t.caBundle === undefined || t.caBundle.includes("-----BEGIN CERTIFICATE-----"),
+    },
+    {
+      rule: "!(has(self.caBundle) && has(self.caBundleFrom))",
+      message: "set at most one of caBundle and caBundleFrom",
+      fieldPath: ".caBundleFrom",
+      check: (t) => !(t.caBundle !== undefined && t.caBundleFrom !== undefined),
+    },
+    {
+      rule: "!(has(self.caBundleFrom) && self.insecureSkipVerify)",
+      message: "insecureSkipVerify cannot be combined with caBundleFrom",
+      fieldPath: ".insecureSkipVerify",
+      check: (t) => !(t.caBundleFrom !== undefined && t.insecureSkipVerify),
     },
     {
       rule: "!(has(self.caBundle) && self.insecureSkipVerify)",
@@ -540,6 +592,41 @@ export function isPorted(type: string): type is (typeof PORTED_PROBES)[number] {
 
 /** The Secret keys a probe reads (header values, passwords): all in the instance's namespace. */
 export function probeSecretRefs(probe: Probe): SecretKeySelector[] {
+  return [...ownSecretRefs(probe), ...tlsSecretRefs(probeTls(probe))];
+}
+
+/** The TLS settings of a probe, when it has any. */
+export function probeTls(probe: Probe): TlsOptions | undefined {
+  switch (probe.type) {
+    case "http":
+      return probe.http.tls;
+    case "grpc":
+      return probe.grpc.tls;
+    case "postgres":
+      return probe.postgres.tls;
+    case "redis":
+      return probe.redis.tls;
+    default:
+      return undefined;
+  }
+}
+
+/** The Secret keys TLS settings read: a CA bundle and a client certificate (tls.crt, tls.key). */
+function tlsSecretRefs(tls: TlsOptions | undefined): SecretKeySelector[] {
+  const ca = tls?.caBundleFrom?.secretKeyRef;
+  const client = tls?.clientCertificate?.secretName;
+  return [
+    ...(ca ? [ca] : []),
+    ...(client
+      ? [
+          { name: client, key: "tls.crt" },
+          { name: client, key: "tls.key" },
+        ]
+      : []),
+  ];
+}
+
+function ownSecretRefs(probe: Probe): SecretKeySelector[] {
   switch (probe.type) {
     case "http":
       return (probe.http.headers ?? []).flatMap((h) => h.valueFrom?.secretKeyRef ?? []);

@@ -11,6 +11,8 @@ export const Reason = {
   HostUnreachable: "HostUnreachable",
   Timeout: "Timeout",
   TLSError: "TLSError",
+  CertificateExpired: "CertificateExpired",
+  CertificateExpiresSoon: "CertificateExpiresSoon",
   HTTPStatus: "HTTPStatus",
   BodyMismatch: "BodyMismatch",
   /** A udp, postgres or redis reply was not the one expected. */
@@ -110,6 +112,7 @@ export function classifyError(err: unknown, signal?: { aborted: boolean; reason:
     case "ENODATA":
       return fail(Reason.DNSFailure, message);
   }
+  if (code === "CERT_HAS_EXPIRED") return fail(Reason.CertificateExpired, `${code}: ${message}`);
   if (
     tlsCodes.has(code) ||
     code.startsWith("ERR_SSL_") ||

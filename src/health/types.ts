@@ -21,6 +21,10 @@ export interface TlsSpec {
   caBundle?: string;
   /** Skip certificate verification (only when asked). */
   insecureSkipVerify?: boolean;
+  /** PEM client certificate chain and key presented for mTLS. */
+  clientCert?: { cert: string; key: string };
+  /** A success over a certificate expiring within this becomes CertificateExpiresSoon (HTTPS probes). */
+  expiryWarningMs?: number;
 }
 
 export interface HttpProbeSpec {

@@ -17,6 +17,7 @@ import {
   parseDuration,
   resolveProbePort,
   type ServiceInstance,
+  type TlsOptions,
   validateDiscoveryPolicy,
 } from "../api/index.ts";
 import type { FieldError } from "../api/validate.ts";
@@ -280,8 +281,8 @@ function describeProbe(p: Probe): string {
   }
 }
 
-/** Header values from Secrets, resolved by the caller: `(secretName, key) => value`. */
-export type SecretLookup = (name: string, key: string) => string | undefined;
+/** Header values and CA bundles from Secrets (default) or ConfigMaps, resolved by the caller: `(name, key, kind) => value`. */
+export type SecretLookup = (name: string, key: string, kind?: "Secret" | "ConfigMap") => string | undefined;
 
 export type TargetResult =
   | { ok: true; target: Target; hostOverride?: string }
@@ -371,6 +372,8 @@ function toProbeSpec(
       const h = probe.http;
       const p = port(h.port);
       if (p === undefined) return missingPort(h.port);
+      const tls = h.tls && tlsSpec(h.tls, secrets);
+      if (tls && "reason" in tls) return tls;
       const headers: Record<string, string> = {};
       const secretHeaders: string[] = [];
       for (const header of h.headers ?? []) {
@@ -398,7 +401,7 @@ function toProbeSpec(
         bodyRegex: h.bodyMatch?.regex,
         maxBodyBytes: h.bodyMatch?.maxBytes,
         followRedirects: h.followRedirects,
-        tls: h.tls && tlsSpec(h.tls),
+        tls,
       };
     }
     case "tcp": {
@@ -420,7 +423,9 @@ function toProbeSpec(
       const g = probe.grpc;
       const p = port(g.port);
       if (p === undefined) return missingPort(g.port);
-      return { type: "grpc", port: p, service: g.service, tls: g.tls ? tlsSpec(g.tls) : false };
+      const tls = g.tls ? tlsSpec(g.tls, secrets) : false;
+      if (tls && "reason" in tls) return tls;
+      return { type: "grpc", port: p, service: g.service, tls };
     }
     case "postgres":
     case "redis": {
@@ -435,10 +440,12 @@ function toProbeSpec(
           message: `${probe.type} password: key ${ref.key} of Secret ${ref.name} not found`,
         };
       }
+      const tls = o.tls && tlsSpec(o.tls, secrets);
+      if (tls && "reason" in tls) return tls;
       const common = {
         port: p,
         ...(password !== undefined ? { password } : {}),
-        ...(o.tls ? { tls: tlsSpec(o.tls) } : {}),
+        ...(tls ? { tls } : {}),
         ...(o.expectRole ? { expectRole: o.expectRole } : {}),
       };
       return probe.type === "postgres"
@@ -464,6 +471,45 @@ export function udpPayload(u: { payload?: string; payloadBase64?: string }): Uin
   return new TextEncoder().encode(u.payload ?? "");
 }
 
-function tlsSpec(tls: { serverName?: string; caBundle?: string; insecureSkipVerify?: boolean }): TlsSpec {
-  return { serverName: tls.serverName, caBundle: tls.caBundle, insecureSkipVerify: tls.insecureSkipVerify };
+/** A probe's TLS settings with a referenced CA bundle resolved; a missing Secret/ConfigMap key is a reason. */
+function tlsSpec(tls: TlsOptions, secrets: SecretLookup): TlsSpec | { reason: string; message: string } {
+  let caBundle = tls.caBundle;
+  const from = tls.caBundleFrom;
+  if (from) {
+    const ref = (from.secretKeyRef ?? from.configMapKeyRef)!;
+    const kind = from.secretKeyRef ? "Secret" : "ConfigMap";
+    caBundle = secrets(ref.name, ref.key, kind);
+    if (caBundle === undefined) {
+      return {
+        reason: `${kind}NotFound`,
+        message: `tls.caBundleFrom: key ${ref.key} of ${kind} ${ref.name} not found`,
+      };
+    }
+    if (!caBundle.includes("-----BEGIN CERTIFICATE-----")) {
+      return {
+        reason: "InvalidHealthCheck",
+        message: `tls.caBundleFrom: key ${ref.key} of ${kind} ${ref.name} holds no PEM certificate`,
+      };
+    }
+  }
+  let clientCert: TlsSpec["clientCert"];
+  if (tls.clientCertificate) {
+    const name = tls.clientCertificate.secretName;
+    const cert = secrets(name, "tls.crt");
+    const key = secrets(name, "tls.key");
+    if (cert === undefined || key === undefined) {
+      return {
+        reason: "SecretNotFound",
+        message: `tls.clientCertificate: key ${cert === undefined ? "tls.crt" : "tls.key"} of Secret ${name} not found`,
+      };
+    }
+    clientCert = { cert, key };
+  }
+  return {
+    serverName: tls.serverName,
+    caBundle,
+    ...(clientCert ? { clientCert } : {}),
+    insecureSkipVerify: tls.insecureSkipVerify,
+    ...(tls.expiryWarning ? { expiryWarningMs: parseDuration(tls.expiryWarning) } : {}),
+  };
 }
