@@ -106,6 +106,17 @@ node-deps: ## Install containerd, runc and containernetworking-plugins (Debian/U
 		if [ -n "$$missing" ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$(echo $$missing | tr ' ' '\n' | sort -u); fi; \
 	else echo "node-deps: not root or no apt-get: the node tests will say why they skip"; fi
 
+# The postgres and redis probe tests start real servers from Debian's packages
+# (PostgreSQL 15's initdb/pg_ctl, redis-server). Installs them only when missing.
+.PHONY: db-deps
+db-deps: ## Install postgresql and redis-server (Debian/Ubuntu, as root) when missing
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		missing=""; \
+		[ -x /usr/lib/postgresql/15/bin/initdb ] || missing="$$missing postgresql"; \
+		command -v redis-server >/dev/null || [ -x /usr/bin/redis-server ] || missing="$$missing redis-server"; \
+		if [ -n "$$missing" ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; fi; \
+	else echo "db-deps: not root or no apt-get: the database probe tests will say why they skip"; fi
+
 .PHONY: sandbox-up
 sandbox-up: $(SANDBOX) ## Run the local control plane in the foreground (data in $(SANDBOX_DIR))
 	$(SANDBOX) --dir $(SANDBOX_DIR) --log-file $(SANDBOX_DIR).log
@@ -129,7 +140,7 @@ test-unit: deps
 	npm run --silent test:unit
 
 .PHONY: test-integration
-test-integration: deps $(SANDBOX) $(COREDNS) $(HELM) $(XDS_CLIENT) $(PAUSE) $(ECHO) net-deps image-deps node-deps
+test-integration: deps $(SANDBOX) $(COREDNS) $(HELM) $(XDS_CLIENT) $(PAUSE) $(ECHO) net-deps image-deps node-deps db-deps
 	npm run --silent test:integration
 
 .PHONY: test
@@ -224,11 +235,13 @@ bench: deps $(SANDBOX) $(COREDNS) net-deps ## All benchmarks (half an hour or mo
 	node bench/balance.bench.ts
 	node bench/publish.bench.ts
 	node bench/health.bench.ts
+	node bench/detection.bench.ts
 	node bench/informer.bench.ts
 	node bench/operator.bench.ts
 	node bench/peer.bench.ts
 	node bench/suite.bench.ts
 	node bench/xds.bench.ts
+	node bench/xds-server.bench.ts
 	node bench/dataplane.bench.ts
 
 # Skips (exit 0, saying why) without root or network namespaces.

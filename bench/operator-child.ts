@@ -35,6 +35,8 @@ export interface ChildStart {
   leaderElection?: { namespace: string; name: string; identity: string };
   /** Probe sharding across the replicas (needs leaderElection); off when absent. */
   sharding?: { namespace: string; group: string; leaseDurationMs: number };
+  /** Serve xDS on 127.0.0.1 at this port; off when absent. */
+  xdsPort?: number;
 }
 
 export type ChildRequest =
@@ -173,6 +175,10 @@ async function answer(req: ChildRequest): Promise<unknown> {
         sharding: req.sharding ? { enabled: true, ...req.sharding } : undefined,
         concurrency: { default: req.concurrency },
         metricsPort: req.metricsPort,
+        xds:
+          req.xdsPort === undefined
+            ? undefined
+            : { enabled: true, port: req.xdsPort, bindAddress: "127.0.0.1" },
         // ROSTER_BENCH_LOG=info (or debug) shows the operator's logs on stderr.
         logger: process.env.ROSTER_BENCH_LOG
           ? createLogger({ level: process.env.ROSTER_BENCH_LOG as LogLevel })

@@ -1,162 +1,189 @@
 /**
- * xDS push latency: a published change (one endpoint's verdict flips in a
- * service of 1,000 or 10,000 endpoints) until each of 100 connected ADS
- * clients has received the ClusterLoadAssignment carrying it. The clients
- * are real grpc-js ADS streams on loopback in this process (their decoding
- * shares the CPU with the server, so the figures are pessimistic); the
- * change enters the server the way the operator's ConfigMap cache feeds it.
- * The verdict-to-ConfigMap part of the path (probe, publisher write, watch)
- * is measured by bench/operator.bench.ts.
+ * Push latency (verdict to pushed), the whole path: an instance's health
+ * check starts failing (or recovers); the probe that crosses the threshold
+ * changes its verdict; the operator publishes the ConfigMap; every replica's
+ * cache sees it; the xDS server pushes the ClusterLoadAssignment; each of
+ * 100 connected ADS clients receives the one in which that endpoint's
+ * health_status flipped. Latency = the client's Date.now() on receipt − the
+ * engine's verdict time (`engine.summary(id).since`, the same clock), so
+ * detection (threshold × interval) is not in it; it is the figure the
+ * operator's `roster_xds_push_latency_seconds` histogram measures, seen from
+ * the client.
  *
- *   node bench/xds.bench.ts [--clients 100] [--rounds 20]
+ * The operator runs in a process of its own (`bench/operator-child.ts`) with
+ * xDS on; the sandbox, the HTTP probe targets and the clients are the
+ * bench's. The clients are real grpc-js ADS streams on loopback that decode
+ * every response with the real protos (their decoding shares the 2 cores
+ * with the operator and the API server, so the figures are pessimistic).
+ * Flips are sequential: one instance fails, every client sees it, it
+ * recovers, every client sees it, then the next.
+ *
+ * Sizes: S services × M endpoints, every client subscribed to every
+ * service's assignment: `--services 1 --instances 1000` (default) and
+ * `--services 10 --instances 1000` (10,000 endpoints; one service of 10,000
+ * does not fit the ConfigMap's 1 MB budget and is published stale, so the
+ * xDS server alone at that size is bench/xds-server.bench.ts).
+ *
+ *   node bench/xds.bench.ts [--services 1] [--instances 1000] [--clients 100] [--flips 10]
  */
+import { createServer } from "node:net";
 import { parseArgs } from "node:util";
 import { type ClientDuplexStream, credentials, makeGenericClientConstructor } from "@grpc/grpc-js";
-import { Registry } from "prom-client";
-import {
-  PUBLISHED_FORMAT_VERSION,
-  type PublishedEndpoint,
-  type PublishedEndpoints,
-} from "../src/api/published.ts";
-import { createLogger } from "../src/kube/log.ts";
-import { systemClock } from "../src/util/clock.ts";
 import { adsServiceDefinition, TYPE } from "../src/xds/protos.ts";
-import { createXdsServer } from "../src/xds/server.ts";
-import { type Figure, percentile, report, rssMiB } from "./report.ts";
+import {
+  benchAddress,
+  createNamespace,
+  startCluster,
+  startOperatorProcess,
+  startTargets,
+  until,
+} from "./lib.ts";
+import { type Figure, percentile, report } from "./report.ts";
+import { createInstances, operatorDefaults } from "./setup.ts";
 
 const { values } = parseArgs({
-  options: { clients: { type: "string", default: "100" }, rounds: { type: "string", default: "20" } },
-});
-const CLIENTS = Number(values.clients);
-const ROUNDS = Number(values.rounds);
-
-function doc(n: number, flipped: number, revision: number): PublishedEndpoints {
-  const endpoints: PublishedEndpoint[] = Array.from({ length: n }, (_, i) => {
-    const down = i === flipped;
-    return {
-      instance: `api-${String(i).padStart(5, "0")}`,
-      address: `198.18.${Math.floor(i / 250)}.${(i % 250) + 1}`,
-      family: "IPv4",
-      ports: [{ name: "grpc", port: 9000, protocol: "TCP" }],
-      weight: 100,
-      zone: `zone-${i % 3}`,
-      tags: [],
-      metadata: {},
-      state: down ? "Unhealthy" : "Ready",
-      ready: !down,
-      healthy: !down,
-    };
-  });
-  return {
-    formatVersion: PUBLISHED_FORMAT_VERSION,
-    revision,
-    namespace: "bench",
-    service: "api",
-    panic: false,
-    loadBalancing: { strategy: "RoundRobin", zoneAware: false },
-    endpoints,
-  };
-}
-
-interface Response {
-  version_info: string;
-}
-
-const server = createXdsServer({
-  port: 0,
-  bindAddress: "127.0.0.1",
-  clock: systemClock,
-  logger: createLogger({ level: "silent" }),
-  registry: new Registry(),
-});
-const port = await server.start();
-// The real request serializer; responses stay bytes and only version_info
-// (field 1) is read.
-const ads = adsServiceDefinition().StreamAggregatedResources!;
-const Ads = makeGenericClientConstructor(
-  {
-    StreamAggregatedResources: {
-      ...ads,
-      responseDeserialize: (b: Buffer): Response => ({ version_info: versionOf(b) }),
-    },
+  options: {
+    services: { type: "string", default: "1" },
+    instances: { type: "string", default: "1000" },
+    clients: { type: "string", default: "100" },
+    flips: { type: "string", default: "10" },
   },
-  "ADS",
-);
+});
+const S = Number(values.services);
+const M = Number(values.instances);
+const CLIENTS = Number(values.clients);
+const FLIPS = Number(values.flips);
+const NS = "bench";
+const svc = (s: number) => `svc-${String(s).padStart(3, "0")}`;
+const clusterName = (s: number) => `${svc(s)}.${NS}`;
 
-function versionOf(b: Buffer): string {
-  // DiscoveryResponse field 1 (version_info) is written first: tag 0x0a, a length, the string.
-  if (b[0] !== 0x0a) return "";
-  return b.subarray(2, 2 + b[1]!).toString("utf8");
+interface Assignment {
+  cluster_name?: string;
+  endpoints?: {
+    lb_endpoints?: {
+      endpoint?: { address?: { socket_address?: { address?: string } } };
+      health_status?: string;
+    }[];
+  }[];
 }
-const seen = new Map<number, (version: number) => void>();
+interface Response {
+  type_url: string;
+  resources?: Assignment[];
+}
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, "127.0.0.1", r));
+  const port = (s.address() as { port: number }).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+const cluster = await startCluster();
+const targets = await startTargets(20, "127.0.2");
+const op = await startOperatorProcess();
 const streams: ClientDuplexStream<unknown, Response>[] = [];
-for (let c = 0; c < CLIENTS; c++) {
-  const client = new Ads(`127.0.0.1:${port}`, credentials.createInsecure(), {
-    "grpc.max_receive_message_length": 64 * 1024 * 1024,
-  }) as unknown as { StreamAggregatedResources(): ClientDuplexStream<unknown, Response> };
-  const call = client.StreamAggregatedResources();
-  call.on("data", (r: Response) => seen.get(c)?.(Number(r.version_info)));
-  call.on("error", () => {});
-  streams.push(call);
-}
+try {
+  await createNamespace(cluster.kc, NS);
+  await createInstances(cluster.kc, NS, S * M, {
+    service: (i) => svc(Math.floor(i / M)),
+    targets,
+    interval: "1s",
+    timeout: "500ms",
+    failureThreshold: 1,
+    jitter: 10,
+  });
+  const xdsPort = await freePort();
+  await op.start({
+    ...operatorDefaults,
+    kubeconfig: cluster.sandbox.kubeconfigPath,
+    namespaces: [NS],
+    xdsPort,
+  });
 
-const figures: Figure[] = [];
-const details: Record<string, unknown> = { clients: CLIENTS, rounds: ROUNDS };
-let revision = 0;
-for (const n of [1000, 10_000]) {
-  /** Resolves when every client has seen a version >= `version`; records the time each did. */
-  const allSee = (version: number, t0: number, into: number[]) =>
-    new Promise<void>((resolve) => {
-      let left = CLIENTS;
-      for (let c = 0; c < CLIENTS; c++) {
-        seen.set(c, (v) => {
-          if (v < version) return;
-          seen.delete(c);
-          into.push(performance.now() - t0);
-          if (--left === 0) resolve();
-        });
+  /** Per client: address -> (health_status, when it was last seen changed). */
+  const health: Map<string, { status: string; at: number }>[] = [];
+  const Ads = makeGenericClientConstructor(adsServiceDefinition(), "ADS");
+  for (let c = 0; c < CLIENTS; c++) {
+    const view = new Map<string, { status: string; at: number }>();
+    health.push(view);
+    const client = new Ads(`127.0.0.1:${xdsPort}`, credentials.createInsecure(), {
+      "grpc.max_receive_message_length": 64 * 1024 * 1024,
+    }) as unknown as { StreamAggregatedResources(): ClientDuplexStream<unknown, Response> };
+    const call = client.StreamAggregatedResources();
+    call.on("data", (r: Response) => {
+      const at = Date.now();
+      for (const cla of r.resources ?? []) {
+        for (const locality of cla.endpoints ?? []) {
+          for (const lb of locality.lb_endpoints ?? []) {
+            const address = lb.endpoint?.address?.socket_address?.address ?? "";
+            const status = lb.health_status ?? "UNKNOWN";
+            if (view.get(address)?.status !== status) view.set(address, { status, at });
+          }
+        }
       }
     });
-  server.update("bench", "api", doc(n, -1, ++revision));
-  const warm = allSee(server.stats().version, performance.now(), []);
-  for (const s of streams) {
-    s.write({ node: { id: "bench" }, type_url: TYPE.endpoints, resource_names: ["api.bench"] });
+    call.on("error", () => {});
+    call.write({
+      node: { id: `bench-${c}` },
+      type_url: TYPE.endpoints,
+      resource_names: Array.from({ length: S }, (_, s) => clusterName(s)),
+    });
+    streams.push(call);
   }
-  await warm;
-  const latencies: number[] = [];
-  const start = performance.now();
-  for (let r = 0; r < ROUNDS; r++) {
-    const t0 = performance.now();
-    const round = allSee(server.stats().version + 1, t0, latencies);
-    server.update("bench", "api", doc(n, r % n, ++revision), systemClock.now());
-    await round;
-  }
-  const elapsed = performance.now() - start;
-  latencies.sort((a, b) => a - b);
-  figures.push(
-    {
-      name: `${n} endpoints, ${CLIENTS} clients: push seen p50`,
-      value: percentile(latencies, 50),
-      unit: "ms",
-    },
-    {
-      name: `${n} endpoints, ${CLIENTS} clients: push seen p99`,
-      value: percentile(latencies, 99),
-      unit: "ms",
-    },
-    {
-      name: `${n} endpoints, ${CLIENTS} clients: changes per second (all clients served)`,
-      value: (ROUNDS * 1000) / elapsed,
-      unit: "/s",
-    },
+  const allSee = (address: string, status: string, after: number) =>
+    health.every((v) => {
+      const e = v.get(address);
+      return e !== undefined && e.status === status && e.at >= after;
+    });
+  const startedAt = Date.now();
+  await until("every endpoint healthy at every client", 600_000, () =>
+    Array.from({ length: S * M }, (_, i) => i).every((i) => allSee(benchAddress(i), "HEALTHY", 0)),
   );
-  // Unsubscribe before the next size so its first push is a fresh subscription.
-  for (const s of streams)
-    s.write({ node: { id: "bench" }, type_url: TYPE.endpoints, resource_names: ["none.bench"] });
+  console.log(
+    `${S} × ${M} endpoints healthy at ${CLIENTS} clients ${(Date.now() - startedAt) / 1000} s after start`,
+  );
+
+  const latency: number[] = [];
+  const detect: number[] = [];
+  for (let k = 0; k < FLIPS; k++) {
+    // Spread over the services and over each service's endpoints.
+    const i = (k % S) * M + ((k * 97) % M);
+    for (const [status, fail] of [
+      ["UNHEALTHY", true],
+      ["HEALTHY", false],
+    ] as const) {
+      const flipAt = Date.now();
+      if (fail) targets.failing.add(i);
+      else targets.failing.delete(i);
+      await until(`i-${i} ${status} at every client`, 180_000, () => allSee(benchAddress(i), status, flipAt));
+      const [since] = await op.since([`${NS}/i-${i}`]);
+      detect.push(since! - flipAt);
+      for (const v of health) latency.push(v.get(benchAddress(i))!.at - since!);
+    }
+  }
+  latency.sort((a, b) => a - b);
+  detect.sort((a, b) => a - b);
+  const label = `${S * M} endpoints (${S} × ${M}), ${CLIENTS} clients`;
+  const figures: Figure[] = [
+    { name: `${label}: push latency (verdict to pushed) p50`, value: percentile(latency, 50), unit: "ms" },
+    { name: `${label}: push latency (verdict to pushed) p99`, value: percentile(latency, 99), unit: "ms" },
+    { name: `${label}: push latency (verdict to pushed) max`, value: latency.at(-1)!, unit: "ms" },
+  ];
+  report(`xds${S * M === 1000 ? "" : `-${S * M}`}`, figures, {
+    services: S,
+    instances: M,
+    clients: CLIENTS,
+    transitions: FLIPS * 2,
+    samples: latency.length,
+    "detection (flip to verdict) p50 ms": percentile(detect, 50),
+    method:
+      "latency = ADS client's Date.now() when the ClusterLoadAssignment with the flipped health_status arrives − engine summary `since` (the verdict time); probes every 1 s, failureThreshold 1",
+  });
+} finally {
+  for (const s of streams) s.cancel();
+  await op.stop().catch(() => {});
+  await targets.close();
+  await cluster.stop();
 }
-figures.push({ name: "rss after the run", value: rssMiB(), unit: "MiB" });
-details.stats = server.stats();
-report("xds", figures, details);
-for (const s of streams) s.cancel();
-await server.stop();
 process.exit(0);

@@ -157,6 +157,30 @@ export function isValidRegex(s: string): boolean {
   }
 }
 
+/** A key of a ConfigMap in the same namespace. */
+export const ConfigMapKeySelector = z
+  .strictObject({
+    name: ObjectName.describe("Name of the ConfigMap, in the namespace of the object that holds this probe."),
+    key: SecretKeySelector.shape.key.describe("Key within the ConfigMap's data."),
+  })
+  .describe("Selects a key of a ConfigMap in the namespace of the object that holds this probe.");
+
+/** Where a CA bundle comes from: exactly one of a Secret key and a ConfigMap key. */
+export const CaBundleSource = withRules(
+  z.strictObject({
+    secretKeyRef: SecretKeySelector.optional().describe("The Secret key holding the PEM CA bundle."),
+    configMapKeyRef: ConfigMapKeySelector.optional().describe("The ConfigMap key holding the PEM CA bundle."),
+  }),
+  [
+    {
+      rule: "has(self.secretKeyRef) != has(self.configMapKeyRef)",
+      message: "set exactly one of secretKeyRef and configMapKeyRef",
+      check: (c) => (c.secretKeyRef !== undefined) !== (c.configMapKeyRef !== undefined),
+    },
+  ],
+).describe("A reference to a PEM CA bundle in a Secret or ConfigMap.");
+export type CaBundleSource = z.output<typeof CaBundleSource>;
+
 /** TLS settings for HTTPS and gRPC probes. */
 export const TlsOptions = withRules(
   z.strictObject({
@@ -177,10 +201,26 @@ export const TlsOptions = withRules(
       .max(32768)
       .optional()
       .describe("PEM-encoded CA certificates to trust instead of the system roots."),
+    caBundleFrom: CaBundleSource.optional().describe(
+      "Takes the PEM CA bundle from a Secret (under the probe Secret rules) or a ConfigMap in the namespace of the object that holds this probe; re-read every 60 s. Not with caBundle.",
+    ),
     insecureSkipVerify: z
       .boolean()
       .default(false)
       .describe("Skip certificate verification. Only for testing; cannot be combined with caBundle."),
+    clientCertificate: z
+      .strictObject({
+        secretName: ObjectName.describe(
+          "A kubernetes.io/tls Secret (keys tls.crt and tls.key) in the namespace of the object that holds this probe; read under the probe Secret rules and re-read every 60 s.",
+        ),
+      })
+      .optional()
+      .describe("Client certificate presented to servers that require one (mTLS)."),
+    expiryWarning: durationBetween("1h", "8760h")
+      .optional()
+      .describe(
+        "Report CertificateExpiresSoon when the server's certificate expires within this duration, e.g. 336h (14 days); 1h to 8760h. An expired certificate fails with CertificateExpired.",
+      ),
   }),
   [
     {
@@ -188,6 +228,18 @@ export const TlsOptions = withRules(
       message: "caBundle must contain PEM-encoded certificates (-----BEGIN CERTIFICATE-----)",
       fieldPath: ".caBundle",
       check: (t) => t.caBundle === undefined || t.caBundle.includes("-----BEGIN CERTIFICATE-----"),
+    },
+    {
+      rule: "!(has(self.caBundle) && has(self.caBundleFrom))",
+      message: "set at most one of caBundle and caBundleFrom",
+      fieldPath: ".caBundleFrom",
+      check: (t) => !(t.caBundle !== undefined && t.caBundleFrom !== undefined),
+    },
+    {
+      rule: "!(has(self.caBundleFrom) && self.insecureSkipVerify)",
+      message: "insecureSkipVerify cannot be combined with caBundleFrom",
+      fieldPath: ".insecureSkipVerify",
+      check: (t) => !(t.caBundleFrom !== undefined && t.insecureSkipVerify),
     },
     {
       rule: "!(has(self.caBundle) && self.insecureSkipVerify)",
@@ -269,6 +321,139 @@ export const TcpProbeOptions = z
   .describe("Options of a tcp probe, which succeeds when a TCP connection opens.");
 export type TcpProbeOptions = z.output<typeof TcpProbeOptions>;
 
+/** Largest UDP probe payload: one small datagram, far below any path MTU. */
+export const UDP_MAX_PAYLOAD = 1024;
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+/** A regular expression field checked like bodyMatch.regex: RE2-compatible JavaScript. */
+const regexRule = (field: string) => ({
+  rule: `!has(self.${field}) || ''.matches(self.${field}) || !''.matches(self.${field})`,
+  message: `${field} must be a valid regular expression`,
+  fieldPath: `.${field}`,
+  check: (o: Record<string, unknown>) => {
+    const v = o[field];
+    return typeof v !== "string" || isValidRegex(v);
+  },
+});
+
+/** Options of a `udp` probe: one datagram out, a reply back. */
+export const UdpProbeOptions = withRules(
+  z.strictObject({
+    host: Address.optional().describe(probeHostDescription),
+    port: PortRef.optional().describe(probePortDescription),
+    payload: z
+      .string()
+      .max(UDP_MAX_PAYLOAD)
+      .optional()
+      .describe(
+        `Text sent as the datagram (UTF-8, at most ${UDP_MAX_PAYLOAD} characters). At most one of payload and payloadBase64; an empty datagram when neither is set.`,
+      ),
+    payloadBase64: z
+      .string()
+      .max(Math.ceil(UDP_MAX_PAYLOAD / 3) * 4)
+      .regex(BASE64, "must be base64")
+      .optional()
+      .describe(
+        `Binary datagram, base64-encoded (at most ${UDP_MAX_PAYLOAD} bytes), e.g. a DNS query. At most one of payload and payloadBase64.`,
+      ),
+    expectRegex: z
+      .string()
+      .min(1)
+      .max(256)
+      .optional()
+      .describe(
+        "The reply (read as UTF-8) must match this regular expression (RE2 syntax); any reply counts when absent.",
+      ),
+  }),
+  [
+    {
+      rule: "!(has(self.payload) && has(self.payloadBase64))",
+      message: "set at most one of payload and payloadBase64",
+      fieldPath: ".payloadBase64",
+      check: (u) => u.payload === undefined || u.payloadBase64 === undefined,
+    },
+    regexRule("expectRegex"),
+  ],
+).describe(
+  "Options of a udp probe: sends one datagram and succeeds on a reply; an ICMP port unreachable fails at once (PortUnreachable), silence fails at the timeout.",
+);
+export type UdpProbeOptions = z.output<typeof UdpProbeOptions>;
+
+/** A password (or other credential) taken from a Secret in the instance's namespace. */
+const CredentialFrom = z
+  .strictObject({
+    secretKeyRef: SecretKeySelector.describe("The Secret key that holds the value."),
+  })
+  .describe(
+    "Takes the value from a Secret in the instance's namespace (read only when the operator may read Secrets, re-read on change).",
+  );
+
+/** The database role a probe can require of an instance. */
+export const DatabaseRole = z.enum(["primary", "replica"]);
+export type DatabaseRole = z.output<typeof DatabaseRole>;
+
+const expectRoleDescription =
+  "Role the instance must have: primary or replica. The probe fails with RoleMismatch when the server reports the other role, so a policy for the primary publishes only the current primary and follows a failover within detection time. Any role when absent (the role is not queried).";
+
+/** Options of a `postgres` probe: connect, authenticate, optionally check the role. */
+export const PostgresProbeOptions = z
+  .strictObject({
+    host: Address.optional().describe(probeHostDescription),
+    port: PortRef.optional().describe(probePortDescription),
+    database: z
+      .string()
+      .min(1)
+      .max(63)
+      .regex(/^[-A-Za-z0-9_.@$]+$/, "must be letters, digits and - _ . @ $")
+      .default("postgres")
+      .describe("Database to connect to."),
+    user: z
+      .string()
+      .min(1)
+      .max(63)
+      .regex(/^[-A-Za-z0-9_.@$]+$/, "must be letters, digits and - _ . @ $")
+      .default("postgres")
+      .describe("User to connect as."),
+    passwordFrom: CredentialFrom.optional().describe(
+      "The user's password, from a Secret; no password when absent (trust or peer authentication).",
+    ),
+    tls: TlsOptions.optional().describe(
+      "Connect with TLS (sslmode verify-full unless insecureSkipVerify); plaintext when absent.",
+    ),
+    expectRole: DatabaseRole.optional().describe(
+      `${expectRoleDescription} The role comes from pg_is_in_recovery(): true is replica.`,
+    ),
+  })
+  .describe(
+    "Options of a postgres probe: succeeds when a session opens (startup, authentication, SELECT 1) and, with expectRole, the server has that role.",
+  );
+export type PostgresProbeOptions = z.output<typeof PostgresProbeOptions>;
+
+/** Options of a `redis` probe: PING, optionally check the role. */
+export const RedisProbeOptions = z
+  .strictObject({
+    host: Address.optional().describe(probeHostDescription),
+    port: PortRef.optional().describe(probePortDescription),
+    username: z
+      .string()
+      .min(1)
+      .max(128)
+      .regex(/^\S+$/, "must not contain spaces")
+      .optional()
+      .describe("ACL user for AUTH; the default user when absent."),
+    passwordFrom: CredentialFrom.optional().describe(
+      "Password for AUTH, from a Secret; no AUTH when absent.",
+    ),
+    tls: TlsOptions.optional().describe("Connect with TLS; plaintext when absent."),
+    expectRole: DatabaseRole.optional().describe(
+      `${expectRoleDescription} The role comes from ROLE: master is primary, slave is replica.`,
+    ),
+  })
+  .describe(
+    "Options of a redis probe: succeeds when PING answers PONG (after AUTH when a password is set) and, with expectRole, the server has that role.",
+  );
+export type RedisProbeOptions = z.output<typeof RedisProbeOptions>;
+
 /** Options of a `grpc` probe (grpc.health.v1 Check). */
 export const GrpcProbeOptions = z
   .strictObject({
@@ -302,14 +487,14 @@ export type HeartbeatProbeOptions = z.output<typeof HeartbeatProbeOptions>;
 // --- the probe union -----------------------------------------------------------------
 
 /** The probe types. */
-export const PROBE_TYPES = ["http", "tcp", "grpc", "heartbeat", "none"] as const;
+export const PROBE_TYPES = ["http", "tcp", "udp", "grpc", "postgres", "redis", "heartbeat", "none"] as const;
 export type ProbeType = (typeof PROBE_TYPES)[number];
 
 const probeTypeField = <T extends ProbeType>(t: T) =>
   z
     .literal(t)
     .describe(
-      "Probe type: http (an HTTP request), tcp (a TCP connect), grpc (grpc.health.v1), heartbeat (the instance renews a Lease) or none (always healthy). Only the member field named after the type may be set.",
+      "Probe type: http (an HTTP request), tcp (a TCP connect), udp (a datagram and its reply), grpc (grpc.health.v1), postgres (a PostgreSQL session), redis (PING), heartbeat (the instance renews a Lease) or none (always healthy). Only the member field named after the type may be set.",
     );
 
 const probeName = z
@@ -340,9 +525,23 @@ export const HttpProbe = variant("http", {
 export const TcpProbe = variant("tcp", {
   tcp: TcpProbeOptions.prefault({}).describe("Options of a tcp probe; only with type tcp."),
 });
+/** A `udp` probe. */
+export const UdpProbe = variant("udp", {
+  udp: UdpProbeOptions.prefault({}).describe("Options of a udp probe; only with type udp."),
+});
 /** A `grpc` probe. */
 export const GrpcProbe = variant("grpc", {
   grpc: GrpcProbeOptions.prefault({}).describe("Options of a grpc probe; only with type grpc."),
+});
+/** A `postgres` probe. */
+export const PostgresProbe = variant("postgres", {
+  postgres: PostgresProbeOptions.prefault({}).describe(
+    "Options of a postgres probe; only with type postgres.",
+  ),
+});
+/** A `redis` probe. */
+export const RedisProbe = variant("redis", {
+  redis: RedisProbeOptions.prefault({}).describe("Options of a redis probe; only with type redis."),
 });
 /** A `heartbeat` probe. */
 export const HeartbeatProbe = variant("heartbeat", {
@@ -355,15 +554,27 @@ export const NoneProbe = variant("none", {});
 
 export type HttpProbe = z.output<typeof HttpProbe>;
 export type TcpProbe = z.output<typeof TcpProbe>;
+export type UdpProbe = z.output<typeof UdpProbe>;
 export type GrpcProbe = z.output<typeof GrpcProbe>;
+export type PostgresProbe = z.output<typeof PostgresProbe>;
+export type RedisProbe = z.output<typeof RedisProbe>;
 export type HeartbeatProbe = z.output<typeof HeartbeatProbe>;
 export type NoneProbe = z.output<typeof NoneProbe>;
 
-const MEMBERS = ["http", "tcp", "grpc", "heartbeat"] as const;
+const MEMBERS = ["http", "tcp", "udp", "grpc", "postgres", "redis", "heartbeat"] as const;
 
 /** One probe: a discriminated union on `type`. */
 export const Probe = withRules(
-  z.discriminatedUnion("type", [HttpProbe, TcpProbe, GrpcProbe, HeartbeatProbe, NoneProbe]),
+  z.discriminatedUnion("type", [
+    HttpProbe,
+    TcpProbe,
+    UdpProbe,
+    GrpcProbe,
+    PostgresProbe,
+    RedisProbe,
+    HeartbeatProbe,
+    NoneProbe,
+  ]),
   MEMBERS.map((m) => ({
     rule: `!has(self.${m}) || self.type == '${m}'`,
     message: `${m} is only allowed when type is ${m}`,
@@ -373,6 +584,61 @@ export const Probe = withRules(
 ).describe("A probe. Set type and, optionally, the member field of the same name with its options.");
 export type Probe = z.output<typeof Probe>;
 
+/** The probe types that connect to a port (and may name one of the instance's ports). */
+export const PORTED_PROBES = ["http", "tcp", "udp", "grpc", "postgres", "redis"] as const;
+export function isPorted(type: string): type is (typeof PORTED_PROBES)[number] {
+  return (PORTED_PROBES as readonly string[]).includes(type);
+}
+
+/** The Secret keys a probe reads (header values, passwords): all in the instance's namespace. */
+export function probeSecretRefs(probe: Probe): SecretKeySelector[] {
+  return [...ownSecretRefs(probe), ...tlsSecretRefs(probeTls(probe))];
+}
+
+/** The TLS settings of a probe, when it has any. */
+export function probeTls(probe: Probe): TlsOptions | undefined {
+  switch (probe.type) {
+    case "http":
+      return probe.http.tls;
+    case "grpc":
+      return probe.grpc.tls;
+    case "postgres":
+      return probe.postgres.tls;
+    case "redis":
+      return probe.redis.tls;
+    default:
+      return undefined;
+  }
+}
+
+/** The Secret keys TLS settings read: a CA bundle and a client certificate (tls.crt, tls.key). */
+function tlsSecretRefs(tls: TlsOptions | undefined): SecretKeySelector[] {
+  const ca = tls?.caBundleFrom?.secretKeyRef;
+  const client = tls?.clientCertificate?.secretName;
+  return [
+    ...(ca ? [ca] : []),
+    ...(client
+      ? [
+          { name: client, key: "tls.crt" },
+          { name: client, key: "tls.key" },
+        ]
+      : []),
+  ];
+}
+
+function ownSecretRefs(probe: Probe): SecretKeySelector[] {
+  switch (probe.type) {
+    case "http":
+      return (probe.http.headers ?? []).flatMap((h) => h.valueFrom?.secretKeyRef ?? []);
+    case "postgres":
+      return probe.postgres.passwordFrom ? [probe.postgres.passwordFrom.secretKeyRef] : [];
+    case "redis":
+      return probe.redis.passwordFrom ? [probe.redis.passwordFrom.secretKeyRef] : [];
+    default:
+      return [];
+  }
+}
+
 /** The port a probe targets (undefined: the instance's first port; always undefined for heartbeat/none). */
 export function probePort(probe: Probe): PortRef | undefined {
   switch (probe.type) {
@@ -380,6 +646,12 @@ export function probePort(probe: Probe): PortRef | undefined {
       return probe.http.port;
     case "tcp":
       return probe.tcp.port;
+    case "udp":
+      return probe.udp.port;
+    case "postgres":
+      return probe.postgres.port;
+    case "redis":
+      return probe.redis.port;
     case "grpc":
       return probe.grpc.port;
     default:
@@ -471,8 +743,20 @@ export const HealthCheck = withRules(
     flapDamping: FlapDamping.optional().describe(
       "Holds instances that change verdict too often unhealthy; off when absent.",
     ),
+    // No default stored: absent means the engine's (interval/4, at most timeout), which follows interval.
+    recheckInterval: durationBetween("10ms", "1h")
+      .optional()
+      .describe(
+        "After a result that differs from the verdict, the next probes come this soon until the threshold is met or a result agrees (10ms to interval; default interval/4, at most timeout; interval turns it off).",
+      ),
   }),
   [
+    {
+      rule: `!has(self.recheckInterval) || !${validDuration("self.recheckInterval")} || !${validDuration("self.interval")} || duration(self.recheckInterval) <= duration(self.interval)`,
+      message: "recheckInterval must not be longer than interval",
+      fieldPath: ".recheckInterval",
+      check: (h) => h.recheckInterval === undefined || !lessThan(h.interval, h.recheckInterval),
+    },
     {
       rule: `!${validDuration("self.timeout")} || !${validDuration("self.interval")} || duration(self.timeout) < duration(self.interval)`,
       message: "timeout must be less than interval (timeout defaults to 1s, interval to 10s)",
@@ -585,7 +869,10 @@ export const ProbeOverride = withRules(
   z.discriminatedUnion("type", [
     overrideVariant("http", HttpProbeOptions),
     overrideVariant("tcp", TcpProbeOptions),
+    overrideVariant("udp", UdpProbeOptions),
     overrideVariant("grpc", GrpcProbeOptions),
+    overrideVariant("postgres", PostgresProbeOptions),
+    overrideVariant("redis", RedisProbeOptions),
     overrideVariant("heartbeat", HeartbeatProbeOptions),
     overrideVariant("none"),
   ]),
@@ -604,7 +891,10 @@ export interface ProbeOverride {
   name?: string;
   http?: Partial<HttpProbeOptions>;
   tcp?: Partial<TcpProbeOptions>;
+  udp?: Partial<UdpProbeOptions>;
   grpc?: Partial<GrpcProbeOptions>;
+  postgres?: Partial<PostgresProbeOptions>;
+  redis?: Partial<RedisProbeOptions>;
   heartbeat?: Partial<HeartbeatProbeOptions>;
 }
 
@@ -634,6 +924,15 @@ export const HealthCheckOverride = withRules(
       message: "timeout must be less than interval",
       fieldPath: ".timeout",
       check: (h) => h.timeout === undefined || h.interval === undefined || lessThan(h.timeout, h.interval),
+    },
+    {
+      rule: `${bothValid("recheckInterval", "interval")} || duration(self.recheckInterval) <= duration(self.interval)`,
+      message: "recheckInterval must not be longer than interval",
+      fieldPath: ".recheckInterval",
+      check: (h) =>
+        h.recheckInterval === undefined ||
+        h.interval === undefined ||
+        !lessThan(h.interval, h.recheckInterval),
     },
     {
       rule: "!has(self.probes) || self.probes.all(p, !has(p.name) || self.probes.exists_one(q, has(q.name) && q.name == p.name))",

@@ -22,7 +22,7 @@ import {
   Timestamp,
   VERSION,
 } from "./common.ts";
-import { HealthCheckOverride } from "./health.ts";
+import { HealthCheckOverride, isPorted, PORTED_PROBES } from "./health.ts";
 import { celRegex, withRules } from "./rules.ts";
 
 /** Kind, plural and short name of ServiceInstance. */
@@ -210,18 +210,16 @@ export const ServiceInstanceSpec = withRules(
   }),
   [
     {
-      rule:
-        "!has(self.healthCheck) || !has(self.healthCheck.probes) || self.healthCheck.probes.all(p, " +
-        "(has(p.http) && has(p.http.port) && type(p.http.port) == string ? self.ports.exists(q, q.name == p.http.port) : true) && " +
-        "(has(p.tcp) && has(p.tcp.port) && type(p.tcp.port) == string ? self.ports.exists(q, q.name == p.tcp.port) : true) && " +
-        "(has(p.grpc) && has(p.grpc.port) && type(p.grpc.port) == string ? self.ports.exists(q, q.name == p.grpc.port) : true))",
+      rule: `!has(self.healthCheck) || !has(self.healthCheck.probes) || self.healthCheck.probes.all(p, ${PORTED_PROBES.map(
+        (m) =>
+          `(has(p.${m}) && has(p.${m}.port) && type(p.${m}.port) == string ? self.ports.exists(q, q.name == p.${m}.port) : true)`,
+      ).join(" && ")})`,
       message: "a probe refers to a port name that is not among spec.ports[].name",
       fieldPath: ".healthCheck.probes",
       check: (spec) => {
         const names = new Set(spec.ports.map((p) => p.name));
         return (spec.healthCheck?.probes ?? []).flatMap((p, i) => {
-          const ref =
-            p.type === "http" || p.type === "tcp" || p.type === "grpc" ? p[p.type]?.port : undefined;
+          const ref = isPorted(p.type) ? p[p.type]?.port : undefined;
           return typeof ref === "string" && !names.has(ref)
             ? [["healthCheck", "probes", i, p.type, "port"]]
             : [];

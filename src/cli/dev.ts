@@ -9,14 +9,23 @@
  * traffic panel fed by a consumer in the node namespace that connects to
  * the shop's ClusterIP through CoreDNS and kube-proxy. Otherwise (or with
  * --loopback) it says why in one line and runs the backends on loopback.
+ *
+ * The operator serves xDS on loopback (any free port). On the data plane a
+ * second consumer, the grpc-go xDS client (bin/roster-xds-client, `make
+ * xds-client`), dials xds:///shop.roster-demo through it and calls the
+ * shop's gRPC side; its RPCs per backend are the panel's XDS column.
  */
+import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
 import { resolve } from "node:path";
+import { createInterface } from "node:readline";
 import { KubeConfig } from "@kubernetes/client-node";
 import { parseConfig } from "../config/index.ts";
 import { installCrds } from "../dev/crds.ts";
 import {
   type DemoBackends,
   demoNamespace,
+  shopGrpcPort,
   shopPort,
   startDataPlaneDemoBackends,
   startDemoBackends,
@@ -111,8 +120,8 @@ export async function dev(args: string[]): Promise<number> {
   let operator: Operator | undefined;
   let traffic: TrafficFeed | undefined;
   const stopAll = async () => {
-    await operator?.stop();
     await traffic?.stop();
+    await operator?.stop();
     await backends?.stop();
     await dataPlane?.stop();
     await sandbox?.stop();
@@ -172,6 +181,8 @@ export async function dev(args: string[]): Promise<number> {
       leaderElection: { enabled: false, namespace: demoNamespace, name: "roster-demo" },
       healthPort: 0,
       metricsPort: 0,
+      // The xDS consumer's server (every replica serves; here the only one).
+      xds: { enabled: true, port: 0, bindAddress: "127.0.0.1" },
       concurrency: { default: 4 },
       logger: createLogger({ level: "warn", name: "roster" }),
     });
@@ -182,6 +193,7 @@ export async function dev(args: string[]): Promise<number> {
       `  export KUBECONFIG=${kubeconfigPath}`,
       `  kubectl get si,dp -n ${demoNamespace}; kubectl get endpointslices,configmaps -n ${demoNamespace}`,
       `  metrics: http://127.0.0.1:${ports.metrics}/metrics   health: http://127.0.0.1:${ports.health}/readyz`,
+      `  xDS (ADS): 127.0.0.1:${operator.xds?.port()}, e.g. gRPC target xds:///shop.${demoNamespace}`,
       ...(plane
         ? [
             "  the shop by DNS name through CoreDNS and kube-proxy, from the node namespace (as root):",
@@ -199,7 +211,7 @@ export async function dev(args: string[]): Promise<number> {
     };
     process.once("SIGINT", onSignal);
     process.once("SIGTERM", onSignal);
-    if (hosts && plane) traffic = trafficFeed(client, hosts, plane);
+    if (hosts && plane) traffic = trafficFeed(client, hosts, plane, operator.xds?.port());
     while (!stopped) {
       const views = await fetchView(client, demoNamespace);
       const panel = await traffic?.panel(views);
@@ -248,8 +260,14 @@ interface TrafficFeed {
  * shop's slices exist (its name resolves from then on) and again if it
  * exits (the name did not resolve yet).
  */
-function trafficFeed(client: KubeClient, hosts: TestHosts, plane: DataPlane): TrafficFeed {
+function trafficFeed(
+  client: KubeClient,
+  hosts: TestHosts,
+  plane: DataPlane,
+  xdsPort: number | undefined,
+): TrafficFeed {
   const name = `shop.${demoNamespace}.svc.cluster.local`;
+  const xds = xdsPort !== undefined && existsSync(XDS_CLIENT) ? xdsFeed(xdsPort) : undefined;
   let consumer: Consumer | undefined;
   let meter: RateMeter | undefined;
   let clusterIP: string | undefined;
@@ -289,19 +307,92 @@ function trafficFeed(client: KubeClient, hosts: TestHosts, plane: DataPlane): Tr
         plane.zone,
       );
       const instances = views.find((v) => v.service === "shop")?.instances ?? [];
+      // The xDS client names backends by address:port; the rows by instance.
+      const xdsRates = xds && new Map<string, number>();
+      const xdsByAddress = xds?.meter.rates(now);
+      if (xdsRates && xdsByAddress) {
+        for (const i of instances) {
+          const r = xdsByAddress.get(`${i.address}:${shopGrpcPort}`);
+          if (r !== undefined) xdsRates.set(i.name, r);
+        }
+      }
       return {
         target: `${name}:${shopPort}`,
         ...(clusterIP ? { clusterIP } : {}),
         node: plane.node,
         nodeZone: plane.zone,
         windowMs: trafficWindowMs,
-        rows: trafficRows(instances, routing, rates),
+        rows: trafficRows(instances, routing, rates, xdsRates),
         failed: rates.get(FAILED) ?? 0,
         complete: meter?.complete(now) ?? false,
+        ...(xds && xdsByAddress
+          ? {
+              xds: {
+                target: xds.target,
+                failed: xdsByAddress.get(FAILED) ?? 0,
+                complete: xds.meter.complete(now),
+              },
+            }
+          : {}),
       };
     },
     async stop() {
+      xds?.stop();
       await consumer?.stop().catch(() => undefined);
+    },
+  };
+}
+
+const XDS_CLIENT = resolve(repoRoot, "bin/roster-xds-client");
+
+/**
+ * The xDS consumer: bin/roster-xds-client (grpc-go) dialing
+ * xds:///shop.roster-demo with a bootstrap naming the operator's xDS server,
+ * asked for 10 RPCs at a time in a loop (about as many RPCs a second as the
+ * DNS consumer opens connections); each answer counts for the backend
+ * (address:port) that served it, each failure for FAILED.
+ */
+function xdsFeed(xdsPort: number): { target: string; meter: RateMeter; stop(): void } {
+  const target = `xds:///shop.${demoNamespace}`;
+  const meter = new RateMeter(trafficWindowMs, Date.now());
+  const bootstrap = JSON.stringify({
+    xds_servers: [
+      {
+        server_uri: `127.0.0.1:${xdsPort}`,
+        channel_creds: [{ type: "insecure" }],
+        server_features: ["xds_v3"],
+      },
+    ],
+    node: { id: "roster-demo/xds-consumer", locality: {} },
+  });
+  let stopped = false;
+  const child: ChildProcessWithoutNullStreams = spawn(XDS_CLIENT, ["-target", target, "-timeout", "1s"], {
+    env: { ...process.env, GRPC_XDS_BOOTSTRAP_CONFIG: bootstrap },
+    stdio: ["pipe", "pipe", "pipe"],
+  });
+  child.stderr.resume(); // grpc-go's logs: not the demo's
+  child.stdin.on("error", () => undefined);
+  const ask = () => {
+    if (!stopped) setTimeout(() => child.stdin.write("rpcs 10\n"), 150);
+  };
+  createInterface({ input: child.stdout }).on("line", (line) => {
+    const t = Date.now();
+    try {
+      const r = JSON.parse(line) as { counts?: Record<string, number>; errors?: Record<string, number> };
+      for (const [backend, n] of Object.entries(r.counts ?? {}))
+        for (let k = 0; k < n; k++) meter.add(t, backend);
+      for (const n of Object.values(r.errors ?? {})) for (let k = 0; k < n; k++) meter.add(t, FAILED);
+    } catch {} // not a result line
+    ask();
+  });
+  ask();
+  return {
+    target,
+    meter,
+    stop() {
+      stopped = true;
+      child.stdin.end("quit\n");
+      child.kill();
     },
   };
 }

@@ -5,7 +5,12 @@
  * module turns those answers into connections per second per backend over a
  * sliding window, works out from the EndpointSlices which backends
  * kube-proxy routes to and why not the others, and renders both side by
- * side, so the rate column can be checked against its explanation.
+ * side, so the rate column can be checked against its explanation. Beside
+ * it, when the demo runs one, an xDS consumer's column: a grpc-go client
+ * (bin/roster-xds-client) dialing xds:///shop.roster-demo through the
+ * operator's xDS server, its RPCs per second per backend. It is no
+ * kube-proxy: it follows Roster's health, drain and weights in every zone,
+ * so its column is non-zero exactly for the instances published Ready.
  * Pure: every time is passed in.
  */
 import type { InstanceView } from "./table.ts";
@@ -108,7 +113,20 @@ export interface TrafficRow {
   rate: number;
   /** kube-proxy routes new connections to it (per the slices now). */
   routed: boolean;
+  /** Published Ready by Roster (what an xDS client routes to, in any zone). */
+  ready: boolean;
   note: string;
+  /** xDS RPCs per second it answered over the window (with an xDS consumer). */
+  xds?: number;
+}
+
+/** The xDS consumer beside the DNS one. */
+export interface XdsColumn {
+  /** What it dials: `xds:///<svc>.<ns>`. */
+  target: string;
+  /** RPCs per second that failed. */
+  failed: number;
+  complete: boolean;
 }
 
 export interface TrafficPanel {
@@ -123,6 +141,7 @@ export interface TrafficPanel {
   failed: number;
   /** The rates cover a whole window (the consumer ran at least that long). */
   complete: boolean;
+  xds?: XdsColumn;
 }
 
 /**
@@ -135,7 +154,20 @@ export function trafficSettled(panel: TrafficPanel | undefined): boolean {
     panel?.complete === true &&
     panel.failed === 0 &&
     panel.rows.length > 0 &&
-    panel.rows.every((r) => r.routed === r.rate > 0)
+    panel.rows.every((r) => r.routed === r.rate > 0) &&
+    (panel.xds === undefined || xdsSettled(panel))
+  );
+}
+
+/**
+ * The xDS column agrees with Roster: over a whole window, exactly the
+ * instances published Ready answered RPCs, and none failed.
+ */
+export function xdsSettled(panel: TrafficPanel): boolean {
+  return (
+    panel.xds?.complete === true &&
+    panel.xds.failed === 0 &&
+    panel.rows.every((r) => r.ready === (r.xds ?? 0) > 0)
   );
 }
 
@@ -149,6 +181,7 @@ export function trafficRows(
   instances: readonly InstanceView[],
   routing: ReadonlyMap<string, string | undefined>,
   rates: ReadonlyMap<string, number>,
+  xdsRates?: ReadonlyMap<string, number>,
 ): TrafficRow[] {
   return instances.map((i) => {
     const rate = rates.get(i.name) ?? 0;
@@ -159,7 +192,17 @@ export function trafficRows(
     let note: string;
     if (routed) note = rate > 0 ? "" : "ready: waiting for kube-proxy's rules";
     else note = rate > 0 ? `${why}: kube-proxy's rules still route it` : `no traffic: ${why}`;
-    return { name: i.name, address: i.address, zone: i.zone, rate, routed, note };
+    const ready = i.ready === "True";
+    return {
+      name: i.name,
+      address: i.address,
+      zone: i.zone,
+      rate,
+      routed,
+      ready,
+      note,
+      ...(xdsRates ? { xds: xdsRates.get(i.name) ?? 0 } : {}),
+    };
   });
 }
 
@@ -176,14 +219,22 @@ export function renderTraffic(panel: TrafficPanel, options: { color?: boolean } 
     ),
   ];
   const max = Math.max(1, ...panel.rows.map((r) => r.rate));
-  const rows = [["BACKEND", "ADDRESS", "ZONE", "CONN/S", "", "NOTE"]];
+  const xds = panel.xds !== undefined;
+  const xdsMax = Math.max(1, ...panel.rows.map((r) => r.xds ?? 0));
+  const XDS_BAR = 15;
+  const rows = [["BACKEND", "ADDRESS", "ZONE", "CONN/S", "", ...(xds ? ["XDS RPC/S", ""] : []), "NOTE"]];
   for (const r of panel.rows) {
     const bar = "#".repeat(Math.round((r.rate / max) * BAR_WIDTH));
-    rows.push([r.name, r.address, r.zone, r.rate.toFixed(1), bar.padEnd(BAR_WIDTH), r.note]);
+    const xdsCells = xds
+      ? [(r.xds ?? 0).toFixed(1), "#".repeat(Math.round(((r.xds ?? 0) / xdsMax) * XDS_BAR)).padEnd(XDS_BAR)]
+      : [];
+    rows.push([r.name, r.address, r.zone, r.rate.toFixed(1), bar.padEnd(BAR_WIDTH), ...xdsCells, r.note]);
   }
   const widths = rows[0]!.map((_, col) => Math.max(...rows.map((r) => r[col]!.length)));
   for (const [n, r] of rows.entries()) {
-    const cells = r.map((cell, col) => (col === 3 ? cell.padStart(widths[col]!) : cell.padEnd(widths[col]!)));
+    const cells = r.map((cell, col) =>
+      col === 3 || (xds && col === 5) ? cell.padStart(widths[col]!) : cell.padEnd(widths[col]!),
+    );
     let line = `  ${cells.join("  ")}`.trimEnd();
     if (n > 0) line = color(c, panel.rows[n - 1]!.rate > 0 ? 32 : 90, line);
     lines.push(line);
@@ -191,6 +242,11 @@ export function renderTraffic(panel: TrafficPanel, options: { color?: boolean } 
   lines.push(
     `  ${"failed".padEnd(widths[0]!)}  ${panel.failed.toFixed(1)} connections/s refused or timed out`,
   );
+  if (panel.xds) {
+    lines.push(
+      `  ${"".padEnd(widths[0]!)}  ${panel.xds.failed.toFixed(1)} xDS RPCs/s failed (grpc-go over xDS: ${panel.xds.target}, every zone, Roster's weights)`,
+    );
+  }
   lines.push(
     "  (kube-proxy spreads new connections evenly over the endpoints it routes to; weights are for the client library and xDS)",
   );

@@ -18,6 +18,11 @@
  *   with WeightedRoundRobin, trafficDistribution PreferSameZone (zone
  *   hints) and a 30% panic threshold;
  * - service `inventory`: a gRPC backend (grpc.health.v1) and a drained one.
+ *
+ * On the data plane the shop's backends also serve gRPC (grpc.health.v1) on
+ * port `grpc` (9000), which the xDS consumer beside the DNS one calls
+ * (an xDS endpoint takes the port named grpc, src/xds/resources.ts); its
+ * health check stays the HTTP one.
  */
 import { createServer, type Server as HttpServer } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -36,6 +41,8 @@ export const demoNamespace = "roster-demo";
 export const shopPort = 8080;
 /** The port of the inventory's gRPC backends on the data plane. */
 const inventoryPort = 9000;
+/** The port of the shop's gRPC side on the data plane (the xDS consumer's). */
+export const shopGrpcPort = 9000;
 /** How long shop-5 stays healthy, then failing. */
 const flapMs = 8000;
 
@@ -99,6 +106,8 @@ interface Placement {
   address: string;
   port: number;
   probeHost?: string;
+  /** The backend also serves gRPC here (published as port `grpc`). */
+  grpcPort?: number;
 }
 
 /** The demo's DiscoveryPolicy and ServiceInstances, with the backends at these places (shop's, then inventory's). */
@@ -122,7 +131,10 @@ function demoManifests(shopAt: readonly Placement[], inventoryAt: readonly Place
       manifest("ServiceInstance", b.name, {
         service: "shop",
         address: at.address,
-        ports: [{ name: "http", port: at.port, appProtocol: "http" }],
+        ports: [
+          { name: "http", port: at.port, appProtocol: "http" },
+          ...(at.grpcPort ? [{ name: "grpc", port: at.grpcPort, appProtocol: "grpc" }] : []),
+        ],
         zone: b.zone,
         weight: b.weight,
         tags: [b.mode === "healthy" ? "stable" : b.mode],
@@ -190,10 +202,10 @@ export async function startDataPlaneDemoBackends(hosts: TestHosts): Promise<Demo
   const shopAt: Placement[] = [];
   for (const b of shop) {
     const host = await hosts.host();
-    const backend = await host.start({ id: b.name, http: [shopPort] });
+    const backend = await host.start({ id: b.name, http: [shopPort], grpc: shopGrpcPort });
     if (b.mode === "failing") backend.setHealth("failing");
     if (b.mode === "flapping") backend.flap(flapMs);
-    shopAt.push({ address: host.ipv4, port: shopPort });
+    shopAt.push({ address: host.ipv4, port: shopPort, grpcPort: shopGrpcPort });
   }
   const inventoryAt: Placement[] = [];
   for (const name of inventory) {

@@ -19,13 +19,16 @@ import { httpProbe } from "./http-probe.ts";
 import { connectionPool } from "./http1.ts";
 import { type Limiter, limiter, type Ticket } from "./limiter.ts";
 import { type DestinationPolicy, type DestinationPolicyConfig, destinationPolicy } from "./policy.ts";
+import { postgresProbe } from "./postgres-probe.ts";
 import { fail, type Outcome, ok, ProbeTimeout, Reason } from "./reasons.ts";
+import { redisProbe } from "./redis-probe.ts";
 import { jitterFor, nextSlot, phaseOf, slotAtOrAfter } from "./schedule.ts";
 import { ProbeSignal } from "./signal.ts";
 import { type StallMonitor, stallMonitor } from "./stall.ts";
 import { tcpProbe } from "./tcp-probe.ts";
 import type {
   AddressSummary,
+  CheckSpec,
   HeartbeatProbeSpec,
   LeaseReader,
   ProbeObservation,
@@ -37,6 +40,7 @@ import type {
   Transition,
   Verdict,
 } from "./types.ts";
+import { udpProbe } from "./udp-probe.ts";
 import {
   combineResults,
   initialVerdict,
@@ -122,6 +126,8 @@ export interface EngineStats {
   probes: number;
   /** Slots skipped because the previous run of the same target was still going. */
   skippedSlots: number;
+  /** Runs at recheckInterval, confirming a result that differs from the verdict. */
+  rechecks: number;
   /** Probes that got no concurrency slot within their timeout (never connected, no result). */
   expired: number;
   /** Probe timeouts voided because the event loop was blocked during the probe. */
@@ -168,6 +174,8 @@ interface TargetState {
   /** Matches the heap entry that is current for this target. */
   slot: number;
   plannedAt: number;
+  /** The entry in the heap is a recheck (off the phase grid, no jitter). */
+  rechecking: boolean;
   running: boolean;
   removed: boolean;
   addresses: Map<string, AddressState>;
@@ -234,6 +242,18 @@ function validate(t: Target): void {
 /** Redirect host names cached at most (their addresses are kept for `dnsRefreshMs`). */
 export const MAX_REDIRECT_NAMES = 1024;
 
+/** Results counted toward a threshold that has not flipped the verdict yet. */
+function pending(v: VerdictState): boolean {
+  if (v.underlying === "Healthy") return v.failures > 0;
+  if (v.underlying === "Unhealthy") return v.successes > 0;
+  return v.failures > 0 || v.successes > 0;
+}
+
+/** recheckInterval; default a quarter of the interval, at most the timeout. */
+export function recheckMsOf(check: CheckSpec): number {
+  return check.recheckIntervalMs ?? Math.min(check.intervalMs / 4, check.timeoutMs);
+}
+
 export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine {
   const clock = options.clock ?? systemClock;
   const random = options.random ?? Math.random;
@@ -280,7 +300,7 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
   let timerAt = Number.POSITIVE_INFINITY;
   let firing = false;
   let closed = false;
-  const counters = { runs: 0, probes: 0, skippedSlots: 0, expired: 0, voidedByStalls: 0 };
+  const counters = { runs: 0, probes: 0, skippedSlots: 0, rechecks: 0, expired: 0, voidedByStalls: 0 };
   const sweepTimer = { current: undefined as Timer | undefined };
 
   const emit = (t: Transition) => {
@@ -325,6 +345,21 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
 
   // --- scheduling: one clock timer for the earliest run -------------------
 
+  /**
+   * A result differs from the verdict it would have to overturn: the next
+   * runs come at recheckInterval until the threshold is met or a result
+   * agrees again (fast confirmation, like Envoy's edge intervals), so a
+   * threshold of 3 costs 2 rechecks, not 2 intervals. Judged on the threshold
+   * verdict (not the damped one), so flap damping does not keep rechecking.
+   */
+  function confirming(ts: TargetState): boolean {
+    // A recheckInterval of a whole interval turns fast confirmation off.
+    if (ts.registrationOnly || recheckMsOf(ts.target.check) >= ts.target.check.intervalMs) return false;
+    if (ts.addresses.size === 0) return pending(ts.unresolved);
+    for (const a of ts.addresses.values()) if (pending(a.verdict)) return true;
+    return false;
+  }
+
   function arm(): void {
     const top = heap.peek();
     if (!top || closed || firing) return;
@@ -350,11 +385,14 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
         if (now - top.at > interval / 2) {
           // The process stalled (GC, CPU starvation): skip this slot rather than probe
           // everything at once when it resumes; the target keeps its phase.
-          const next = nextSlot(top.planned, now, interval);
+          const next = ts.rechecking
+            ? { at: slotAtOrAfter(now, ts.phase, interval), skipped: 0 }
+            : nextSlot(top.planned, now, interval);
           counters.skippedSlots += 1 + next.skipped;
           schedule(ts, next.at);
           continue;
         }
+        if (ts.rechecking) counters.rechecks++;
         startRun(ts, top.planned, top.at);
       }
     } finally {
@@ -363,10 +401,13 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
     arm();
   }
 
-  function schedule(ts: TargetState, planned: number): void {
+  function schedule(ts: TargetState, planned: number, recheck = false): void {
     ts.slot++;
     ts.plannedAt = planned;
-    const at = planned + jitterFor(ts.target.check.jitterMs ?? 0, ts.target.check.intervalMs, random);
+    ts.rechecking = recheck;
+    const at = recheck
+      ? planned
+      : planned + jitterFor(ts.target.check.jitterMs ?? 0, ts.target.check.intervalMs, random);
     heap.push({ at, planned, slot: ts.slot, ts });
     arm();
   }
@@ -379,7 +420,21 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
     const after = () => {
       if (ts.gen !== gen || ts.removed) return;
       ts.running = false;
-      const next = nextSlot(planned, clock.now(), ts.target.check.intervalMs);
+      const now = clock.now();
+      const check = ts.target.check;
+      // A recheck only when it comes sooner than the regular run would (a
+      // slow probe can end close to its next slot).
+      const recheckAt = now + recheckMsOf(check);
+      if (confirming(ts) && recheckAt < nextSlot(planned, now, check.intervalMs).at) {
+        schedule(ts, recheckAt, true);
+        return;
+      }
+      if (ts.rechecking) {
+        // Confirmed either way: back on the target's phase, at least a recheck away.
+        schedule(ts, slotAtOrAfter(recheckAt, ts.phase, check.intervalMs));
+        return;
+      }
+      const next = nextSlot(planned, now, check.intervalMs);
       counters.skippedSlots += next.skipped;
       schedule(ts, next.at);
     };
@@ -604,6 +659,12 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
           pending = httpProbe(p, { address, host, port, signal }, httpDeps);
         } else if (p.type === "tcp") {
           pending = tcpProbe({ address, port, signal });
+        } else if (p.type === "udp") {
+          pending = udpProbe(p, { address, port, signal });
+        } else if (p.type === "postgres") {
+          pending = postgresProbe(p, { address, host, port, signal });
+        } else if (p.type === "redis") {
+          pending = redisProbe(p, { address, host, port, signal });
         } else {
           const idleMs = Math.max(60_000, 3 * ts.target.check.intervalMs);
           pending = grpcProbe(p, { address, host, port, signal, timeoutMs, idleMs }, grpc);
@@ -831,6 +892,7 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
         gen: 0,
         slot: 0,
         plannedAt: 0,
+        rechecking: false,
         running: false,
         removed: false,
         addresses: new Map(),
@@ -877,6 +939,7 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
         runs: counters.runs,
         probes: counters.probes,
         skippedSlots: counters.skippedSlots,
+        rechecks: counters.rechecks,
         expired: counters.expired,
         voidedByStalls: counters.voidedByStalls,
         dnsNames: dns.size + redirectDns.size,

@@ -181,9 +181,12 @@ export function grpcPool(now: () => number): GrpcPool {
         let creds: ChannelCredentials = credentials.createInsecure();
         if (tls) {
           creds = withoutIpServername(
-            credentials.createSsl(tls.caBundle ? Buffer.from(tls.caBundle) : null, null, null, {
-              rejectUnauthorized: !tls.insecureSkipVerify,
-            }),
+            credentials.createSsl(
+              tls.caBundle ? Buffer.from(tls.caBundle) : null,
+              tls.clientCert ? Buffer.from(tls.clientCert.key) : null,
+              tls.clientCert ? Buffer.from(tls.clientCert.cert) : null,
+              { rejectUnauthorized: !tls.insecureSkipVerify },
+            ),
           );
         }
         entry = { client: new Client(target, creds, options), lastUsed: now(), idleMs };

@@ -18,6 +18,7 @@
  */
 import { isIP, type Socket } from "node:net";
 import { type BodyMatcher, bodyMatcher } from "./body-match.ts";
+import { withCertExpiry } from "./cert-expiry.ts";
 import type { ConnectionPool } from "./http1.ts";
 import { ResponseReader } from "./http1.ts";
 import { classifyError, fail, type Outcome, ok, Reason } from "./reasons.ts";
@@ -220,7 +221,13 @@ function oneRequest(
     let conn: { socket: Socket; reused: boolean };
     try {
       const options = { address: hop.address, port: hop.port };
-      const tlsOptions = { serverName, ca: tls?.caBundle, rejectUnauthorized: !tls?.insecureSkipVerify };
+      const tlsOptions = {
+        serverName,
+        ca: tls?.caBundle,
+        rejectUnauthorized: !tls?.insecureSkipVerify,
+        cert: tls?.clientCert?.cert,
+        key: tls?.clientCert?.key,
+      };
       conn = deps.pool.get(key, hop.https ? { ...options, tls: tlsOptions } : options, fresh);
     } catch (err) {
       resolve(classifyError(err, signal));
@@ -238,6 +245,11 @@ function oneRequest(
     const finish = (o: Result | undefined, keep: boolean) => {
       if (finished) return;
       finished = true;
+      // Read the peer certificate before the socket may be destroyed below.
+      const settled = decided ?? o ?? fail(Reason.ProtocolError, "no response");
+      const warningMs = hop.https ? tls?.expiryWarningMs : undefined;
+      const result =
+        warningMs !== undefined && "ok" in settled ? withCertExpiry(settled, socket, warningMs) : settled;
       signal.onabort = undefined;
       socket.off("data", onData);
       socket.off("error", onError);
@@ -249,7 +261,7 @@ function oneRequest(
       } else {
         socket.destroy();
       }
-      resolve(decided ?? o ?? fail(Reason.ProtocolError, "no response"));
+      resolve(result);
     };
 
     /** Takes the verdict as soon as it is known, then waits only as long as reuse needs. */

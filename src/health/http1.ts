@@ -254,7 +254,14 @@ function skipCrlf(buf: Buffer, end: number): number {
 export interface ConnectOptions {
   address: string;
   port: number;
-  tls?: { serverName?: string | undefined; ca?: string | undefined; rejectUnauthorized: boolean };
+  tls?: {
+    serverName?: string | undefined;
+    ca?: string | undefined;
+    rejectUnauthorized: boolean;
+    /** Client certificate chain and key (mTLS). */
+    cert?: string | undefined;
+    key?: string | undefined;
+  };
 }
 
 /** A pooled connection waiting for its next probe. */
@@ -366,6 +373,8 @@ export function connectionPool(o: PoolOptions): ConnectionPool {
           servername: options.tls.serverName,
           ca: options.tls.ca,
           rejectUnauthorized: options.tls.rejectUnauthorized,
+          cert: options.tls.cert,
+          key: options.tls.key,
           session,
           ALPNProtocols: ["http/1.1"],
         });

@@ -11,8 +11,20 @@ export const Reason = {
   HostUnreachable: "HostUnreachable",
   Timeout: "Timeout",
   TLSError: "TLSError",
+  CertificateExpired: "CertificateExpired",
+  CertificateExpiresSoon: "CertificateExpiresSoon",
   HTTPStatus: "HTTPStatus",
   BodyMismatch: "BodyMismatch",
+  /** A udp, postgres or redis reply was not the one expected. */
+  ResponseMismatch: "ResponseMismatch",
+  /** ICMP port unreachable for a udp probe: nothing listens on the port. */
+  PortUnreachable: "PortUnreachable",
+  /** The database server refused the credentials. */
+  AuthenticationFailed: "AuthenticationFailed",
+  /** A postgres or redis server has the other role than the probe's expectRole. */
+  RoleMismatch: "RoleMismatch",
+  /** The database server answered with an error (not accepting connections, loading...). */
+  DatabaseError: "DatabaseError",
   ProtocolError: "ProtocolError",
   TooManyRedirects: "TooManyRedirects",
   DNSFailure: "DNSFailure",
@@ -100,6 +112,7 @@ export function classifyError(err: unknown, signal?: { aborted: boolean; reason:
     case "ENODATA":
       return fail(Reason.DNSFailure, message);
   }
+  if (code === "CERT_HAS_EXPIRED") return fail(Reason.CertificateExpired, `${code}: ${message}`);
   if (
     tlsCodes.has(code) ||
     code.startsWith("ERR_SSL_") ||

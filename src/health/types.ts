@@ -21,6 +21,10 @@ export interface TlsSpec {
   caBundle?: string;
   /** Skip certificate verification (only when asked). */
   insecureSkipVerify?: boolean;
+  /** PEM client certificate chain and key presented for mTLS. */
+  clientCert?: { cert: string; key: string };
+  /** A success over a certificate expiring within this becomes CertificateExpiresSoon (HTTPS probes). */
+  expiryWarningMs?: number;
 }
 
 export interface HttpProbeSpec {
@@ -67,6 +71,41 @@ export interface GrpcProbeSpec {
   tls?: TlsSpec | boolean;
 }
 
+export interface UdpProbeSpec {
+  type: "udp";
+  port: number | string;
+  /** Bytes sent in one datagram (already decoded from the API's text or base64). */
+  payload: Uint8Array;
+  /** Regular expression the reply (as UTF-8) must match; any reply when absent. Run in linear time. */
+  expectRegex?: string;
+}
+
+export type DatabaseRole = "primary" | "replica";
+
+export interface PostgresProbeSpec {
+  type: "postgres";
+  port: number | string;
+  database: string;
+  user: string;
+  /** Resolved from its Secret by the operator. */
+  password?: string;
+  /** TLS when set (verify-full unless insecureSkipVerify). */
+  tls?: TlsSpec;
+  /** Fail with RoleMismatch unless `pg_is_in_recovery()` says this role. */
+  expectRole?: DatabaseRole;
+}
+
+export interface RedisProbeSpec {
+  type: "redis";
+  port: number | string;
+  username?: string;
+  /** Resolved from its Secret by the operator; AUTH is sent only when set. */
+  password?: string;
+  tls?: TlsSpec;
+  /** Fail with RoleMismatch unless `ROLE` says this role. */
+  expectRole?: DatabaseRole;
+}
+
 export interface HeartbeatProbeSpec {
   type: "heartbeat";
   /** The `coordination.k8s.io/v1` Lease the instance renews. */
@@ -77,7 +116,15 @@ export interface NoneProbeSpec {
   type: "none";
 }
 
-export type ProbeSpec = HttpProbeSpec | TcpProbeSpec | GrpcProbeSpec | HeartbeatProbeSpec | NoneProbeSpec;
+export type ProbeSpec =
+  | HttpProbeSpec
+  | TcpProbeSpec
+  | UdpProbeSpec
+  | GrpcProbeSpec
+  | PostgresProbeSpec
+  | RedisProbeSpec
+  | HeartbeatProbeSpec
+  | NoneProbeSpec;
 export type ProbeType = ProbeSpec["type"];
 
 export interface FlapDamping {
@@ -101,6 +148,12 @@ export interface CheckSpec {
   successThreshold?: number;
   /** Each run is delayed by a random 0..jitterMs on top of its stable phase; default 0. */
   jitterMs?: number;
+  /**
+   * After a result that differs from the verdict, the next runs come this
+   * soon (until the verdict flips or a result agrees); default a quarter of
+   * the interval, at most the timeout.
+   */
+  recheckIntervalMs?: number;
   flapDamping?: FlapDamping;
 }
 

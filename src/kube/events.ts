@@ -10,6 +10,11 @@
  *   every `seriesFlushMs` (default 30 s) and on `flush()`.
  * - A series not seen for `seriesWindowMs` (default 6 min, client-go's) is
  *   closed: the next occurrence starts a new Event.
+ * - Similar events (same group, type, reason and action; another object of
+ *   the group or another note) are aggregated like client-go's correlator
+ *   (src/kube/event-correlator.ts): past 10 within 10 min, they join one
+ *   "(combined from similar events)" Event about the group (an instance's
+ *   group is its service), whose series counts them.
  * - New Events are rate-limited per regarding object (token bucket, burst 25,
  *   one token per 5 min, like the core/v1 spam filter); dropped ones are
  *   counted in `roster_events_dropped_total`.
@@ -25,6 +30,7 @@ import { randomBytes } from "node:crypto";
 import type { Clock, Timer } from "../util/clock.ts";
 import { systemClock } from "../util/clock.ts";
 import { isNotFound, type KubeClient } from "./client.ts";
+import { eventCorrelator } from "./event-correlator.ts";
 import { microTime } from "./leader.ts";
 import type { Logger } from "./log.ts";
 import { silentLogger } from "./log.ts";
@@ -37,12 +43,19 @@ export interface EventOptions {
   /** What Roster did or failed to do (default: the reason). */
   action?: string;
   related?: KubeObject;
+  /**
+   * The group whose similar events are combined (default: the regarding
+   * object alone): an instance's service, so that a storm in one service
+   * costs a bounded number of Events. `regarding` is what the combined Event
+   * is about.
+   */
+  group?: { key: string; regarding: KubeObject };
 }
 
 export interface EventRecorder {
   event(regarding: KubeObject, type: EventType, reason: string, note: string, options?: EventOptions): void;
-  /** Series and rate-limit buckets held in memory. */
-  readonly size: { series: number; buckets: number };
+  /** Series, aggregation records and rate-limit buckets held in memory. */
+  readonly size: { series: number; aggregates: number; buckets: number };
   /** Writes pending series counts and waits for every write in flight. */
   flush(): Promise<void>;
   close(): Promise<void>;
@@ -62,6 +75,9 @@ export interface EventRecorderOptions {
   burst?: number;
   refillMs?: number;
   maxSeries?: number;
+  /** Distinct similar events in a group before they are combined (default 10). */
+  aggregateMaxEvents?: number;
+  aggregateWindowMs?: number;
 }
 
 interface ObjectReference {
@@ -101,6 +117,10 @@ function ref(obj: KubeObject): ObjectReference {
   };
 }
 
+function refKey(r: ObjectReference): string {
+  return `${r.kind}/${r.namespace ?? ""}/${r.name}/${r.uid ?? ""}`;
+}
+
 function truncate(note: string): string {
   if (Buffer.byteLength(note) <= maxNoteBytes) return note;
   let s = note.slice(0, maxNoteBytes);
@@ -114,11 +134,15 @@ export function eventRecorder(options: EventRecorderOptions): EventRecorder {
   const log = (options.logger ?? silentLogger()).child({ component: "events" });
   const flushMs = options.seriesFlushMs ?? 30_000;
   const windowMs = options.seriesWindowMs ?? 6 * 60_000;
-  const burst = options.burst ?? 25;
-  const refillMs = options.refillMs ?? 5 * 60_000;
   const maxSeries = options.maxSeries ?? 4096;
   const series = new Map<string, Series>();
-  const buckets = new Map<string, { tokens: number; at: number }>();
+  const correlator = eventCorrelator({
+    maxEvents: options.aggregateMaxEvents,
+    aggregateWindowMs: options.aggregateWindowMs,
+    burst: options.burst,
+    refillMs: options.refillMs,
+    maxKeys: maxSeries,
+  });
   const inFlight = new Set<Promise<void>>();
   let closed = false;
 
@@ -129,9 +153,8 @@ export function eventRecorder(options: EventRecorderOptions): EventRecorder {
   }
 
   /**
-   * Forgets what no longer matters, oldest first (both maps are kept in
-   * recency order): series closed by the window whose count is written (or
-   * that failed), and buckets full again (a full bucket is the same as none).
+   * Forgets series that no longer matter, oldest first (the map is kept in
+   * recency order): closed by the window with their count written (or failed).
    */
   function expire(now: number): void {
     for (const [key, s] of series) {
@@ -139,23 +162,6 @@ export function eventRecorder(options: EventRecorderOptions): EventRecorder {
       s.flushTimer?.cancel();
       series.delete(key);
     }
-    for (const [key, b] of buckets) {
-      if (b.tokens + (now - b.at) / refillMs < burst) break;
-      buckets.delete(key);
-    }
-  }
-
-  function allow(objKey: string): boolean {
-    const now = clock.now();
-    const b = buckets.get(objKey) ?? { tokens: burst, at: now };
-    b.tokens = Math.min(burst, b.tokens + (now - b.at) / refillMs);
-    b.at = now;
-    buckets.delete(objKey);
-    buckets.set(objKey, b);
-    if (buckets.size > maxSeries) buckets.delete(buckets.keys().next().value!);
-    if (b.tokens < 1) return false;
-    b.tokens -= 1;
-    return true;
   }
 
   function writeCount(s: Series): void {
@@ -194,15 +200,23 @@ export function eventRecorder(options: EventRecorderOptions): EventRecorder {
         const action = opts.action ?? reason;
         const text = truncate(note);
         const r = ref(regarding);
-        const objKey = `${r.kind}/${r.namespace ?? ""}/${r.name}/${r.uid ?? ""}`;
-        const key = JSON.stringify([
-          objKey,
-          type,
-          reason,
-          action,
-          text,
-          opts.related ? ref(opts.related) : null,
-        ]);
+        const objKey = refKey(r);
+        const { combined, key } = correlator.aggregate(
+          {
+            group: opts.group?.key ?? objKey,
+            object: objKey,
+            type,
+            reason,
+            action,
+            note: text,
+            related: opts.related ? refKey(ref(opts.related)) : undefined,
+          },
+          now,
+        );
+        // A combined Event is about the group and says which event started it.
+        const about = combined && opts.group ? ref(opts.group.regarding) : r;
+        const aboutKey = refKey(about);
+        const shown = combined ? truncate(`(combined from similar events): ${r.name}: ${text}`) : text;
         const existing = series.get(key);
         if (existing && !existing.failed && now - existing.lastObserved < windowMs) {
           existing.count++;
@@ -217,12 +231,12 @@ export function eventRecorder(options: EventRecorderOptions): EventRecorder {
           existing.flushTimer?.cancel();
           series.delete(key);
         }
-        if (!allow(objKey)) {
+        if (!correlator.allow(aboutKey, now)) {
           options.metrics?.eventsDropped.inc({ reason: "rate_limited" });
           return;
         }
-        const namespace = r.namespace || "default";
-        const name = `${r.name}.${now.toString(16)}${randomBytes(3).toString("hex")}`;
+        const namespace = about.namespace || "default";
+        const name = `${about.name}.${now.toString(16)}${randomBytes(3).toString("hex")}`;
         const s: Series = {
           name,
           namespace,
@@ -243,8 +257,8 @@ export function eventRecorder(options: EventRecorderOptions): EventRecorder {
           action,
           reason,
           type,
-          note: text,
-          regarding: r,
+          note: shown,
+          regarding: about,
           related: opts.related ? ref(opts.related) : undefined,
         };
         s.chain = track(
@@ -271,7 +285,7 @@ export function eventRecorder(options: EventRecorderOptions): EventRecorder {
     },
 
     get size() {
-      return { series: series.size, buckets: buckets.size };
+      return { series: series.size, ...correlator.size };
     },
 
     async flush() {

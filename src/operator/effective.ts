@@ -17,6 +17,7 @@ import {
   parseDuration,
   resolveProbePort,
   type ServiceInstance,
+  type TlsOptions,
   validateDiscoveryPolicy,
 } from "../api/index.ts";
 import type { FieldError } from "../api/validate.ts";
@@ -263,8 +264,16 @@ function describeProbe(p: Probe): string {
     }
     case "tcp":
       return `tcp ${at(p.tcp.host, p.tcp.port)}`;
+    case "udp":
+      return `udp ${at(p.udp.host, p.udp.port)}${p.udp.expectRegex ? ` expect /${p.udp.expectRegex}/` : ""}`;
     case "grpc":
       return `grpc ${at(p.grpc.host, p.grpc.port)}${p.grpc.service ? ` service ${p.grpc.service}` : ""}${p.grpc.tls ? " tls" : ""}`;
+    case "postgres": {
+      const g = p.postgres;
+      return `postgres ${g.user}@${at(g.host, g.port)}/${g.database}${g.tls ? " tls" : ""}${g.expectRole ? ` role ${g.expectRole}` : ""}`;
+    }
+    case "redis":
+      return `redis ${at(p.redis.host, p.redis.port)}${p.redis.tls ? " tls" : ""}${p.redis.expectRole ? ` role ${p.redis.expectRole}` : ""}`;
     case "heartbeat":
       return `heartbeat lease ${p.heartbeat.leaseName ?? "<instance name>"}`;
     case "none":
@@ -272,8 +281,8 @@ function describeProbe(p: Probe): string {
   }
 }
 
-/** Header values from Secrets, resolved by the caller: `(secretName, key) => value`. */
-export type SecretLookup = (name: string, key: string) => string | undefined;
+/** Header values and CA bundles from Secrets (default) or ConfigMaps, resolved by the caller: `(name, key, kind) => value`. */
+export type SecretLookup = (name: string, key: string, kind?: "Secret" | "ConfigMap") => string | undefined;
 
 export type TargetResult =
   | { ok: true; target: Target; hostOverride?: string }
@@ -319,6 +328,7 @@ export function instanceTarget(
       maxTransitions: healthCheck.flapDamping.maxTransitions,
       windowMs: parseDuration(healthCheck.flapDamping.window),
     },
+    ...(healthCheck.recheckInterval ? { recheckIntervalMs: parseDuration(healthCheck.recheckInterval) } : {}),
   };
   const [hostOverride] = hosts;
   return {
@@ -334,6 +344,12 @@ function probeHost(probe: Probe): string | undefined {
       return probe.http.host;
     case "tcp":
       return probe.tcp.host;
+    case "udp":
+      return probe.udp.host;
+    case "postgres":
+      return probe.postgres.host;
+    case "redis":
+      return probe.redis.host;
     case "grpc":
       return probe.grpc.host;
     default:
@@ -356,6 +372,8 @@ function toProbeSpec(
       const h = probe.http;
       const p = port(h.port);
       if (p === undefined) return missingPort(h.port);
+      const tls = h.tls && tlsSpec(h.tls, secrets);
+      if (tls && "reason" in tls) return tls;
       const headers: Record<string, string> = {};
       const secretHeaders: string[] = [];
       for (const header of h.headers ?? []) {
@@ -383,18 +401,56 @@ function toProbeSpec(
         bodyRegex: h.bodyMatch?.regex,
         maxBodyBytes: h.bodyMatch?.maxBytes,
         followRedirects: h.followRedirects,
-        tls: h.tls && tlsSpec(h.tls),
+        tls,
       };
     }
     case "tcp": {
       const p = port(probe.tcp.port);
       return p === undefined ? missingPort(probe.tcp.port) : { type: "tcp", port: p };
     }
+    case "udp": {
+      const u = probe.udp;
+      const p = port(u.port);
+      if (p === undefined) return missingPort(u.port);
+      return {
+        type: "udp",
+        port: p,
+        payload: udpPayload(u),
+        ...(u.expectRegex !== undefined ? { expectRegex: u.expectRegex } : {}),
+      };
+    }
     case "grpc": {
       const g = probe.grpc;
       const p = port(g.port);
       if (p === undefined) return missingPort(g.port);
-      return { type: "grpc", port: p, service: g.service, tls: g.tls ? tlsSpec(g.tls) : false };
+      const tls = g.tls ? tlsSpec(g.tls, secrets) : false;
+      if (tls && "reason" in tls) return tls;
+      return { type: "grpc", port: p, service: g.service, tls };
+    }
+    case "postgres":
+    case "redis": {
+      const o = probe.type === "postgres" ? probe.postgres : probe.redis;
+      const p = port(o.port);
+      if (p === undefined) return missingPort(o.port);
+      const ref = o.passwordFrom?.secretKeyRef;
+      const password = ref ? secrets(ref.name, ref.key) : undefined;
+      if (ref && password === undefined) {
+        return {
+          reason: "SecretNotFound",
+          message: `${probe.type} password: key ${ref.key} of Secret ${ref.name} not found`,
+        };
+      }
+      const tls = o.tls && tlsSpec(o.tls, secrets);
+      if (tls && "reason" in tls) return tls;
+      const common = {
+        port: p,
+        ...(password !== undefined ? { password } : {}),
+        ...(tls ? { tls } : {}),
+        ...(o.expectRole ? { expectRole: o.expectRole } : {}),
+      };
+      return probe.type === "postgres"
+        ? { type: "postgres", database: probe.postgres.database, user: probe.postgres.user, ...common }
+        : { type: "redis", ...(probe.redis.username ? { username: probe.redis.username } : {}), ...common };
     }
     case "heartbeat":
       return {
@@ -409,6 +465,51 @@ function toProbeSpec(
   }
 }
 
-function tlsSpec(tls: { serverName?: string; caBundle?: string; insecureSkipVerify?: boolean }): TlsSpec {
-  return { serverName: tls.serverName, caBundle: tls.caBundle, insecureSkipVerify: tls.insecureSkipVerify };
+/** The datagram a udp probe sends: its text as UTF-8, its base64 decoded, or nothing. */
+export function udpPayload(u: { payload?: string; payloadBase64?: string }): Uint8Array {
+  if (u.payloadBase64 !== undefined) return new Uint8Array(Buffer.from(u.payloadBase64, "base64"));
+  return new TextEncoder().encode(u.payload ?? "");
+}
+
+/** A probe's TLS settings with a referenced CA bundle resolved; a missing Secret/ConfigMap key is a reason. */
+function tlsSpec(tls: TlsOptions, secrets: SecretLookup): TlsSpec | { reason: string; message: string } {
+  let caBundle = tls.caBundle;
+  const from = tls.caBundleFrom;
+  if (from) {
+    const ref = (from.secretKeyRef ?? from.configMapKeyRef)!;
+    const kind = from.secretKeyRef ? "Secret" : "ConfigMap";
+    caBundle = secrets(ref.name, ref.key, kind);
+    if (caBundle === undefined) {
+      return {
+        reason: `${kind}NotFound`,
+        message: `tls.caBundleFrom: key ${ref.key} of ${kind} ${ref.name} not found`,
+      };
+    }
+    if (!caBundle.includes("-----BEGIN CERTIFICATE-----")) {
+      return {
+        reason: "InvalidHealthCheck",
+        message: `tls.caBundleFrom: key ${ref.key} of ${kind} ${ref.name} holds no PEM certificate`,
+      };
+    }
+  }
+  let clientCert: TlsSpec["clientCert"];
+  if (tls.clientCertificate) {
+    const name = tls.clientCertificate.secretName;
+    const cert = secrets(name, "tls.crt");
+    const key = secrets(name, "tls.key");
+    if (cert === undefined || key === undefined) {
+      return {
+        reason: "SecretNotFound",
+        message: `tls.clientCertificate: key ${cert === undefined ? "tls.crt" : "tls.key"} of Secret ${name} not found`,
+      };
+    }
+    clientCert = { cert, key };
+  }
+  return {
+    serverName: tls.serverName,
+    caBundle,
+    ...(clientCert ? { clientCert } : {}),
+    insecureSkipVerify: tls.insecureSkipVerify,
+    ...(tls.expiryWarning ? { expiryWarningMs: parseDuration(tls.expiryWarning) } : {}),
+  };
 }

@@ -118,12 +118,27 @@ export function instanceReconciler(ctx: OperatorContext, view: InstanceView): { 
       now,
     });
     const previous = obj.status;
+    // Similar Events of one service's instances are combined under a storm
+    // (src/kube/event-correlator.ts) into one about the Service.
+    const group = {
+      key: `service/${svcKey}`,
+      regarding: {
+        apiVersion: "v1",
+        kind: "Service",
+        metadata: {
+          namespace: obj.metadata.namespace,
+          name: instance.spec.service,
+          uid: ctx.services.get(svcKey)?.metadata.uid,
+        },
+      },
+    };
     const write = await writeStatus(ctx.applier, rosterResources.serviceInstances, obj, status, {
       signal: rc.signal,
     });
     if (write.written) {
       tracker.wrote(key, write.object, cached.metadata.resourceVersion);
-      for (const e of instanceEvents(previous, status)) ctx.events.event(obj, e.type, e.reason, e.note);
+      for (const e of instanceEvents(previous, status))
+        ctx.events.event(obj, e.type, e.reason, e.note, { group });
     }
 
     const deregister = deregisterDecision({
@@ -141,6 +156,7 @@ export function instanceReconciler(ctx: OperatorContext, view: InstanceView): { 
         "Warning",
         "Deregistered",
         `unhealthy for longer than deregisterAfter (${Math.round(rt.deregisterAfterMs! / 1000)}s): deleting the instance`,
+        { group },
       );
       await ctx.applier.delete(rosterResources.serviceInstances, obj.metadata.namespace, obj.metadata.name!, {
         uid: obj.metadata.uid,

@@ -21,6 +21,7 @@
  */
 import type { KubeConfig } from "@kubernetes/client-node";
 import { Counter, Gauge, Histogram } from "prom-client";
+import { ConditionTypes } from "../api/common.ts";
 import {
   createProbeEngine,
   type DestinationPolicyConfig,
@@ -31,6 +32,7 @@ import {
   type Resolver,
 } from "../health/index.ts";
 import type { DestinationPolicy } from "../health/policy.ts";
+import { findCondition } from "../kube/conditions.ts";
 import {
   createManager,
   type Informer,
@@ -435,7 +437,21 @@ export function createOperator(options: OperatorOptions): Operator {
         registry: manager.metrics.registry,
       })
     : undefined;
-  if (xdsServer) feedFromConfigMaps(configMaps, xdsServer, clock, log);
+  // Push latency starts at the verdict: this replica's engine knows it to
+  // the millisecond; for instances another replica probes, the Healthy
+  // condition's transition time (to the second) is what there is.
+  const verdictSince = (namespace: string, instance: string): number | undefined => {
+    const key = `${namespace}/${instance}`;
+    const fresh = verdicts.get(key)?.since;
+    if (fresh !== undefined) return fresh;
+    const t = findCondition(
+      instances.get(key)?.status?.conditions,
+      ConditionTypes.Healthy,
+    )?.lastTransitionTime;
+    const ms = t ? Date.parse(t) : Number.NaN;
+    return Number.isNaN(ms) ? undefined : ms;
+  };
+  if (xdsServer) feedFromConfigMaps(configMaps, xdsServer, clock, log, verdictSince);
   let xdsPort: number | undefined;
 
   const leaving = new AbortController();

@@ -27,6 +27,7 @@ export const blockerReasons: ReadonlySet<string> = new Set([
   "InvalidHealthCheck",
   "SecretNotFound",
   "SecretForbidden",
+  "ConfigMapNotFound",
   "AddressNotPermitted",
 ]);
 

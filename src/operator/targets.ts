@@ -15,6 +15,8 @@
 import {
   addressKind,
   type HealthCheck,
+  probeSecretRefs,
+  probeTls,
   type ServiceInstance,
   validateServiceInstance,
 } from "../api/index.ts";
@@ -63,22 +65,30 @@ export function probeTargets(ctx: OperatorContext, runtimes: RuntimeStore): Prob
     runtimes.delete(key);
   }
 
-  /** Header values from the Secrets a health check names, read from the instance's namespace only. */
+  /** Header values and passwords from the Secrets a health check names, read from the instance's namespace only. */
   async function readSecrets(
     namespace: string,
     hc: HealthCheck,
     signal: AbortSignal,
-  ): Promise<{ lookup: SecretLookup; names: string[]; forbidden: string[] }> {
+  ): Promise<{ lookup: SecretLookup; names: string[]; configMaps: boolean; forbidden: string[] }> {
     const values = new Map<string, string>();
-    const names = [
-      ...new Set(
-        hc.probes.flatMap((p) =>
-          p.type === "http"
-            ? (p.http.headers ?? []).flatMap((h) => h.valueFrom?.secretKeyRef.name ?? [])
-            : [],
-        ),
-      ),
+    const names = [...new Set(hc.probes.flatMap((p) => probeSecretRefs(p).map((r) => r.name)))];
+    // CA bundles in ConfigMaps are not secret: read whether or not probe Secrets are enabled.
+    const configMaps = [
+      ...new Set(hc.probes.flatMap((p) => probeTls(p)?.caBundleFrom?.configMapKeyRef?.name ?? [])),
     ];
+    for (const name of configMaps) {
+      try {
+        const cm = await ctx.client.request<{ data?: Record<string, string> }>({
+          method: "GET",
+          path: `/api/v1/namespaces/${namespace}/configmaps/${name}`,
+          signal,
+        });
+        for (const [k, v] of Object.entries(cm.data ?? {})) values.set(`ConfigMap/${name}/${k}`, v);
+      } catch (err) {
+        if (!isNotFound(err) && !isForbidden(err)) throw err;
+      }
+    }
     const forbidden: string[] = [];
     for (const name of ctx.settings().probeSecrets ? names : []) {
       try {
@@ -95,7 +105,13 @@ export function probeTargets(ctx: OperatorContext, runtimes: RuntimeStore): Prob
         else if (!isNotFound(err)) throw err;
       }
     }
-    return { lookup: (name, key) => values.get(`${name}/${key}`), names, forbidden };
+    return {
+      lookup: (name, key, kind) =>
+        values.get(kind === "ConfigMap" ? `ConfigMap/${name}/${key}` : `${name}/${key}`),
+      names: [...names, ...configMaps],
+      configMaps: configMaps.length > 0,
+      forbidden,
+    };
   }
 
   /** `probed`: the engine applies the destination policy itself (and reports DestinationDenied). */
@@ -178,10 +194,12 @@ export function probeTargets(ctx: OperatorContext, runtimes: RuntimeStore): Prob
       const refused = !next.blocker && refusedAddress(obj.metadata.namespace!, published, probed);
       if (refused) next.blocker = { reason: "AddressNotPermitted", message: refused };
       // A rotated Secret value reaches the probe within SECRET_REFRESH_MS.
-      if (ctx.settings().probeSecrets && secrets.names.length > 0) requeueAfterMs = SECRET_REFRESH_MS;
+      if (secrets.names.length > 0 && (ctx.settings().probeSecrets || secrets.configMaps)) {
+        requeueAfterMs = SECRET_REFRESH_MS;
+      }
     }
     if (next.blocker && targets.delete(key)) ctx.engine.remove(key);
-    if (next.blocker?.reason === "SecretNotFound" || next.blocker?.reason === "SecretForbidden") {
+    if (["SecretNotFound", "SecretForbidden", "ConfigMapNotFound"].includes(next.blocker?.reason ?? "")) {
       requeueAfterMs = SECRET_RETRY_MS;
     }
     runtimes.set(key, next);

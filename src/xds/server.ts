@@ -58,7 +58,11 @@ export interface XdsServerOptions {
 }
 
 export interface XdsServer {
-  /** Sets (or with `undefined` removes) one service's published document; `sinceMs` is when the change began (for push latency). */
+  /**
+   * Sets (or with `undefined` removes) one service's published document.
+   * `sinceMs`: the verdict time that caused the change (push latency is
+   * timed from it); absent for changes no verdict caused, which are not timed.
+   */
   update(namespace: string, service: string, doc: PublishedEndpoints | undefined, sinceMs?: number): void;
   start(): Promise<number>;
   stop(): Promise<void>;
@@ -135,7 +139,7 @@ export function createXdsServer(options: XdsServerOptions): XdsServer {
   });
   const latency = new Histogram({
     name: "roster_xds_push_latency_seconds",
-    help: "From a published change reaching the xDS server's cache to the response carrying it being written.",
+    help: "Push latency (verdict to pushed): from the probe result that changed an endpoint's verdict to the xDS response carrying the change being written to a client.",
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     registers: reg,
   });
@@ -237,7 +241,11 @@ export function createXdsServer(options: XdsServerOptions): XdsServer {
         pushes.inc({ type: shortType(type) });
         const now = options.clock.now();
         for (const e of entries) {
-          if (e.sinceMs !== undefined && e.changed[type] > before) latency.observe((now - e.sinceMs) / 1000);
+          // Timed only for a client that was subscribed before the change (a
+          // first response carries history, not a push of that verdict).
+          if (e.sinceMs !== undefined && before >= 0 && e.changed[type] > before) {
+            latency.observe((now - e.sinceMs) / 1000);
+          }
         }
       }
     }

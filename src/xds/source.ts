@@ -5,7 +5,15 @@
  * published document, built once from the desired model by the publisher.
  * Services whose ConfigMap is disabled (publish.configMap.enabled: false) are
  * not served over xDS either.
+ *
+ * Push latency is measured from the verdict: when a document arrives in which
+ * endpoints' `healthy` (the probe verdict) flipped, the change began at the
+ * latest of those endpoints' verdict times (`verdictSince`: the time the
+ * probe result that changed the verdict was judged). Changes that flip no
+ * verdict (drain, weights, new instances) are pushed but not timed.
  */
+
+import type { PublishedEndpoints } from "../api/published.ts";
 import { safeParsePublishedEndpoints } from "../api/published.ts";
 import type { Informer, KubeObject } from "../kube/index.ts";
 import type { Logger } from "../kube/log.ts";
@@ -14,15 +22,42 @@ import type { XdsServer } from "./server.ts";
 
 type ConfigMapLike = KubeObject & { data?: Record<string, string> };
 
+/** When the verdict of instance `name` in `namespace` last changed (ms), if known. */
+export type VerdictSince = (namespace: string, instance: string) => number | undefined;
+
+/**
+ * When the change from `before` to `after` began: the latest verdict time of
+ * the endpoints whose verdict flipped (undefined when none did, or no time is
+ * known, or a known time lies in the future of `now`).
+ */
+export function verdictChangeTime(
+  before: PublishedEndpoints | undefined,
+  after: PublishedEndpoints,
+  since: VerdictSince,
+  now: number,
+): number | undefined {
+  if (!before) return undefined;
+  const was = new Map(before.endpoints.map((e) => [`${e.instance}/${e.address}`, e.healthy]));
+  let latest: number | undefined;
+  for (const e of after.endpoints) {
+    const prev = was.get(`${e.instance}/${e.address}`);
+    if (prev === undefined || prev === e.healthy) continue;
+    const t = since(after.namespace, e.instance);
+    if (t !== undefined && t <= now && (latest === undefined || t > latest)) latest = t;
+  }
+  return latest;
+}
+
 /** Starts feeding; returns the function that stops it. */
 export function feedFromConfigMaps(
   configMaps: Informer<ConfigMapLike>,
   server: Pick<XdsServer, "update">,
   clock: Clock,
   logger: Logger,
+  verdictSince: VerdictSince = () => undefined,
 ): () => void {
   /** ConfigMap key -> the service it published (for deletes and renames). */
-  const published = new Map<string, { namespace: string; service: string }>();
+  const published = new Map<string, { namespace: string; service: string; doc: PublishedEndpoints }>();
   const key = (cm: ConfigMapLike) => `${cm.metadata.namespace}/${cm.metadata.name}`;
   const apply = (cm: ConfigMapLike) => {
     const k = key(cm);
@@ -41,8 +76,15 @@ export function feedFromConfigMaps(
     if (before && (before.namespace !== doc.namespace || before.service !== doc.service)) {
       server.update(before.namespace, before.service, undefined);
     }
-    published.set(k, { namespace: doc.namespace, service: doc.service });
-    server.update(doc.namespace, doc.service, doc, clock.now());
+    const same = before && before.namespace === doc.namespace && before.service === doc.service;
+    const now = clock.now();
+    published.set(k, { namespace: doc.namespace, service: doc.service, doc });
+    server.update(
+      doc.namespace,
+      doc.service,
+      doc,
+      verdictChangeTime(same ? before.doc : undefined, doc, verdictSince, now),
+    );
   };
   return configMaps.addHandler({
     onAdd: apply,

@@ -3,6 +3,7 @@
 // the table shows each verdict with its reason; the exit code says whether
 // all are healthy. No cluster involved.
 import assert from "node:assert/strict";
+import { createSocket } from "node:dgram";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -156,4 +157,40 @@ test("loopback targets without --allow-loopback: DestinationDenied and a hint, n
   assert.match(row[3]!, /loopback/);
   assert.match(r.stderr, /pass --allow-loopback/);
   assert.equal(ok!.hits, 0, "the destination policy stopped the probe");
+});
+
+test("a udp probe: an echo server is healthy, a closed port is PortUnreachable", async (t) => {
+  const echo = createSocket("udp4");
+  echo.on("message", (msg, from) =>
+    echo.send(Buffer.concat([Buffer.from("pong "), msg]), from.port, from.address),
+  );
+  await new Promise<void>((resolve) => echo.bind(0, "127.0.0.1", resolve));
+  t.after(() => echo.close());
+  const closed = createSocket("udp4");
+  await new Promise<void>((resolve) => closed.bind(0, "127.0.0.1", resolve));
+  const closedPort = closed.address().port;
+  await new Promise<void>((resolve) => closed.close(resolve));
+  const udpPolicy = {
+    ...policy,
+    metadata: { name: "dns" },
+    spec: {
+      service: "dns",
+      healthCheck: {
+        probes: [{ type: "udp", udp: { port: "http", payload: "ping", expectRegex: "^pong ping$" } }],
+        interval: "1s",
+        timeout: "500ms",
+        failureThreshold: 1,
+      },
+    },
+  };
+  const file = manifest([
+    udpPolicy,
+    instance("echo", "127.0.0.1", echo.address().port, "dns"),
+    instance("closed", "127.0.0.1", closedPort, "dns"),
+  ]);
+  const r = await roster(["check", "-f", file, "--allow-loopback"]);
+  assert.equal(r.code, 1, `${r.stdout}${r.stderr}`);
+  const table = rows(r.stdout);
+  assert.deepEqual(table.get("echo")!.slice(1, 3), ["Healthy", "ProbeSucceeded"]);
+  assert.deepEqual(table.get("closed")!.slice(1, 3), ["Unhealthy", "PortUnreachable"]);
 });

@@ -4,7 +4,9 @@
 // connections a consumer in the node namespace opens to the shop's ClusterIP.
 // With --once it exits once the panel agrees with the slices: traffic on the
 // ready shop instances of the node's zone (zone-b), none on the failing
-// shop-4. Live, the printed curl command reaches a healthy backend by DNS
+// shop-4; and beside it the xDS consumer's column (grpc-go over Roster's
+// xDS server) with RPCs on exactly the healthy shop instances, in both
+// zones, and none failed. Live, the printed curl command reaches a healthy backend by DNS
 // name, and Ctrl-C removes every namespace and process it started. Needs
 // root and network namespaces: skips with the reason otherwise (fails under
 // CI=true).
@@ -34,23 +36,41 @@ interface PanelRow {
   address: string;
   zone: string;
   rate: number;
+  /** RPCs/s the xDS consumer sent it. */
+  xds: number;
   note: string;
 }
 
 /** The last traffic panel in the output: rows by instance name. */
-function lastPanel(stdout: string): { header: string; rows: Map<string, PanelRow>; failed: number } {
+function lastPanel(stdout: string): {
+  header: string;
+  rows: Map<string, PanelRow>;
+  failed: number;
+  xdsFailed: number;
+} {
   const start = stdout.lastIndexOf("\ntraffic to ");
   assert.ok(start >= 0, `a traffic panel in:\n${stdout}`);
   const lines = stdout.slice(start + 1).split("\n");
   const rows = new Map<string, PanelRow>();
   let failed = Number.NaN;
+  let xdsFailed = Number.NaN;
   for (const line of lines.slice(1)) {
-    const row = /^ {2}(shop-\d) +(\S+) +(\S+) +([\d.]+) +#* *(.*)$/.exec(line);
-    if (row) rows.set(row[1]!, { address: row[2]!, zone: row[3]!, rate: Number(row[4]), note: row[5]! });
+    const row = /^ {2}(shop-\d) +(\S+) +(\S+) +([\d.]+) +#* +([\d.]+) +#* *(.*)$/.exec(line);
+    if (row) {
+      rows.set(row[1]!, {
+        address: row[2]!,
+        zone: row[3]!,
+        rate: Number(row[4]),
+        xds: Number(row[5]),
+        note: row[6]!,
+      });
+    }
     const f = /^ {2}failed +([\d.]+) connections\/s/.exec(line);
     if (f) failed = Number(f[1]);
+    const x = /^ +([\d.]+) xDS RPCs\/s failed \(grpc-go over xDS: xds:\/\/\/shop\.roster-demo/.exec(line);
+    if (x) xdsFailed = Number(x[1]);
   }
-  return { header: lines[0]!, rows, failed };
+  return { header: lines[0]!, rows, failed, xdsFailed };
 }
 
 const netnsOf = (prefix: string) =>
@@ -113,6 +133,22 @@ test("roster dev --once on the data plane: the traffic panel shows traffic on th
   // shop-5 flaps: served exactly when kube-proxy routes to it (--once waits for that to agree).
   const five = panel.rows.get("shop-5")!;
   assert.ok(five.rate > 0 ? five.note === "" : five.note.startsWith("no traffic: "), JSON.stringify(five));
+  // The xDS consumer follows Roster in every zone: RPCs on the healthy
+  // instances of both zones (weights, not zones, decide its spread), none on
+  // the failing shop-4, shop-5 exactly while it is published, none failed.
+  assert.equal(panel.xdsFailed, 0, "no xDS RPC failed");
+  for (const name of ["shop-1", "shop-2", "shop-3"]) {
+    assert.ok(
+      panel.rows.get(name)!.xds > 0,
+      `${name} answers xDS RPCs: ${JSON.stringify(panel.rows.get(name))}`,
+    );
+  }
+  assert.equal(panel.rows.get("shop-4")!.xds, 0, "the failing shop-4 gets no xDS RPCs");
+  assert.equal(
+    five.xds > 0,
+    five.note === "",
+    `shop-5 over xDS exactly while published: ${JSON.stringify(five)}`,
+  );
   assertNothingLeft(sandboxDir, dev.pid, node);
 });
 

@@ -316,6 +316,49 @@ test("HTTPS: verified against a CA bundle and server name; a bad certificate is 
   );
 });
 
+test("HTTPS expiryWarning: a certificate expiring within it is CertificateExpiresSoon, still a success", async () => {
+  const { ca } = testCerts();
+  // The test leaf certificate is valid for 2 days.
+  const soon = await probe(
+    { scheme: "HTTPS", path: "/", tls: { caBundle: ca, expiryWarningMs: 72 * 3_600_000 } },
+    2000,
+    deps,
+    tlsPort,
+  );
+  assert.equal(soon.ok, true);
+  assert.equal(soon.reason, "CertificateExpiresSoon");
+  assert.match(soon.message, /certificate expires \d{4}-\d\d-\d\dT.* \(in [01] days\)/);
+  const later = await probe(
+    { scheme: "HTTPS", path: "/", tls: { caBundle: ca, expiryWarningMs: 3_600_000 } },
+    2000,
+    deps,
+    tlsPort,
+  );
+  assert.equal(later.reason, "ProbeSucceeded");
+});
+
+test("mTLS: a server that requires a client certificate accepts the probe only when it presents one", async () => {
+  const { ca, cert, key } = testCerts();
+  // The test leaf (no extended key usage) doubles as the client certificate, signed by the CA the server trusts.
+  const mtls = createHttpsServer({ cert, key, ca, requestCert: true, rejectUnauthorized: true }, (req, res) =>
+    res.end(`client ${(req.socket as import("node:tls").TLSSocket).getPeerCertificate().subject?.CN}`),
+  );
+  const mtlsPort = await listen(mtls);
+  try {
+    const without = await probe({ scheme: "HTTPS", path: "/", tls: { caBundle: ca } }, 2000, deps, mtlsPort);
+    assert.equal(without.ok, false);
+    const withCert = await probe(
+      { scheme: "HTTPS", path: "/", tls: { caBundle: ca, clientCert: { cert, key } } },
+      2000,
+      deps,
+      mtlsPort,
+    );
+    assert.deepEqual([withCert.ok, withCert.reason], [true, "ProbeSucceeded"]);
+  } finally {
+    await closeAll(mtls);
+  }
+});
+
 test("keep-alive reuses the connection between probes", async () => {
   const kept = probeDeps(true);
   const startConnections = connections;

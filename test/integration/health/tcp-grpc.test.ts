@@ -154,6 +154,28 @@ test("grpc over TLS: verified with a CA bundle; an untrusted certificate is a TL
   assert.equal(untrusted.reason, "TLSError", untrusted.message);
 });
 
+test("grpc mTLS: a server that requires a client certificate serves only a probe that presents one", async () => {
+  const { ca, cert, key } = testCerts();
+  const mtls = await grpcServer(
+    ServerCredentials.createSsl(
+      Buffer.from(ca),
+      [{ cert_chain: Buffer.from(cert), private_key: Buffer.from(key) }],
+      true,
+    ),
+  );
+  try {
+    const without = await grpc({ tls: { caBundle: ca, serverName: "localhost" } }, mtls.port);
+    assert.equal(without.ok, false);
+    const withCert = await grpc(
+      { tls: { caBundle: ca, serverName: "localhost", clientCert: { cert, key } } },
+      mtls.port,
+    );
+    assert.equal(withCert.ok, true, withCert.message);
+  } finally {
+    mtls.server.forceShutdown();
+  }
+});
+
 test("grpc over TLS to an IP: verified against the IP, with no server name sent (RFC 6066, Node's DEP0123)", async () => {
   const { ca } = testCerts();
   const warnings: string[] = [];

@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { type TestContext, test } from "node:test";
 import type { ServiceInstanceInput } from "../../../src/api/index.ts";
+import type { Operator } from "../../../src/operator/operator.ts";
 import { eventually, testNamespace } from "../../support/cluster.ts";
 import { type GrpcBackend, grpcBackends } from "../../support/grpc-backends.ts";
 import { FAST, INTERVAL_MS, MARGIN_MS } from "../../support/instances.ts";
@@ -25,6 +26,18 @@ function echoInstance(
     healthCheck: { probes: [{ type: "grpc", grpc: { port: "grpc" } }], ...FAST },
     ...extra,
   };
+}
+
+/** roster_xds_push_latency_seconds' count and sum now. */
+async function pushLatency(operator: Operator): Promise<{ count: number; sum: number }> {
+  const metric = await operator.manager.metrics.registry
+    .getSingleMetric("roster_xds_push_latency_seconds")!
+    .get();
+  const value = (suffix: string) =>
+    metric.values.find(
+      (v) => (v as { metricName?: string }).metricName === `roster_xds_push_latency_seconds_${suffix}`,
+    )?.value ?? 0;
+  return { count: value("count"), sum: value("sum") };
 }
 
 const answered = (r: RpcResult) => Object.keys(r.counts).sort();
@@ -64,6 +77,8 @@ async function scenario(t: TestContext, kind: XdsClientKind, firstHost: number):
   assert.ok(b1.served >= 10 && b2.served >= 10 && b3.served >= 10, "the backends saw the RPCs");
 
   // A failing backend stops receiving once the probe's verdict is pushed.
+  const latencyBefore = await pushLatency(operator);
+  const failedAt = Date.now();
   b3.healthy = false;
   await eventually(
     async () => {
@@ -75,6 +90,15 @@ async function scenario(t: TestContext, kind: XdsClientKind, firstHost: number):
   const afterFail = await client.rpcs(40);
   assert.equal(afterFail.counts[b3.address], undefined);
   assert.equal(total(afterFail), 40, "no RPC fails: the failing backend is out of the picker");
+  // That push was timed from the verdict, which came after the health check
+  // began failing: every new observation is within the time since then.
+  const latencyAfter = await pushLatency(operator);
+  const pushesTimed = latencyAfter.count - latencyBefore.count;
+  assert.ok(pushesTimed > 0, "the verdict's push is in roster_xds_push_latency_seconds");
+  assert.ok(
+    latencyAfter.sum - latencyBefore.sum <= (pushesTimed * (Date.now() - failedAt)) / 1000,
+    "timed from the verdict (not from an earlier time)",
+  );
 
   // A drained backend gets no new RPCs.
   await patchInstanceSpec(ns, "echo-2", { drain: true });

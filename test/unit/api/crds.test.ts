@@ -177,7 +177,7 @@ describe("generated CRDs", () => {
     assert.ok(has(".sum() <= 4096"), "metadata size");
     for (const r of rules) {
       assert.ok(r.message.length > 0, `rule ${r.rule} has no message`);
-      if (r.fieldPath) assert.match(r.fieldPath, /^(\.[A-Za-z]+)+$/);
+      if (r.fieldPath) assert.match(r.fieldPath, /^(\.[A-Za-z][A-Za-z0-9]*)+$/);
     }
   });
 

@@ -150,13 +150,22 @@ function panel(overrides: Partial<TrafficPanel> = {}): TrafficPanel {
     nodeZone: "zone-b",
     windowMs: 2000,
     rows: [
-      { name: "shop-3", address: "198.18.0.12", zone: "zone-b", rate: 24, routed: true, note: "" },
+      {
+        name: "shop-3",
+        address: "198.18.0.12",
+        zone: "zone-b",
+        rate: 24,
+        routed: true,
+        ready: true,
+        note: "",
+      },
       {
         name: "shop-4",
         address: "198.18.0.13",
         zone: "zone-b",
         rate: 0,
         routed: false,
+        ready: false,
         note: "no traffic: not ready",
       },
     ],
@@ -182,6 +191,42 @@ describe("trafficSettled", () => {
   });
 });
 
+describe("the xDS column", () => {
+  const withXds = (xds: number[], column: Partial<TrafficPanel["xds"]> = {}) =>
+    panel({
+      rows: panel().rows.map((r, i) => ({ ...r, xds: xds[i]! })),
+      xds: { target: "xds:///shop.roster-demo", failed: 0, complete: true, ...column },
+    });
+  test("trafficRows takes each instance's xDS rate by name; ready is Roster's Ready condition", () => {
+    const rows = trafficRows(
+      [instance("shop-1", "198.18.0.10", "zone-a")],
+      new Map([["198.18.0.10", "zone-a: elsewhere"]]),
+      new Map(),
+      new Map([["shop-1", 7]]),
+    );
+    assert.deepEqual(
+      rows.map((r) => [r.routed, r.ready, r.xds]),
+      [[false, true, 7]],
+    );
+  });
+  test("settled only when exactly the Ready instances answered xDS RPCs, over a whole window, none failed", () => {
+    assert.equal(trafficSettled(withXds([12, 0])), true);
+    assert.equal(trafficSettled(withXds([12, 1])), false, "RPCs to an instance not published Ready");
+    assert.equal(trafficSettled(withXds([0, 0])), false, "none to a Ready one");
+    assert.equal(trafficSettled(withXds([12, 0], { failed: 1 })), false);
+    assert.equal(trafficSettled(withXds([12, 0], { complete: false })), false);
+  });
+  test("rendered between the connection bars and the note, with its failure line", () => {
+    const lines = renderTraffic(withXds([12, 0])).split("\n");
+    assert.match(lines[1]!, /^ {2}BACKEND .* CONN\/S {34}XDS RPC\/S {19}NOTE$/);
+    assert.match(lines[2]!, /^ {2}shop-3 .* #{30} {7}12\.0 {2}#{15}$/);
+    assert.match(lines[3]!, /^ {2}shop-4 .* {30} {8}0\.0 {2} {15} {2}no traffic: not ready$/);
+    assert.ok(
+      lines.some((l) => l.includes("0.0 xDS RPCs/s failed (grpc-go over xDS: xds:///shop.roster-demo")),
+    );
+  });
+});
+
 describe("renderTraffic", () => {
   test("a header naming target, ClusterIP, node and window; aligned rows with bars; the failure rate", () => {
     const out = renderTraffic(panel());
@@ -202,8 +247,8 @@ describe("renderTraffic", () => {
 
   test("bars are relative to the busiest backend; colour on request", () => {
     const rows = [
-      { name: "a", address: "x", zone: "z", rate: 10, routed: true, note: "" },
-      { name: "b", address: "y", zone: "z", rate: 5, routed: true, note: "" },
+      { name: "a", address: "x", zone: "z", rate: 10, routed: true, ready: true, note: "" },
+      { name: "b", address: "y", zone: "z", rate: 5, routed: true, ready: true, note: "" },
     ];
     const out = renderTraffic(panel({ rows }), { color: true });
     assert.match(out, /a +x +z +10\.0 +#{30}/);

@@ -115,7 +115,9 @@ test("thresholds from Unknown, per address and for the target", async (t) => {
   const { clock, engine, leases, log } = setup();
   t.after(() => engine.close());
   leases.set("ns/lease", true);
-  engine.set({ id: "x", host: "10.0.0.1", check: heartbeat({ failureThreshold: 2, successThreshold: 2 }) });
+  // One run per interval (fast confirmation off: see the recheck tests).
+  const check = heartbeat({ failureThreshold: 2, successThreshold: 2, recheckIntervalMs: 1000 });
+  engine.set({ id: "x", host: "10.0.0.1", check });
   assert.equal(engine.summary("x")?.verdict, "Unknown");
   await advance(clock, 1000);
   assert.equal(engine.summary("x")?.verdict, "Unknown", "one success is below successThreshold 2");
@@ -228,6 +230,7 @@ test("every finished run reports to onProbe, also when nothing was probed (local
     intervalMs: 1000,
     timeoutMs: 500,
     failureThreshold: 3,
+    recheckIntervalMs: 1000, // one run per interval
   });
   // Registration only (explicit `none`, and no probes at all): healthy at once, reported as `none`.
   engine.set({ id: "reg", host: "10.0.0.9", check: { ...tcp(80), probes: [{ type: "none" }] } });

@@ -121,12 +121,12 @@ describe("event recorder", () => {
       rec.event(o, "Warning", "BecameUnhealthy", "503");
     }
     await rec.flush();
-    assert.deepEqual(rec.size, { series: 100, buckets: 100 });
+    assert.deepEqual(rec.size, { series: 100, aggregates: 100, buckets: 100 });
     // After the series window (6 min) every series is closed and written; the
     // buckets (burst 2, one token per 5 min) are full again after 10 min.
     clock.advance(11 * 60_000);
     rec.event(obj, "Normal", "BecameHealthy", "ok");
-    assert.deepEqual(rec.size, { series: 1, buckets: 1 });
+    assert.deepEqual(rec.size, { series: 1, aggregates: 1, buckets: 1 });
     await rec.flush();
     // Forgetting changed nothing: a new occurrence is a new Event.
     const before = calls.length;
@@ -160,5 +160,35 @@ describe("event recorder", () => {
     await rec.flush();
     rec.event(other, "Warning", "ProbeFailed", "timeout");
     assert.equal(rec.size.series, 1, "written and closed: forgotten");
+  });
+
+  test("similar events of one group past 10 join one combined Event about the group, counted in its series", async () => {
+    const { calls, rec, clock } = setup();
+    const service = {
+      apiVersion: "v1",
+      kind: "Service",
+      metadata: { name: "web", namespace: "ns", uid: "s1" },
+    };
+    const group = { key: "service/ns/web", regarding: service };
+    for (let i = 0; i < 200; i++) {
+      const o = { ...obj, metadata: { ...obj.metadata, name: `web-${i}`, uid: `u${i}` } };
+      rec.event(o, "Warning", "BecameUnhealthy", "HTTP 503", { group });
+    }
+    clock.advance(30_000);
+    await rec.flush();
+    const posts = calls.filter((c) => c.method === "POST").map((c) => c.body as Record<string, unknown>);
+    assert.equal(posts.length, 10, "9 Events of their own and one combined");
+    const combined = posts.at(-1)!;
+    assert.match(String(combined.note), /^\(combined from similar events\): web-9: HTTP 503$/);
+    assert.deepEqual(combined.regarding, {
+      apiVersion: "v1",
+      kind: "Service",
+      namespace: "ns",
+      name: "web",
+      uid: "s1",
+      resourceVersion: undefined,
+    });
+    const patches = calls.filter((c) => c.method === "PATCH");
+    assert.equal((patches.at(-1)!.body as { series: { count: number } }).series.count, 191);
   });
 });

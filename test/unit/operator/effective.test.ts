@@ -396,6 +396,97 @@ describe("instanceTarget", () => {
     assert.equal(missing.message, "header Authorization: key token of Secret probe not found");
   });
 
+  it("a CA bundle comes from a Secret or a ConfigMap key; a missing one is a reason naming it", () => {
+    const pem = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+    const lookup: SecretLookup = (name, key, kind) =>
+      key === "ca.crt" &&
+      ((kind === "ConfigMap" && name === "ca-cm") || (kind !== "ConfigMap" && name === "ca-s"))
+        ? pem
+        : undefined;
+    const https = (caBundleFrom: object) =>
+      check({
+        probes: [{ type: "http", http: { scheme: "HTTPS", tls: { caBundleFrom, expiryWarning: "336h" } } }],
+      });
+    for (const from of [
+      { secretKeyRef: { name: "ca-s", key: "ca.crt" } },
+      { configMapKeyRef: { name: "ca-cm", key: "ca.crt" } },
+    ]) {
+      const r = instanceTarget(instance(), https(from), lookup);
+      assert.ok(r.ok);
+      const probe = r.target.check.probes[0]!;
+      assert.ok(probe.type === "http");
+      assert.equal(probe.tls?.caBundle, pem);
+      assert.equal(probe.tls?.expiryWarningMs, 336 * 3_600_000);
+    }
+    const grpc = check({
+      probes: [
+        {
+          type: "grpc",
+          grpc: { tls: { caBundleFrom: { configMapKeyRef: { name: "nope", key: "ca.crt" } } } },
+        },
+      ],
+    });
+    const missing = instanceTarget(instance(), grpc, lookup);
+    assert.ok(!missing.ok);
+    assert.equal(missing.reason, "ConfigMapNotFound");
+    assert.equal(missing.message, "tls.caBundleFrom: key ca.crt of ConfigMap nope not found");
+    const mtls = check({
+      probes: [{ type: "grpc", grpc: { tls: { clientCertificate: { secretName: "client" } } } }],
+    });
+    const withCert = instanceTarget(instance(), mtls, (name, key) =>
+      name === "client" ? `${key} pem` : undefined,
+    );
+    assert.ok(withCert.ok);
+    const g = withCert.target.check.probes[0]!;
+    assert.ok(g.type === "grpc" && typeof g.tls === "object");
+    assert.deepEqual(g.tls.clientCert, { cert: "tls.crt pem", key: "tls.key pem" });
+    const noKey = instanceTarget(instance(), mtls, (_name, key) => (key === "tls.crt" ? "pem" : undefined));
+    assert.ok(!noKey.ok);
+    assert.equal(noKey.reason, "SecretNotFound");
+    assert.equal(noKey.message, "tls.clientCertificate: key tls.key of Secret client not found");
+    const secretMissing = instanceTarget(
+      instance(),
+      https({ secretKeyRef: { name: "x", key: "ca.crt" } }),
+      lookup,
+    );
+    assert.ok(!secretMissing.ok);
+    assert.equal(secretMissing.reason, "SecretNotFound");
+  });
+
+  it("postgres and redis passwords come from the Secret lookup; udp payloads are encoded", () => {
+    const ref = { secretKeyRef: { name: "db", key: "password" } };
+    const hc = check({
+      probes: [
+        { type: "postgres", postgres: { user: "monitor", passwordFrom: ref, expectRole: "primary" } },
+        { type: "redis", redis: { passwordFrom: ref } },
+        { type: "udp", udp: { payloadBase64: "AAH/" } },
+      ],
+    });
+    const lookup: SecretLookup = (name, key) => (name === "db" && key === "password" ? "s3cret" : undefined);
+    const r = instanceTarget(instance(), hc, lookup);
+    assert.ok(r.ok);
+    const [pg, redis, udp] = r.target.check.probes;
+    assert.deepEqual(
+      { ...pg },
+      {
+        type: "postgres",
+        port: 8080,
+        database: "postgres",
+        user: "monitor",
+        password: "s3cret",
+        expectRole: "primary",
+      },
+    );
+    assert.deepEqual({ ...redis }, { type: "redis", port: 8080, password: "s3cret" });
+    assert.ok(udp?.type === "udp");
+    assert.deepEqual([...udp.payload], [0, 1, 255]);
+
+    const missing = instanceTarget(instance(), hc, noSecrets);
+    assert.ok(!missing.ok);
+    assert.equal(missing.reason, "SecretNotFound");
+    assert.equal(missing.message, "postgres password: key password of Secret db not found");
+  });
+
   it("a probe port name the instance lacks is reported", () => {
     const r = instanceTarget(
       instance(),
