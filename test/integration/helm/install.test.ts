@@ -363,15 +363,26 @@ test("helm install of Roster on the sandbox node: Ready under restricted PSS, in
         `container started ${pod.status?.containerStatuses?.[0]?.state?.running?.startedAt?.toISOString()}; ${serving}`,
       );
 
-      const summary = JSON.parse(await apiGet(kc, `/api/v1/nodes/${node.name}/proxy/stats/summary`)) as {
-        pods: { podRef: { name: string; namespace: string }; memory?: { workingSetBytes?: number } }[];
-      };
-      const stats = summary.pods.filter((p) => p.podRef.namespace === namespace);
-      for (const p of await operatorPods()) {
-        const mem = stats.find((s) => s.podRef.name === p.metadata!.name)?.memory?.workingSetBytes;
-        assert.ok(mem && mem > 0, `the summary API reports ${p.metadata!.name}'s memory`);
-        t.diagnostic(`memory ${p.metadata!.name}: ${(mem / 2 ** 20).toFixed(1)} MiB working set`);
-      }
+      // The kubelet's stats collection runs on its own period: a pod just
+      // started may not have a sample yet.
+      const names = (await operatorPods()).map((p) => p.metadata!.name!);
+      const memory = await eventually(
+        async () => {
+          const summary = JSON.parse(await apiGet(kc, `/api/v1/nodes/${node.name}/proxy/stats/summary`)) as {
+            pods: { podRef: { name: string; namespace: string }; memory?: { workingSetBytes?: number } }[];
+          };
+          const bytes = names.map(
+            (n) =>
+              summary.pods.find((s) => s.podRef.namespace === namespace && s.podRef.name === n)?.memory
+                ?.workingSetBytes ?? 0,
+          );
+          return bytes.every((b) => b > 0) ? bytes : undefined;
+        },
+        { timeoutMs: 60_000, intervalMs: 500, what: "the summary API reporting both pods' memory" },
+      );
+      names.forEach((n, k) => {
+        t.diagnostic(`memory ${n}: ${(memory[k]! / 2 ** 20).toFixed(1)} MiB working set`);
+      });
     },
   );
 
