@@ -9,7 +9,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { CoordinationV1Api } from "@kubernetes/client-node";
-import { freePort, type RosterProcess } from "../integration/cli/support.ts";
+import { freePort, type RosterProcess } from "../support/cli.ts";
 import { eventually, testCluster, testNamespace } from "../support/cluster.ts";
 import { webInstance } from "../support/instances.ts";
 import {
