@@ -50,7 +50,7 @@ function instances(n: number, offset = 0): InstanceInput[] {
       ports: [{ name: "http", port: 8080 }],
       weight: 100,
       zone: `zone-${i % 3}`,
-      verdict: "healthy",
+      verdict: "Healthy",
       tags: ["canary"],
       metadata: { version: "1.2.3" },
     };
@@ -63,7 +63,7 @@ function churned(base: InstanceInput[], round: number): InstanceInput[] {
   const step = Math.floor(N / CHURN);
   for (let c = 0; c < CHURN / 2; c++) {
     const i = (c * step + round) % N;
-    out[i] = { ...out[i]!, verdict: "unhealthy" };
+    out[i] = { ...out[i]!, verdict: "Unhealthy" };
   }
   const leave = new Set<number>();
   for (let c = 0; c < CHURN / 4; c++) leave.add((c * step + round + step / 2) % N);
@@ -105,7 +105,7 @@ desiredMs.sort((a, b) => a - b);
 
 // One instance flips: exactly one slice should be written.
 const oneFlip = [...base];
-oneFlip[4242] = { ...oneFlip[4242]!, verdict: "unhealthy" };
+oneFlip[4242] = { ...oneFlip[4242]!, verdict: "Unhealthy" };
 const single = planEndpointSlices(slicesOf(oneFlip), existing, OPTS);
 const singleWrites = single.create.length + single.update.length + single.delete.length;
 

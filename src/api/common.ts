@@ -350,3 +350,10 @@ export const ObjectMeta = z.looseObject({
   creationTimestamp: z.string().optional(),
 });
 export type ObjectMeta = z.output<typeof ObjectMeta>;
+
+/**
+ * An instance's (or address's) health verdict: the probe engine decides it,
+ * the publisher publishes by it. One vocabulary for both; `Unknown` until a
+ * threshold is met (no verdict yet is no evidence either way).
+ */
+export type Verdict = "Unknown" | "Healthy" | "Unhealthy";

@@ -13,7 +13,6 @@ import { type Clock, systemClock, type Timer } from "../util/clock.ts";
 import { deepEqual } from "../util/equal.ts";
 import { type DnsCache, dnsCache, systemResolver } from "./dns.ts";
 import { grpcPool, grpcProbe } from "./grpc-probe.ts";
-import { MinHeap } from "./heap.ts";
 import { heartbeatProbe } from "./heartbeat-probe.ts";
 import { httpProbe } from "./http-probe.ts";
 import { connectionPool } from "./http1.ts";
@@ -26,6 +25,7 @@ import { jitterFor, nextSlot, phaseOf, slotAtOrAfter } from "./schedule.ts";
 import { ProbeSignal } from "./signal.ts";
 import { type StallMonitor, stallMonitor } from "./stall.ts";
 import { tcpProbe } from "./tcp-probe.ts";
+import { timerHeap } from "./timer-heap.ts";
 import type {
   AddressSummary,
   CheckSpec,
@@ -295,10 +295,7 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
   const grpc = grpcPool(() => clock.now());
   const targets = new Map<string, TargetState>();
   const hostRefs = new Map<string, number>();
-  const heap = new MinHeap<HeapEntry>();
-  let timer: Timer | undefined;
-  let timerAt = Number.POSITIVE_INFINITY;
-  let firing = false;
+  const runs = timerHeap<HeapEntry>(clock, tickMs, (top, now) => due(top, now));
   let closed = false;
   const counters = { runs: 0, probes: 0, skippedSlots: 0, rechecks: 0, expired: 0, voidedByStalls: 0 };
   const sweepTimer = { current: undefined as Timer | undefined };
@@ -360,45 +357,24 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
     return false;
   }
 
-  function arm(): void {
-    const top = heap.peek();
-    if (!top || closed || firing) return;
-    const at = Math.ceil(top.at / tickMs) * tickMs;
-    if (timer && timerAt <= at) return;
-    timer?.cancel();
-    timerAt = at;
-    timer = clock.setTimer(fire, at - clock.now());
-  }
-
-  function fire(): void {
-    timer = undefined;
-    timerAt = Number.POSITIVE_INFINITY;
-    const now = clock.now();
-    firing = true;
-    try {
-      for (let top = heap.peek(); top && top.at <= now; top = heap.peek()) {
-        heap.pop();
-        const ts = top.ts;
-        // A target has one current entry; older ones (changed, removed) are dropped here.
-        if (ts.removed || ts.slot !== top.slot || ts.running) continue;
-        const interval = ts.target.check.intervalMs;
-        if (now - top.at > interval / 2) {
-          // The process stalled (GC, CPU starvation): skip this slot rather than probe
-          // everything at once when it resumes; the target keeps its phase.
-          const next = ts.rechecking
-            ? { at: slotAtOrAfter(now, ts.phase, interval), skipped: 0 }
-            : nextSlot(top.planned, now, interval);
-          counters.skippedSlots += 1 + next.skipped;
-          schedule(ts, next.at);
-          continue;
-        }
-        if (ts.rechecking) counters.rechecks++;
-        startRun(ts, top.planned, top.at);
-      }
-    } finally {
-      firing = false;
+  /** A heap entry came due at `now`. */
+  function due(top: HeapEntry, now: number): void {
+    const ts = top.ts;
+    // A target has one current entry; older ones (changed, removed) are dropped here.
+    if (ts.removed || ts.slot !== top.slot || ts.running) return;
+    const interval = ts.target.check.intervalMs;
+    if (now - top.at > interval / 2) {
+      // The process stalled (GC, CPU starvation): skip this slot rather than probe
+      // everything at once when it resumes; the target keeps its phase.
+      const next = ts.rechecking
+        ? { at: slotAtOrAfter(now, ts.phase, interval), skipped: 0 }
+        : nextSlot(top.planned, now, interval);
+      counters.skippedSlots += 1 + next.skipped;
+      schedule(ts, next.at);
+      return;
     }
-    arm();
+    if (ts.rechecking) counters.rechecks++;
+    startRun(ts, top.planned, top.at);
   }
 
   function schedule(ts: TargetState, planned: number, recheck = false): void {
@@ -408,8 +384,7 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
     const at = recheck
       ? planned
       : planned + jitterFor(ts.target.check.jitterMs ?? 0, ts.target.check.intervalMs, random);
-    heap.push({ at, planned, slot: ts.slot, ts });
-    arm();
+    runs.push({ at, planned, slot: ts.slot, ts });
   }
 
   /** `planned` is the slot (the phase); `due` adds this run's jitter. */
@@ -950,10 +925,9 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
       if (closed) return;
       closed = true;
       for (const id of [...targets.keys()]) remove(id);
-      timer?.cancel();
+      runs.close();
       sweepTimer.current?.cancel();
       if (!options.stalls) stalls.stop();
-      heap.clear();
       pool.destroy();
       grpc.close();
     },

@@ -4,9 +4,10 @@
  * Kubernetes objects: the operator maps its objects onto these (resolving
  * defaults, Secret header values, named lease, durations to milliseconds).
  */
+import type { Verdict } from "../api/common.ts";
 
-/** A verdict starts `Unknown` and only leaves it when a threshold is met. */
-export type Verdict = "Unknown" | "Healthy" | "Unhealthy";
+/** A verdict starts `Unknown` and only leaves it when a threshold is met (the type lives in src/api: publish uses it too). */
+export type { Verdict };
 
 export interface StatusRange {
   /** Inclusive bounds. */

@@ -11,7 +11,7 @@
  *   the instance address's own resolution at the overall verdict.
  * - An instance another replica probes: the status that replica wrote.
  */
-import { ConditionTypes, type ServiceInstanceStatus } from "../api/index.ts";
+import { ConditionTypes, type ServiceInstanceStatus, type Verdict } from "../api/index.ts";
 import type { InstanceInput } from "../publish/index.ts";
 import type { InstanceObject, OperatorContext } from "./context.ts";
 import { blockerReasons, type InstanceRuntime, type RuntimeStore } from "./runtime.ts";
@@ -89,18 +89,18 @@ export function instanceView(ctx: OperatorContext, runtimes: RuntimeStore): Inst
       const ready = si.status?.conditions?.find((c) => c.type === ConditionTypes.Ready);
       const blocked = ready?.status === "False" && blockerReasons.has(ready.reason);
       const addresses = si.status?.addresses ?? [];
-      return { blocked, settled: blocked || recorded !== "unknown", verdict: recorded, addresses };
+      return { blocked, settled: blocked || recorded !== "Unknown", verdict: recorded, addresses };
     }
     const rt = runtimes.get(key);
     if (!rt || rt.blocker)
-      return { blocked: true, settled: rt !== undefined, verdict: "unknown", addresses: [] };
+      return { blocked: true, settled: rt !== undefined, verdict: "Unknown", addresses: [] };
     const verdict = ctx.verdicts.get(key);
     // The status writer's rule: the fresh verdict, else the recorded one.
     const effective = asVerdict(instanceHealthy(si.status, verdict));
     const all = addresses(key, rt, verdict);
     // A healthy name that resolves to several IPs publishes the IPs that pass.
     const passing = all.filter((a) => a.verdict === "Healthy").map((a) => a.address);
-    const list = effective === "healthy" && passing.length > 0 ? passing : all.map((a) => a.address);
+    const list = effective === "Healthy" && passing.length > 0 ? passing : all.map((a) => a.address);
     return { blocked: false, settled: verdict?.probed === true, verdict: effective, addresses: list };
   }
 
@@ -136,7 +136,7 @@ export function instanceView(ctx: OperatorContext, runtimes: RuntimeStore): Inst
   };
 }
 
-/** The engine's verdict vocabulary as the publication model spells it. */
-function asVerdict(healthy: boolean | undefined): InstanceInput["verdict"] {
-  return healthy === true ? "healthy" : healthy === false ? "unhealthy" : "unknown";
+/** A status's `healthy` (absent: no verdict yet) as the one Verdict (src/api/common.ts). */
+function asVerdict(healthy: boolean | undefined): Verdict {
+  return healthy === true ? "Healthy" : healthy === false ? "Unhealthy" : "Unknown";
 }

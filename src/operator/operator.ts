@@ -20,7 +20,6 @@
  * they write. The first two controllers then run on every replica.
  */
 import type { KubeConfig } from "@kubernetes/client-node";
-import { Counter, Gauge, Histogram } from "prom-client";
 import { ConditionTypes } from "../api/common.ts";
 import {
   createProbeEngine,
@@ -75,6 +74,7 @@ import {
 import { serviceKey } from "./effective.ts";
 import { instanceView } from "./instance-view.ts";
 import { instanceReconciler } from "./instances.ts";
+import { operatorMetrics } from "./metrics.ts";
 import { type PublicationPolicy, publicationPolicy } from "./publication.ts";
 import { servicePublisher } from "./publisher.ts";
 import { runtimeStore } from "./runtime.ts";
@@ -208,30 +208,9 @@ export function createOperator(options: OperatorOptions): Operator {
   slices.addIndex(byService, (o) => labelIndex(o, LABEL_SERVICE_NAME));
   configMaps.addIndex(byService, (o) => labelIndex(o, LABEL_ROSTER_SERVICE));
 
-  const probeDuration = new Histogram({
-    name: "roster_probe_duration_seconds",
-    help: "Duration of health probes by type and result.",
-    labelNames: ["type", "result"],
-    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
-    registers: [manager.metrics.registry],
-  });
-  const probeFailures = new Counter({
-    name: "roster_probe_failures_total",
-    help: "Failed health probes by type and reason.",
-    labelNames: ["type", "reason"],
-    registers: [manager.metrics.registry],
-  });
-  const probeVoided = new Counter({
-    name: "roster_probe_voided_total",
-    help: "Probes that gave no result by type and cause: queue (no slot free within the timeout), stall (the operator's event loop was blocked).",
-    labelNames: ["type", "cause"],
-    registers: [manager.metrics.registry],
-  });
-  const transitions = new Counter({
-    name: "roster_verdict_transitions_total",
-    help: "Instance verdict transitions by new verdict.",
-    labelNames: ["to"],
-    registers: [manager.metrics.registry],
+  const metrics = operatorMetrics(manager.metrics.registry, {
+    targets: () => engine.stats().targets,
+    members: () => (members ? members.members().length : 1),
   });
 
   let destinations = destinationPolicy(options.probing?.destinations);
@@ -249,44 +228,19 @@ export function createOperator(options: OperatorOptions): Operator {
     dnsRefreshMs: options.probing?.dnsRefreshMs,
     leaseReader: (namespace, name) => leaseInfo(leases.get(`${namespace}/${name}`)?.spec),
     onTransition: (t) => {
-      if (t.address === undefined) transitions.inc({ to: t.to });
+      metrics.transition(t);
       verdicts.onTransition(t);
     },
     onProbe: (o) => {
       options.probing?.observe?.(o);
-      // No result: says nothing about the target, so it is neither a failure nor a first verdict.
-      if (o.voided) {
-        probeVoided.inc({ type: o.type, cause: o.voided });
-        return;
-      }
-      // Runs decided without a network exchange (registration only, a
-      // refused address) are no probe latency, but failures still count.
-      if (!o.local) {
-        probeDuration.observe({ type: o.type, result: o.ok ? "success" : "failure" }, o.latencyMs / 1000);
-      }
-      if (!o.ok) probeFailures.inc({ type: o.type, reason: o.reason });
+      metrics.probe(o);
+      // No result: says nothing about the target, so it is no first verdict either.
+      if (o.voided) return;
       verdicts.onProbe(o);
     },
     onError: (err) => log.error({ err }, "probe engine callback failed"),
   });
   verdicts.attach(engine);
-
-  new Gauge({
-    name: "roster_probe_targets",
-    help: "Instances this replica probes.",
-    registers: [manager.metrics.registry],
-    collect() {
-      this.set(engine.stats().targets);
-    },
-  });
-  new Gauge({
-    name: "roster_shard_members",
-    help: "Live replicas probing a share of the instances (1 without sharding).",
-    registers: [manager.metrics.registry],
-    collect() {
-      this.set(members ? members.members().length : 1);
-    },
-  });
 
   const ctx: OperatorContext = {
     client: manager.client,

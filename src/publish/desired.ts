@@ -26,6 +26,7 @@
  *   (loopback, link-local, unspecified) stay in the ConfigMap only.
  */
 import type { DiscoveryV1EndpointPort, V1Endpoint } from "@kubernetes/client-node";
+import type { Verdict } from "../api/common.ts";
 import type { TrafficDistribution } from "../api/discoverypolicy.ts";
 import {
   type AddressFamily,
@@ -40,7 +41,8 @@ import {
 import { checkAddress } from "./addresses.ts";
 import { SERVICE_INSTANCE_API_VERSION, SERVICE_INSTANCE_KIND } from "./labels.ts";
 
-export type Verdict = "healthy" | "unhealthy" | "unknown";
+/** The one verdict vocabulary, the probe engine's (defined in src/api for both layers). */
+export type { Verdict };
 
 export interface InstancePort {
   name: string;
@@ -133,9 +135,9 @@ export function isPanic(healthy: number, withVerdict: number, panicThreshold: nu
 
 function endpointState(instance: InstanceInput, panic: boolean): EndpointState {
   if (instance.drain) return "Draining";
-  if (instance.verdict === "healthy") return "Ready";
+  if (instance.verdict === "Healthy") return "Ready";
   if (panic) return "Panic";
-  return instance.verdict === "unhealthy" ? "Unhealthy" : "Pending";
+  return instance.verdict === "Unhealthy" ? "Unhealthy" : "Pending";
 }
 
 /** Ports with the protocol defaulted, sorted by name. */
@@ -167,13 +169,13 @@ export function computeDesired(
   let eligibleHealthy = 0;
   let eligible = 0;
   for (const inst of instances) {
-    if (inst.verdict === "healthy") counts.healthy++;
-    else if (inst.verdict === "unhealthy") counts.unhealthy++;
+    if (inst.verdict === "Healthy") counts.healthy++;
+    else if (inst.verdict === "Unhealthy") counts.unhealthy++;
     else counts.pending++;
     if (inst.drain) counts.draining++;
-    else if (inst.verdict !== "unknown") {
+    else if (inst.verdict !== "Unknown") {
       eligible++;
-      if (inst.verdict === "healthy") eligibleHealthy++;
+      if (inst.verdict === "Healthy") eligibleHealthy++;
     }
   }
   const panic = isPanic(eligibleHealthy, eligible, policy.panicThreshold);
@@ -195,7 +197,7 @@ export function computeDesired(
     const seen = new Set<string>();
     const state = endpointState(inst, panic);
     const ready = isRoutableState(state);
-    const healthy = inst.verdict === "healthy";
+    const healthy = inst.verdict === "Healthy";
     const ports = normalizePorts(inst.ports);
     // One array per instance: the planner normalizes each distinct array once.
     const slicePorts: DiscoveryV1EndpointPort[] = ports.map((p) => ({ ...p }));

@@ -8,8 +8,9 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { eventually } from "../support/cluster.ts";
 import { webInstance } from "../support/instances.ts";
+import { sliceSnapshot, watchSlicesOn } from "../support/slices.ts";
 import { httpTargets } from "../support/targets.ts";
-import { api, privateCluster, sleep, sliceHistory, sliceSnapshot, startOperatorOn } from "./support.ts";
+import { api, privateCluster, sleep, startOperatorOn } from "./support.ts";
 
 const OUTAGE_MS = 30_000;
 /**
@@ -52,7 +53,7 @@ test("API server down for 30 s: operator keeps probing, converges after, unpubli
   const upAt = Date.now();
   t.diagnostic(`API server down for ${upAt - downAt} ms`);
   // Every slice write since the snapshot before the outage, replayed from etcd.
-  const history = await sliceHistory(cluster.kc, ns, "web", before);
+  const history = await watchSlicesOn(cluster.kc, ns, "web", before);
 
   const healthy = ["192.0.2.1", "192.0.2.2", "192.0.2.3"];
   await eventually(
@@ -75,9 +76,9 @@ test("API server down for 30 s: operator keeps probing, converges after, unpubli
   await sleep(1500); // let any late write land in the history
   history.stop();
   assert.deepEqual(history.initial, all);
-  for (const [i, ready] of history.readySets.entries()) {
+  for (const [i, ready] of history.events.map((e) => e.ready).entries()) {
     for (const a of healthy)
       assert.ok(ready.includes(a), `slice event ${i}: ${a} unpublished (${ready.join()})`);
   }
-  t.diagnostic(`slice events after recovery: ${history.readySets.length}`);
+  t.diagnostic(`slice events after recovery: ${history.events.length}`);
 });

@@ -19,8 +19,8 @@ import { monitorEventLoopDelay } from "node:perf_hooks";
 import { test } from "node:test";
 import { createProbeEngine } from "../../src/health/engine.ts";
 import type { CheckSpec, ProbeObservation } from "../../src/health/types.ts";
-import { closeAll, listen } from "../integration/health/support.ts";
 import { eventually } from "../support/cluster.ts";
+import { closeAll, listen } from "../support/servers.ts";
 
 const CHUNKS = 50_000;
 

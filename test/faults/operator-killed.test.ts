@@ -6,7 +6,7 @@
 // (no BecameUnhealthy Event, Healthy condition unchanged since before).
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import type { RosterProcess } from "../integration/cli/support.ts";
+import type { RosterProcess } from "../support/cli.ts";
 import { eventually, testCluster, testNamespace } from "../support/cluster.ts";
 import { webInstance } from "../support/instances.ts";
 import {

@@ -19,7 +19,7 @@ import { type KubeClient, kubeClient } from "../../src/kube/client.ts";
 import { type ResourceType, resourcePath, resources } from "../../src/kube/object.ts";
 import type { Operator } from "../../src/operator/operator.ts";
 import { operatorSettings, probingOptions } from "../../src/operator/settings.ts";
-import { type Manifest, one, render } from "../integration/chart/support.ts";
+import { type Manifest, one, render } from "../support/chart.ts";
 import { eventually, testCluster, testNamespace } from "../support/cluster.ts";
 import { FAST, webInstance } from "../support/instances.ts";
 import { startTestOperator } from "../support/operator.ts";

@@ -18,7 +18,8 @@ import { test } from "node:test";
 import { eventually, testCluster, testNamespace } from "../support/cluster.ts";
 import { startTestOperator } from "../support/operator.ts";
 import { createInstance, readyAddresses } from "../support/roster.ts";
-import { metricSum, sliceHistory } from "./support.ts";
+import { watchSlicesOn } from "../support/slices.ts";
+import { metricSum } from "./support.ts";
 
 const INSTANCES = 40;
 const STALLS = 5;
@@ -73,7 +74,7 @@ test("stalls of the operator's thread never unpublish a healthy instance", async
   );
 
   const { kc } = await testCluster();
-  const history = await sliceHistory(kc, ns, "web");
+  const history = await watchSlicesOn(kc, ns, "web");
   for (let i = 0; i < STALLS; i++) {
     await new Promise((r) => setTimeout(r, 700));
     busy(STALL_MS);
@@ -83,13 +84,9 @@ test("stalls of the operator's thread never unpublish a healthy instance", async
   history.stop();
 
   assert.deepEqual(history.initial.sort(), all);
-  for (const [n, ready] of history.readySets.entries()) {
+  for (const [n, ready] of history.events.map((e) => e.ready).entries()) {
     const missing = all.filter((a) => !ready.includes(a));
-    assert.deepEqual(
-      missing,
-      [],
-      `slice version ${n + 1} of ${history.readySets.length} lost ready addresses`,
-    );
+    assert.deepEqual(missing, [], `slice version ${n + 1} of ${history.events.length} lost ready addresses`);
   }
   assert.equal(await metricSum(operator, "roster_probe_failures_total"), 0, "no probe failed");
   const voided = await metricSum(operator, "roster_probe_voided_total", { cause: "stall" });

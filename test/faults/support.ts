@@ -8,14 +8,7 @@ import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TestContext } from "node:test";
-import {
-  CoordinationV1Api,
-  CoreV1Api,
-  DiscoveryV1Api,
-  KubeConfig,
-  type V1EndpointSlice,
-  Watch,
-} from "@kubernetes/client-node";
+import { CoordinationV1Api, CoreV1Api, KubeConfig, Watch } from "@kubernetes/client-node";
 import { installCrds } from "../../src/dev/crds.ts";
 import { type Sandbox, type SandboxOptions, startSandbox } from "../../src/dev/sandbox.ts";
 import type { DestinationPolicyConfig } from "../../src/health/index.ts";
@@ -23,11 +16,11 @@ import { ApiError, kubeClient } from "../../src/kube/client.ts";
 import { type ResourceType, resourcePath } from "../../src/kube/object.ts";
 import type { OperatorSettings } from "../../src/operator/context.ts";
 import type { Operator } from "../../src/operator/operator.ts";
-import { type RosterProcess, startRoster } from "../integration/cli/support.ts";
+import { type RosterProcess, startRoster } from "../support/cli.ts";
 import { eventually, testCluster, testNamespace } from "../support/cluster.ts";
 import { webInstance } from "../support/instances.ts";
 import { startTestOperator } from "../support/operator.ts";
-import { createInstance, createPolicy, readyAddresses, readyIn, rosterApi } from "../support/roster.ts";
+import { createInstance, createPolicy, readyAddresses, rosterApi } from "../support/roster.ts";
 import { httpTargets } from "../support/targets.ts";
 
 export function loadKc(path: string): KubeConfig {
@@ -278,73 +271,6 @@ export async function metricSum(operator: Operator, name: string, labels: Record
   return values
     .filter((v) => Object.entries(labels).every(([k, want]) => String(v.labels[k]) === want))
     .reduce((sum, v) => sum + v.value, 0);
-}
-
-export interface SliceHistory {
-  /** Ready addresses after every event seen, in order. */
-  readonly readySets: string[][];
-  readonly initial: string[];
-  /** The list's resourceVersion the watch started from. */
-  readonly resourceVersion: string;
-  /** Throws if the watch failed or ended before stop (a gap would make "never shrinks" unprovable). */
-  stop(): void;
-}
-
-/**
- * Lists the service's slices and watches them from the list's
- * resourceVersion, recording the ready set after every event. With
- * `from`, it watches from an earlier list instead (etcd keeps the history
- * until compaction), so writes made while nobody watched are still seen.
- */
-export async function sliceHistory(
-  kc: KubeConfig,
-  namespace: string,
-  service: string,
-  from?: { items: V1EndpointSlice[]; resourceVersion: string },
-): Promise<SliceHistory> {
-  const labelSelector = `kubernetes.io/service-name=${service}`;
-  const start: { items: V1EndpointSlice[]; resourceVersion: string } =
-    from ?? (await sliceSnapshot(kc, namespace, service));
-  const current = new Map(start.items.map((s) => [s.metadata?.name ?? "", s]));
-  const readySets: string[][] = [];
-  let stopped = false;
-  let failure: unknown;
-  const controller = await new Watch(kc).watch(
-    `/apis/discovery.k8s.io/v1/namespaces/${namespace}/endpointslices`,
-    { labelSelector, resourceVersion: start.resourceVersion, allowWatchBookmarks: true },
-    (type: string, obj: V1EndpointSlice) => {
-      if (type === "BOOKMARK") return;
-      if (type === "ERROR") {
-        failure = new Error(`slice watch error: ${JSON.stringify(obj)}`);
-        return;
-      }
-      const name = obj.metadata?.name ?? "";
-      if (type === "DELETED") current.delete(name);
-      else current.set(name, obj);
-      readySets.push(readyIn([...current.values()]));
-    },
-    (err: unknown) => {
-      if (!stopped) failure = err ?? new Error("slice watch ended early");
-    },
-  );
-  return {
-    readySets,
-    initial: readyIn(start.items),
-    resourceVersion: start.resourceVersion,
-    stop() {
-      stopped = true;
-      controller.abort();
-      if (failure) throw failure;
-    },
-  };
-}
-
-/** The slices of a service with the list's resourceVersion (for `sliceHistory(..., from)`). */
-export async function sliceSnapshot(kc: KubeConfig, namespace: string, service: string) {
-  const l = await kc
-    .makeApiClient(DiscoveryV1Api)
-    .listNamespacedEndpointSlice({ namespace, labelSelector: `kubernetes.io/service-name=${service}` });
-  return { items: l.items, resourceVersion: l.metadata?.resourceVersion ?? "" };
 }
 
 export const LEADER_LEASE_MS = 4000;

@@ -6,9 +6,9 @@
 // change made during the window is lost.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { faultProxy, serverAddress, viaProxy } from "../integration/kube/support.ts";
 import { eventually } from "../support/cluster.ts";
 import { webInstance } from "../support/instances.ts";
+import { faultProxy, serverAddress, viaProxy } from "../support/kube-faults.ts";
 import { httpTargets } from "../support/targets.ts";
 import { api, metricSum, privateCluster, sleep, startOperatorOn } from "./support.ts";
 

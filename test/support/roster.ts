@@ -15,7 +15,6 @@ import {
   type V1ConfigMap,
   type V1EndpointSlice,
   type V1Service,
-  Watch,
 } from "@kubernetes/client-node";
 import type {
   DiscoveryPolicy,
@@ -26,6 +25,9 @@ import type {
 } from "../../src/api/index.ts";
 import { type PublishedEndpoints, parsePublishedEndpoints } from "../../src/api/published.ts";
 import { eventually, testCluster } from "./cluster.ts";
+import { readyIn, type SliceWatcher, watchSlicesOn } from "./slices.ts";
+
+export { readyIn, type SliceWatchEvent, type SliceWatcher } from "./slices.ts";
 
 const group = "roster.dev";
 const version = "v1alpha1";
@@ -51,29 +53,6 @@ export function condition<C extends { type: string }>(
   type: string,
 ): C | undefined {
   return obj.status?.conditions?.find((c) => c.type === type);
-}
-
-/** Addresses of endpoints with ready=true across `slices`, sorted. */
-export function readyIn(slices: readonly V1EndpointSlice[]): string[] {
-  return slices
-    .flatMap((s) => (s.endpoints ?? []).filter((e) => e.conditions?.ready).flatMap((e) => e.addresses))
-    .sort();
-}
-
-export interface SliceWatchEvent {
-  type: string;
-  name: string;
-  resourceVersion: string;
-  /** Ready addresses across all slices of the service right after this event. */
-  ready: string[];
-}
-
-export interface SliceWatcher {
-  /** Every event seen so far (ADDED/MODIFIED/DELETED). */
-  readonly events: SliceWatchEvent[];
-  /** Ready addresses when the watch started. */
-  readonly initial: string[];
-  stop(): void;
 }
 
 export type RosterApi = ReturnType<typeof rosterApi>;
@@ -249,61 +228,9 @@ export function rosterApi(kc: KubeConfig) {
     async hasEvent(namespace: string, regardingName: string, reason: string) {
       return (await eventReasons(namespace, regardingName)).includes(reason) ? true : undefined;
     },
-    /**
-     * A real watch on the service's EndpointSlices from the test, independent of
-     * the operator's caches: lists, then watches from the list's resourceVersion,
-     * and records the ready set after every event. Fails loudly if the watch ends
-     * before `stop()` (a gap would make "never shrinks" unprovable).
-     */
-    async watchSlices(namespace: string, service: string): Promise<SliceWatcher> {
-      const list = await discovery.listNamespacedEndpointSlice({
-        namespace,
-        labelSelector: `kubernetes.io/service-name=${service}`,
-      });
-      const current = new Map<string, V1EndpointSlice>(list.items.map((s) => [s.metadata!.name!, s]));
-      const seen: SliceWatchEvent[] = [];
-      let stopped = false;
-      let failure: unknown;
-      const watch = new Watch(kc);
-      // The client aborts a watch after 30 s without a byte; slices that stay
-      // unchanged (what a test hopes for) send nothing but a bookmark a minute.
-      (watch as unknown as { requestTimeoutMs: number }).requestTimeoutMs = 10 * 60_000;
-      const controller = await watch.watch(
-        `/apis/discovery.k8s.io/v1/namespaces/${namespace}/endpointslices`,
-        {
-          labelSelector: `kubernetes.io/service-name=${service}`,
-          resourceVersion: list.metadata?.resourceVersion,
-          allowWatchBookmarks: true,
-        },
-        (type, obj: V1EndpointSlice) => {
-          if (type === "BOOKMARK") return;
-          if (type === "ERROR") {
-            failure = new Error(`slice watch error: ${JSON.stringify(obj)}`);
-            return;
-          }
-          const name = obj.metadata!.name!;
-          if (type === "DELETED") current.delete(name);
-          else current.set(name, obj);
-          seen.push({
-            type,
-            name,
-            resourceVersion: obj.metadata!.resourceVersion!,
-            ready: readyIn([...current.values()]),
-          });
-        },
-        (err) => {
-          if (!stopped) failure = err ?? new Error("slice watch ended early");
-        },
-      );
-      return {
-        events: seen,
-        initial: readyIn(list.items),
-        stop() {
-          if (failure) throw failure;
-          stopped = true;
-          controller.abort();
-        },
-      };
+    /** The test-side slice watch (`watchSlicesOn`) on this cluster. */
+    watchSlices(namespace: string, service: string): Promise<SliceWatcher> {
+      return watchSlicesOn(kc, namespace, service);
     },
   };
 }

@@ -8,7 +8,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { test } from "node:test";
 import { crdDir } from "../../../src/dev/crds.ts";
-import { chartDir } from "./support.ts";
+import { chartDir } from "../../support/chart.ts";
 
 const chartCrdDir = resolve(chartDir, "crds");
 const yamlFiles = (dir: string) =>

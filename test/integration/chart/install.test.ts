@@ -26,8 +26,8 @@ import { applier } from "../../../src/kube/apply.ts";
 import { ApiError, type KubeClient, kubeClient } from "../../../src/kube/client.ts";
 import { leaderElector, microTime } from "../../../src/kube/leader.ts";
 import { type KubeObject, type ResourceType, resourcePath, resources } from "../../../src/kube/object.ts";
+import { chartDir, helm, helmOk, valuesFile } from "../../support/chart.ts";
 import { eventually, testCluster, testNamespace } from "../../support/cluster.ts";
-import { chartDir, helm, helmOk, valuesFile } from "./support.ts";
 
 const serviceInstances: ResourceType = {
   group: "roster.dev",

@@ -26,10 +26,10 @@ import {
 import { ApiError, kubeClient } from "../../../src/kube/index.ts";
 import { resourcePath } from "../../../src/kube/object.ts";
 import { rosterResources } from "../../../src/operator/context.ts";
+import { kinds, type Manifest, one, render, valuesFile } from "../../support/chart.ts";
+import { roster } from "../../support/cli.ts";
 import { testCluster, testNamespace } from "../../support/cluster.ts";
 import { startTestOperator } from "../../support/operator.ts";
-import { roster } from "../cli/support.ts";
-import { kinds, type Manifest, one, render, valuesFile } from "./support.ts";
 
 const release = "rel";
 const ns = "roster-system";

@@ -19,7 +19,16 @@ import type {
 } from "@kubernetes/client-node";
 import { parseConfig } from "../../../src/config/load.ts";
 import type { OperatorConfig } from "../../../src/config/schema.ts";
-import { chartDir, helm, kinds, kubeVersion, type Manifest, one, render, renderFailure } from "./support.ts";
+import {
+  chartDir,
+  helm,
+  kinds,
+  kubeVersion,
+  type Manifest,
+  one,
+  render,
+  renderFailure,
+} from "../../support/chart.ts";
 
 const release = "rel";
 const ns = "roster-system";

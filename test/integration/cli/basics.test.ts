@@ -8,8 +8,8 @@ import { describe, test } from "node:test";
 import { loadAll } from "js-yaml";
 import { crdDir } from "../../../src/dev/crds.ts";
 import { kubeClient } from "../../../src/kube/client.ts";
+import { roster } from "../../support/cli.ts";
 import { testCluster } from "../../support/cluster.ts";
-import { roster } from "./support.ts";
 
 const commands = ["run", "dev", "status", "check", "crds", "selftest", "version"];
 

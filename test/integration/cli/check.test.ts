@@ -9,8 +9,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { dump } from "js-yaml";
+import { freePort, roster } from "../../support/cli.ts";
 import { type HttpTarget, httpTargets } from "../../support/targets.ts";
-import { freePort, roster } from "./support.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "roster-cli-check-"));
 process.once("exit", () => rmSync(dir, { recursive: true, force: true }));

@@ -17,8 +17,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type TestContext, test } from "node:test";
 import { dataPlaneUnsupported } from "../../../src/dev/testhosts.ts";
+import { exitsWithin, processesMentioning, startRoster } from "../../support/cli.ts";
 import { eventually } from "../../support/cluster.ts";
-import { exitsWithin, processesMentioning, startRoster } from "./support.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "roster-cli-dev-dp-"));
 process.once("exit", () => rmSync(dir, { recursive: true, force: true }));

@@ -9,8 +9,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
+import { exitsWithin, processesMentioning, roster, startRoster } from "../../support/cli.ts";
 import { eventually } from "../../support/cluster.ts";
-import { exitsWithin, processesMentioning, roster, startRoster } from "./support.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "roster-cli-dev-"));
 process.once("exit", () => rmSync(dir, { recursive: true, force: true }));

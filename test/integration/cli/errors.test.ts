@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { startSandbox } from "../../../src/dev/sandbox.ts";
-import { freePort, roster } from "./support.ts";
+import { freePort, roster } from "../../support/cli.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "roster-cli-errors-"));
 process.once("exit", () => rmSync(dir, { recursive: true, force: true }));

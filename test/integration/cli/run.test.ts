@@ -8,11 +8,11 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
+import { exitsWithin, startRoster } from "../../support/cli.ts";
 import { eventually, testCluster, testNamespace } from "../../support/cluster.ts";
 import { INTERVAL_MS, MARGIN_MS, webInstance } from "../../support/instances.ts";
 import { createInstance, getInstance, publishedDocument, readyAddresses } from "../../support/roster.ts";
 import { httpTargets } from "../../support/targets.ts";
-import { exitsWithin, startRoster } from "./support.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "roster-cli-run-"));
 process.once("exit", () => rmSync(dir, { recursive: true, force: true }));

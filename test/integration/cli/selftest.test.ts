@@ -5,8 +5,8 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { kubeClient, resourcePath } from "../../../src/kube/index.ts";
 import { rosterResources } from "../../../src/operator/context.ts";
+import { roster } from "../../support/cli.ts";
 import { testCluster, testNamespace } from "../../support/cluster.ts";
-import { roster } from "./support.ts";
 
 test("roster version prints package.json's version, and the baked-in commit", async () => {
   const plain = await roster(["version"], { env: { ROSTER_COMMIT: undefined } });

@@ -11,8 +11,8 @@ import { join } from "node:path";
 import { type TestContext, test } from "node:test";
 import { CoreV1Api } from "@kubernetes/client-node";
 import { serviceAccountKubeConfig } from "../../faults/support.ts";
+import { exitsWithin, startRoster } from "../../support/cli.ts";
 import { testCluster, testNamespace } from "../../support/cluster.ts";
-import { exitsWithin, startRoster } from "./support.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "roster-cli-startup-"));
 process.once("exit", () => rmSync(dir, { recursive: true, force: true }));

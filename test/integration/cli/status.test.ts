@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { load } from "js-yaml";
 import type { ServiceView } from "../../../src/cli/table.ts";
+import { roster } from "../../support/cli.ts";
 import { eventually, testCluster, testNamespace } from "../../support/cluster.ts";
 import { httpCheck, webInstance } from "../../support/instances.ts";
 import { startTestOperator } from "../../support/operator.ts";
@@ -18,7 +19,6 @@ import {
   publishedDocument,
 } from "../../support/roster.ts";
 import { httpTargets } from "../../support/targets.ts";
-import { roster } from "./support.ts";
 
 test("roster status: table, json and yaml of what the operator recorded; unknown service exit 1", async (t) => {
   const { kubeconfigPath } = await testCluster();

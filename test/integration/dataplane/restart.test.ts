@@ -13,6 +13,7 @@ import assert from "node:assert/strict";
 import { type TestContext, test } from "node:test";
 import type { Backend, Consumer, TestHosts } from "../../../src/dev/testhosts.ts";
 import { api, configFile, privateCluster, startOperatorOn, startReplica } from "../../faults/support.ts";
+import type { RosterProcess } from "../../support/cli.ts";
 import { eventually, testCluster, testNamespace } from "../../support/cluster.ts";
 import {
   canRunDataPlane,
@@ -23,7 +24,6 @@ import {
   testHostDestinations,
   testHosts,
 } from "../../support/dataplane.ts";
-import type { RosterProcess } from "../cli/support.ts";
 
 const PORT = 8080;
 const http = [{ name: "http", port: PORT }];

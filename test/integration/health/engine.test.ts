@@ -12,7 +12,7 @@ import {
 import type { CheckSpec, Transition } from "../../../src/health/types.ts";
 import { fakeClock } from "../../../src/util/clock.ts";
 import { eventually } from "../../support/cluster.ts";
-import { closeAll, connectionRecorder, listen } from "./support.ts";
+import { closeAll, connectionRecorder, listen } from "../../support/servers.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -14,7 +14,7 @@ import {
 import { noStalls } from "../../../src/health/stall.ts";
 import type { CheckSpec, ProbeObservation, Transition } from "../../../src/health/types.ts";
 import { eventually } from "../../support/cluster.ts";
-import { closeAll, listen } from "./support.ts";
+import { closeAll, listen } from "../../support/servers.ts";
 
 function engineFor(t: { after: (fn: () => void) => void }, options: ProbeEngineOptions = {}) {
   const transitions: Transition[] = [];

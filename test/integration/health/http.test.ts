@@ -9,7 +9,14 @@ import { connectionPool } from "../../../src/health/http1.ts";
 import { destinationPolicy } from "../../../src/health/policy.ts";
 import { fail, Reason } from "../../../src/health/reasons.ts";
 import type { HttpProbeSpec } from "../../../src/health/types.ts";
-import { closeAll, closedPort, connectionRecorder, deadline, listen, testCerts } from "./support.ts";
+import {
+  closeAll,
+  closedPort,
+  connectionRecorder,
+  deadline,
+  listen,
+  testCerts,
+} from "../../support/servers.ts";
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 const routes = new Map<string, Handler>();

@@ -21,7 +21,7 @@ import {
 } from "../../../src/health/grpc-probe.ts";
 import { tcpProbe } from "../../../src/health/tcp-probe.ts";
 import type { GrpcProbeSpec } from "../../../src/health/types.ts";
-import { blackholePort, closeAll, closedPort, deadline, listen, testCerts } from "./support.ts";
+import { blackholePort, closeAll, closedPort, deadline, listen, testCerts } from "../../support/servers.ts";
 
 test("tcp: connected, refused, and a connection that never completes", async () => {
   let accepted = 0;

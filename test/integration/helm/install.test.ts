@@ -27,10 +27,10 @@ import {
 import { buildImage as buildRosterImage, IMAGE_REF } from "../../../src/dev/image.ts";
 import { repoRoot } from "../../../src/dev/sandbox.ts";
 import type { Backend } from "../../../src/dev/testhosts.ts";
+import { chartDir, helm, helmOk, valuesFile } from "../../support/chart.ts";
 import { eventually } from "../../support/cluster.ts";
 import { dataPlaneInstance } from "../../support/dataplane.ts";
 import { rosterApi, type SliceWatcher } from "../../support/roster.ts";
-import { chartDir, helm, helmOk, valuesFile } from "../chart/support.ts";
 import { buildImage, importImage, nodeImages, testNode } from "../node/support.ts";
 
 const RELEASE = "roster";

@@ -30,9 +30,9 @@ import { gunzipSync } from "node:zlib";
 import { reconciled } from "../../../src/cli/selftest.ts";
 import { type BuiltImage, buildImage, IMAGE_REF, IMAGE_UID } from "../../../src/dev/image.ts";
 import { repoRoot } from "../../../src/dev/sandbox.ts";
+import { startRoster } from "../../support/cli.ts";
 import { eventually, testCluster, testNamespace } from "../../support/cluster.ts";
 import { createInstance, createPolicy, getInstance } from "../../support/roster.ts";
-import { startRoster } from "../cli/support.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "roster-image-"));
 process.once("exit", () => rmSync(dir, { recursive: true, force: true }));

@@ -21,7 +21,7 @@ import {
   retrying,
   serverAddress,
   viaProxy,
-} from "./support.ts";
+} from "../../support/kube-faults.ts";
 
 /** Stops a private sandbox at once: its graceful shutdown waits ~20 s for clients' connections to drain. */
 async function crash(sandbox: Sandbox): Promise<void> {

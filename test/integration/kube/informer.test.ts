@@ -18,7 +18,7 @@ import {
   handlerMirror,
   serverAddress,
   viaProxy,
-} from "./support.ts";
+} from "../../support/kube-faults.ts";
 
 const proxies: FaultProxy[] = [];
 after(async () => {

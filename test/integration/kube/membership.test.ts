@@ -15,7 +15,7 @@ import { LABEL_MEMBER_OF, type Membership, membership } from "../../../src/kube/
 import { resources } from "../../../src/kube/object.ts";
 import { systemClock } from "../../../src/util/clock.ts";
 import { eventually, testCluster, testNamespace } from "../../support/cluster.ts";
-import { faultProxy, serverAddress, viaProxy } from "./support.ts";
+import { faultProxy, serverAddress, viaProxy } from "../../support/kube-faults.ts";
 
 const LEASE_MS = 2000;
 

@@ -16,7 +16,7 @@ import { CoreV1Api, type KubeConfig, RbacAuthorizationV1Api } from "@kubernetes/
 import { createManager, type ManagerOptions } from "../../../src/kube/manager.ts";
 import { serviceAccountKubeConfig } from "../../faults/support.ts";
 import { testCluster, testNamespace } from "../../support/cluster.ts";
-import { testCerts } from "../health/support.ts";
+import { testCerts } from "../../support/servers.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "roster-metrics-auth-"));
 process.once("exit", () => rmSync(dir, { recursive: true, force: true }));

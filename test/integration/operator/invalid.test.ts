@@ -18,8 +18,8 @@ import {
   publishedDocument,
   readyAddresses,
 } from "../../support/roster.ts";
+import { connectionRecorder } from "../../support/servers.ts";
 import { httpTargets } from "../../support/targets.ts";
-import { connectionRecorder } from "../health/support.ts";
 
 async function blockedWith(ns: string, name: string, reason: string) {
   return eventually(

@@ -20,7 +20,7 @@ import {
   getInstance,
   readyAddresses,
 } from "../../support/roster.ts";
-import { listen, testCerts } from "../health/support.ts";
+import { listen, testCerts } from "../../support/servers.ts";
 
 test("caBundleFrom: ConfigMap and Secret CA bundles verify a real HTTPS server; expiryWarning reports CertificateExpiresSoon", async (t) => {
   const ns = await testNamespace(t, "tlsca");

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
 import { load } from "js-yaml";
-import { CONTROLLER_STOP_MS, SHUTDOWN_TIMEOUT_MS, stopWithin } from "../../../src/cli/run.ts";
+import { SHUTDOWN_TIMEOUT_MS, stopWithin } from "../../../src/cli/run.ts";
 
 test("stopWithin: a stop that finishes is 'stopped', even when it fails", async () => {
   assert.equal(await stopWithin(async () => {}, 1000), "stopped");
@@ -18,11 +18,10 @@ test("stopWithin: a second signal interrupts the wait", async () => {
   assert.equal(await stopWithin(() => new Promise<void>(() => {}), 60_000, interrupt), "SIGINT");
 });
 
-test("the overall bound leaves room for the controllers' graceful stop and ends before the chart's SIGKILL", () => {
-  assert.ok(
-    SHUTDOWN_TIMEOUT_MS >= CONTROLLER_STOP_MS + 5000,
-    "time to release the lease and close informers",
-  );
+// The shutdown bound against the chart's setting (two files that must agree); the
+// bound against CONTROLLER_STOP_MS was two constants compared: the reason stands in
+// the comment on SHUTDOWN_TIMEOUT_MS in run.ts, not as a test.
+test("the overall shutdown bound ends before the chart's SIGKILL", () => {
   const values = load(
     readFileSync(new URL("../../../charts/roster/values.yaml", import.meta.url), "utf8"),
   ) as {

@@ -3,6 +3,8 @@ import { createServer } from "node:net";
 import { describe, test } from "node:test";
 import { createManager } from "../../../src/kube/manager.ts";
 import type { KubeObject } from "../../../src/kube/object.ts";
+import { fakeClock } from "../../../src/util/clock.ts";
+import { eventually } from "../../support/cluster.ts";
 import { configMap, fakeInformer, scriptedClient } from "./fakes.ts";
 
 async function freePort(): Promise<number> {
@@ -22,19 +24,25 @@ describe("manager", () => {
       metricsPort: p1,
       bindAddress: "127.0.0.1",
       concurrency: { default: 1 },
+      // Nothing here waits on time: the fake clock keeps real timers out of the manager.
+      clock: fakeClock(),
     });
     const inf = fakeInformer<KubeObject>();
     inf.markSynced();
     let running = 0;
     let peak = 0;
+    let done = 0;
+    // Reconciles hold until released, so the peak is the concurrency, not a race with a sleep.
+    const held: (() => void)[] = [];
     const c = m.controller({
       name: "things",
       primary: inf,
       reconcile: async () => {
         running++;
         peak = Math.max(peak, running);
-        await new Promise((r) => setTimeout(r, 5));
+        await new Promise<void>((r) => held.push(r));
         running--;
+        done++;
       },
     });
     await m.start();
@@ -45,9 +53,10 @@ describe("manager", () => {
         await (await fetch(`http://127.0.0.1:${p1}/metrics`)).text(),
         /controller_runtime_max_concurrent_reconciles\{controller="things"\} 1/,
       );
-      await new Promise((r) => setTimeout(r, 20));
-      const queueBefore = c.queue();
-      assert.ok(queueBefore);
+      const queueBefore = await eventually(() => c.queue(), {
+        intervalMs: 1,
+        what: "the controller's queue",
+      });
 
       await m.reconfigure({
         healthPort: p2,
@@ -61,7 +70,17 @@ describe("manager", () => {
       assert.equal(m.logger.level, "debug");
       assert.equal(c.queue(), queueBefore, "same queue: nothing was restarted");
       for (let i = 0; i < 12; i++) inf.upsert(configMap(`k${i}`));
-      await new Promise((r) => setTimeout(r, 100));
+      // Release one held reconcile at a time once three run: never a fourth at once.
+      while (done < 12) {
+        const want = Math.min(3, 12 - done);
+        await eventually(() => (running === want ? true : undefined), {
+          intervalMs: 1,
+          what: `${want} reconciles running`,
+        });
+        const before = done;
+        held.shift()?.();
+        await eventually(() => (done > before ? true : undefined), { intervalMs: 1, what: "a release" });
+      }
       assert.equal(peak, 3);
     } finally {
       await m.stop();

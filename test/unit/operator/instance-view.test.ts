@@ -33,7 +33,7 @@ test("an owned instance: runtime first, then the fresh verdict, else the recorde
   assert.deepEqual(view.published(si("a")), {
     blocked: true,
     settled: false,
-    verdict: "unknown",
+    verdict: "Unknown",
     addresses: [],
   });
   assert.equal(view.probed(key), undefined, "not seen by the probe-target controller yet");
@@ -41,7 +41,7 @@ test("an owned instance: runtime first, then the fresh verdict, else the recorde
   assert.deepEqual(view.published(si("a")), {
     blocked: true,
     settled: true,
-    verdict: "unknown",
+    verdict: "Unknown",
     addresses: [],
   });
   assert.equal(view.probed(key)?.verdict, undefined, "a blocked instance has no verdict");
@@ -50,7 +50,7 @@ test("an owned instance: runtime first, then the fresh verdict, else the recorde
   const restored = view.published(si("a", { healthy: true }));
   assert.deepEqual(
     [restored.verdict, restored.settled],
-    ["healthy", false],
+    ["Healthy", false],
     "the recorded verdict until probed",
   );
   verdicts.set(
@@ -67,13 +67,13 @@ test("an owned instance: runtime first, then the fresh verdict, else the recorde
   assert.deepEqual(view.published(si("a")), {
     blocked: false,
     settled: true,
-    verdict: "healthy",
+    verdict: "Healthy",
     addresses: ["198.18.0.1"],
   });
   assert.deepEqual(view.probed(key)?.addresses, ["198.18.0.1", "198.18.0.2", "198.19.9.1"]);
   assert.deepEqual(
     view.inputs([si("a"), si("b")]).map((i) => [i.name, i.verdict]),
-    [["a", "healthy"]],
+    [["a", "Healthy"]],
     "blocked (unseen) instances are left out",
   );
 });
@@ -86,7 +86,7 @@ test("a host override publishes the instance address's own resolution at the ove
   assert.deepEqual(view.published(si("a")), {
     blocked: false,
     settled: true,
-    verdict: "unhealthy",
+    verdict: "Unhealthy",
     addresses: ["198.18.1.1", "198.18.1.2"],
   });
 });
@@ -97,7 +97,7 @@ test("an instance another replica probes is what that replica recorded", () => {
   assert.deepEqual(view.published(healthy), {
     blocked: false,
     settled: true,
-    verdict: "healthy",
+    verdict: "Healthy",
     addresses: ["198.18.0.9"],
   });
   const blocked = si("b", {

@@ -17,7 +17,7 @@ import { NS, policy, T0 } from "./fixtures.ts";
 
 const MANAGED = { [LABEL_MANAGED_BY]: ROSTER_MANAGER };
 
-function inst(name: string, address: string, verdict: InstanceInput["verdict"] = "healthy"): InstanceInput {
+function inst(name: string, address: string, verdict: InstanceInput["verdict"] = "Healthy"): InstanceInput {
   return { name, uid: `u-${name}`, addresses: [address], ports: [{ name: "http", port: 8080 }], verdict };
 }
 

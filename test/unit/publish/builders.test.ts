@@ -48,7 +48,7 @@ function write(instances: InstanceInput[], previous?: V1ConfigMap, lb: LoadBalan
 const THREE = [
   instance("a"),
   instance("b", { addresses: ["10.1.0.2"] }),
-  instance("c", { addresses: ["10.1.0.3"], verdict: "unhealthy" }),
+  instance("c", { addresses: ["10.1.0.3"], verdict: "Unhealthy" }),
 ];
 
 describe("planConfigMap and revisions", () => {
@@ -81,10 +81,10 @@ describe("planConfigMap and revisions", () => {
     let stored = write(THREE).stored;
     const steps: [InstanceInput[], LoadBalancing, number][] = [
       [THREE, RR, 1],
-      [[...THREE.slice(0, 2), { ...THREE[2]!, verdict: "healthy" }], RR, 2],
-      [[...THREE.slice(0, 2), { ...THREE[2]!, verdict: "healthy" }], RR, 2],
+      [[...THREE.slice(0, 2), { ...THREE[2]!, verdict: "Healthy" }], RR, 2],
+      [[...THREE.slice(0, 2), { ...THREE[2]!, verdict: "Healthy" }], RR, 2],
       [
-        [...THREE.slice(0, 2), { ...THREE[2]!, verdict: "healthy" }],
+        [...THREE.slice(0, 2), { ...THREE[2]!, verdict: "Healthy" }],
         { strategy: "Random", zoneAware: false },
         3,
       ],

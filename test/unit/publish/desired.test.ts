@@ -24,7 +24,7 @@ function fleet(n: number, healthy: number, over: Partial<InstanceInput> = {}): I
   return Array.from({ length: n }, (_, i) =>
     instance(`i${String(i).padStart(2, "0")}`, {
       addresses: [`10.0.0.${i + 1}`],
-      verdict: i < healthy ? "healthy" : "unhealthy",
+      verdict: i < healthy ? "Healthy" : "Unhealthy",
       ...over,
     }),
   );
@@ -112,7 +112,7 @@ describe("computeDesired", () => {
   });
 
   it("does not count pending instances either way, and publishes them only in panic", () => {
-    const pending = fleet(4, 0, { verdict: "unknown" });
+    const pending = fleet(4, 0, { verdict: "Unknown" });
     const calm = desired(pending, { panicThreshold: 50 });
     assert.equal(calm.panic, false, "a brand-new service does not start in panic");
     assert.deepEqual(sliceAddresses(calm), []);
@@ -120,7 +120,7 @@ describe("computeDesired", () => {
       calm.endpoints.map((e) => e.state),
       ["Pending", "Pending", "Pending", "Pending"],
     );
-    const mixed = [...pending, instance("z-bad", { addresses: ["10.9.0.1"], verdict: "unhealthy" })];
+    const mixed = [...pending, instance("z-bad", { addresses: ["10.9.0.1"], verdict: "Unhealthy" })];
     const panic = desired(mixed, { panicThreshold: 50 });
     assert.equal(panic.panic, true);
     assert.equal(panic.slices.IPv4.length, 5);
@@ -129,7 +129,7 @@ describe("computeDesired", () => {
   it("publishes drained instances as serving-but-not-ready (terminating), never in panic", () => {
     const d = desired([
       instance("a", { drain: true }),
-      instance("b", { addresses: ["10.1.0.2"], drain: true, verdict: "unhealthy" }),
+      instance("b", { addresses: ["10.1.0.2"], drain: true, verdict: "Unhealthy" }),
     ]);
     assert.deepEqual(
       d.slices.IPv4.map((e) => e.endpoint.conditions),
@@ -147,7 +147,7 @@ describe("computeDesired", () => {
     );
     assert.equal(d.counts.draining, 2);
     assert.equal(
-      desired([instance("a", { drain: true, verdict: "unhealthy" })], { panicThreshold: 100 }).panic,
+      desired([instance("a", { drain: true, verdict: "Unhealthy" })], { panicThreshold: 100 }).panic,
       false,
     );
   });
@@ -251,7 +251,7 @@ describe("computeDesired", () => {
     const inst = fc.record({
       name: fc.constantFrom("a", "b", "c", "d", "e"),
       addresses: fc.array(fc.oneof(fc.ipV4(), fc.ipV6()), { maxLength: 3 }),
-      verdict: fc.constantFrom("healthy" as const, "unhealthy" as const, "unknown" as const),
+      verdict: fc.constantFrom("Healthy" as const, "Unhealthy" as const, "Unknown" as const),
       drain: fc.boolean(),
       zone: fc.option(fc.constantFrom("z1", "z2"), { nil: undefined }),
       weight: fc.integer({ min: 0, max: 10000 }),

@@ -27,7 +27,7 @@ export function instance(name: string, over: Partial<InstanceInput> = {}): Insta
     name,
     addresses: ["10.1.0.1"],
     ports: [{ name: "http", port: 8080 }],
-    verdict: "healthy",
+    verdict: "Healthy",
     ...over,
   };
 }

@@ -10,7 +10,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { loadAll } from "js-yaml";
-import { repoRoot } from "../../../src/dev/sandbox.ts";
+import { repoRoot } from "../../src/dev/sandbox.ts";
 
 export const chartDir = resolve(repoRoot, "charts/roster");
 export const helmBinary = resolve(repoRoot, "bin/helm");

@@ -9,8 +9,8 @@ import { connect, createServer as createNetServer, type Server, type Socket } fr
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Worker } from "node:worker_threads";
-import { ProbeTimeout } from "../../../src/health/reasons.ts";
-import { ProbeSignal } from "../../../src/health/signal.ts";
+import { ProbeTimeout } from "../../src/health/reasons.ts";
+import { ProbeSignal } from "../../src/health/signal.ts";
 
 export interface TestCerts {
   /** CA that signed `cert` (SANs: DNS localhost, IP 127.0.0.1). */

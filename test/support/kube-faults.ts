@@ -7,16 +7,10 @@
 import assert from "node:assert/strict";
 import { connect, createServer, type Socket } from "node:net";
 import { KubeConfig } from "@kubernetes/client-node";
-import type { KubeClient } from "../../../src/kube/client.ts";
-import type { EventHandler, Informer } from "../../../src/kube/informer.ts";
-import {
-  type KubeList,
-  type KubeObject,
-  objectKey,
-  resourcePath,
-  resources,
-} from "../../../src/kube/object.ts";
-import { eventually } from "../../support/cluster.ts";
+import type { KubeClient } from "../../src/kube/client.ts";
+import type { EventHandler, Informer } from "../../src/kube/informer.ts";
+import { type KubeList, type KubeObject, objectKey, resourcePath, resources } from "../../src/kube/object.ts";
+import { eventually } from "./cluster.ts";
 
 export interface FaultProxy {
   readonly port: number;

@@ -9,7 +9,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { resolve } from "node:path";
 import type { TestContext } from "node:test";
-import { repoRoot } from "../../../src/dev/sandbox.ts";
+import { repoRoot } from "../../src/dev/sandbox.ts";
 
 export const mainTs = resolve(repoRoot, "src/cli/main.ts");
 const nodeBin = resolve(repoRoot, "node_modules/.bin");
