@@ -29,7 +29,7 @@ const LEASE_MS = 4000;
 const TICK_MS = Math.ceil(LEASE_MS / 9);
 const INTERVAL_MS = 1000;
 
-test("sharded probing: even split, exactly one prober, a killed replica's share moves within the lease", async (t) => {
+test("sharded probing: even split, exactly one prober, a killed replica's share moves to the others once its lease may have expired", async (t) => {
   const { kc, kubeconfigPath } = await testCluster();
   const ns = await testNamespace(t, "shards");
   const config = configFile(t, [
