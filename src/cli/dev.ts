@@ -17,7 +17,7 @@
  */
 import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { KubeConfig } from "@kubernetes/client-node";
 import { parseConfig } from "../config/index.ts";
@@ -30,6 +30,7 @@ import {
   startDataPlaneDemoBackends,
   startDemoBackends,
 } from "../dev/demo.ts";
+import { buildDemoImage, demoChartValues, helmBinary, installInCluster } from "../dev/incluster.ts";
 import { repoRoot, type Sandbox, startSandbox } from "../dev/sandbox.ts";
 import {
   type Consumer,
@@ -41,7 +42,7 @@ import {
 } from "../dev/testhosts.ts";
 import { applier, createLogger, isAlreadyExists, type KubeClient, kubeClient } from "../kube/index.ts";
 import { rosterResources } from "../operator/context.ts";
-import { createOperator, type Operator } from "../operator/operator.ts";
+import { createOperator } from "../operator/operator.ts";
 import { operatorSettings } from "../operator/settings.ts";
 import { CliError, checkReachable, flags, loadKubeConfig, retryTransient } from "./common.ts";
 import { fetchView } from "./status.ts";
@@ -57,7 +58,7 @@ import {
   trafficSettled,
 } from "./traffic.ts";
 
-const USAGE = `Usage: roster dev [--once [--timeout SECONDS]] [--no-tty] [--loopback] [--dir DIR | --kubeconfig PATH]
+const USAGE = `Usage: roster dev [--once [--timeout SECONDS]] [--no-tty] [--loopback | --in-cluster] [--dir DIR | --kubeconfig PATH]
 
 Starts a local Kubernetes control plane (bin/roster-sandbox), installs Roster's CRDs, starts
 demo backends, registers them, runs the operator and shows a live view of services and
@@ -73,6 +74,9 @@ backend. Otherwise the backends run on loopback and the view has no traffic pane
   --kubeconfig PATH  use this cluster instead of a local one (also: $KUBECONFIG); the data
                      plane is used when one runs for it (bin/roster-sandbox --data-plane)
   --loopback         the loopback demo even where the data plane could run
+  --in-cluster       the operator as pods, installed by Helm (bin/helm, charts/roster) on a
+                     sandbox node running the image built offline (.cache/image/roster-oci.tar):
+                     the real install path. Needs root and the node's tools (make node-deps)
   --once             exit once the demo reached its expected state (exit 1 on timeout)
   --timeout S        with --once, give up after S seconds (default 60)
   --no-tty           plain output: no screen redraws
@@ -103,6 +107,7 @@ export async function dev(args: string[]): Promise<number> {
       timeout: { type: "string", default: "60" },
       "no-tty": { type: "boolean" },
       loopback: { type: "boolean" },
+      "in-cluster": { type: "boolean" },
       dir: { type: "string" },
       kubeconfig: { type: "string" },
     },
@@ -111,13 +116,27 @@ export async function dev(args: string[]): Promise<number> {
   if (values.dir && values.kubeconfig) {
     throw new CliError("--dir and --kubeconfig exclude each other", { exitCode: 2, usage: USAGE });
   }
+  const inCluster = values["in-cluster"] === true;
+  if (inCluster && (values.kubeconfig || values.loopback)) {
+    throw new CliError("--in-cluster runs on its own sandbox node: no --kubeconfig or --loopback", {
+      exitCode: 2,
+      usage: USAGE,
+    });
+  }
+  if (inCluster) {
+    const reason = inClusterUnsupported();
+    if (reason) {
+      console.error(`roster dev --in-cluster: ${reason}`);
+      return 1;
+    }
+  }
   const timeoutS = Number(values.timeout);
   if (!(timeoutS > 0)) throw new CliError("--timeout must be a positive number of seconds", { exitCode: 2 });
   const tty = process.stdout.isTTY && !values["no-tty"];
   let sandbox: Sandbox | undefined;
   let dataPlane: { stop(): Promise<void> } | undefined;
   let backends: DemoBackends | undefined;
-  let operator: Operator | undefined;
+  let operator: DemoOperator | undefined;
   let traffic: TrafficFeed | undefined;
   const stopAll = async () => {
     await traffic?.stop();
@@ -129,12 +148,22 @@ export async function dev(args: string[]): Promise<number> {
   try {
     let kc: KubeConfig;
     // --dir asks for the local control plane, even with $KUBECONFIG set.
-    if (values.kubeconfig || (process.env.KUBECONFIG && !values.dir)) {
+    if (!inCluster && (values.kubeconfig || (process.env.KUBECONFIG && !values.dir))) {
       kc = loadKubeConfig(values.kubeconfig);
       await checkReachable(kc);
     } else {
-      console.log("Starting the local control plane (bin/roster-sandbox)...");
-      sandbox = await startSandbox({ dir: resolve(values.dir ?? resolve(repoRoot, ".sandbox/dev")) });
+      let nodeImage: string | undefined;
+      if (inCluster) {
+        console.log("Building the operator image offline (.cache/image/roster-oci.tar)...");
+        nodeImage = await buildDemoImage();
+      }
+      console.log(
+        `Starting the local control plane (bin/roster-sandbox${inCluster ? " --node, with the image" : ""})...`,
+      );
+      sandbox = await startSandbox({
+        dir: resolve(values.dir ?? resolve(repoRoot, inCluster ? ".sandbox/dev-node" : ".sandbox/dev")),
+        ...(nodeImage ? { node: true, nodeImages: [nodeImage], readyTimeoutMs: 300_000 } : {}),
+      });
       kc = new KubeConfig();
       kc.loadFromFile(sandbox.kubeconfigPath);
       console.log(`  ready in ${sandbox.startSeconds.toFixed(1)}s at ${sandbox.server}`);
@@ -142,7 +171,13 @@ export async function dev(args: string[]): Promise<number> {
     const kubeconfigPath = values.kubeconfig ?? process.env.KUBECONFIG ?? sandbox?.kubeconfigPath;
     let plane: DataPlane | undefined;
     let noPlane = values.loopback ? "--loopback" : dataPlaneUnsupported();
-    if (!noPlane && sandbox) {
+    if (inCluster && sandbox) {
+      // The node's sandbox runs its own data plane (zone-a): read it.
+      plane = readDataPlane(sandbox.kubeconfigPath);
+      if (!plane) throw new Error("the node's sandbox runs no data plane");
+      noPlane = undefined;
+      console.log(`  node ${plane.node} (${plane.zone}), test hosts in ${plane.subnet4}`);
+    } else if (!noPlane && sandbox) {
       console.log("Starting the data plane (node namespace with kube-proxy and CoreDNS)...");
       const started = await startDataPlane(sandbox.kubeconfigPath, { zone: demoNodeZone });
       dataPlane = started;
@@ -171,29 +206,19 @@ export async function dev(args: string[]): Promise<number> {
       await retryTransient(() => apply.apply(type, m, { force: true }));
     }
 
-    const config = parseConfig("");
-    operator = createOperator({
-      kubeConfig: kc,
-      namespaces: [demoNamespace],
-      settings: operatorSettings(config),
-      // Probes go to the data plane's test hosts only, or to the loopback backends.
-      probing: { destinations: plane ? { allow: [plane.subnet4, plane.subnet6] } : { allowLoopback: true } },
-      leaderElection: { enabled: false, namespace: demoNamespace, name: "roster-demo" },
-      healthPort: 0,
-      metricsPort: 0,
-      // The xDS consumer's server (every replica serves; here the only one).
-      xds: { enabled: true, port: 0, bindAddress: "127.0.0.1" },
-      concurrency: { default: 4 },
-      logger: createLogger({ level: "warn", name: "roster" }),
-    });
-    await operator.start();
-    const ports = operator.manager.ports();
+    // Probes go to the data plane's test hosts only, or to the loopback backends.
+    const destinations = plane ? { allow: [plane.subnet4, plane.subnet6] } : { allowLoopback: true };
+    if (inCluster && kubeconfigPath)
+      console.log("Installing the operator with Helm (bin/helm, charts/roster)...");
+    operator =
+      inCluster && kubeconfigPath && plane
+        ? await inClusterOperator(client, kubeconfigPath, [plane.subnet4, plane.subnet6])
+        : await inProcessOperator(kc, destinations);
     const header = [
       `Roster demo in namespace ${demoNamespace}. In another terminal:`,
       `  export KUBECONFIG=${kubeconfigPath}`,
       `  kubectl get si,dp -n ${demoNamespace}; kubectl get endpointslices,configmaps -n ${demoNamespace}`,
-      `  metrics: http://127.0.0.1:${ports.metrics}/metrics   health: http://127.0.0.1:${ports.health}/readyz`,
-      `  xDS (ADS): 127.0.0.1:${operator.xds?.port()}, e.g. gRPC target xds:///shop.${demoNamespace}`,
+      ...operator.header,
       ...(plane
         ? [
             "  the shop by DNS name through CoreDNS and kube-proxy, from the node namespace (as root):",
@@ -211,7 +236,7 @@ export async function dev(args: string[]): Promise<number> {
     };
     process.once("SIGINT", onSignal);
     process.once("SIGTERM", onSignal);
-    if (hosts && plane) traffic = trafficFeed(client, hosts, plane, operator.xds?.port());
+    if (hosts && plane) traffic = trafficFeed(client, hosts, plane, operator.xdsPort);
     while (!stopped) {
       const views = await fetchView(client, demoNamespace);
       const panel = await traffic?.panel(views);
@@ -233,12 +258,91 @@ export async function dev(args: string[]): Promise<number> {
       await new Promise((r) => setTimeout(r, values.once ? 250 : 1000));
     }
     console.log(
-      `\nStopping the operator, the demo backends${plane ? ", the data plane" : ""} and the local control plane...`,
+      `\nStopping the operator${inCluster ? " (helm uninstall)" : ""}, the demo backends${plane ? ", the data plane" : ""} and the local control plane${inCluster ? " with its node" : ""}...`,
     );
     return 0;
   } finally {
     await stopAll();
   }
+}
+
+/**
+ * The demo's operator, however it runs: everything else (sandbox, demo
+ * objects, view, traffic panel) is the same for both modes.
+ */
+interface DemoOperator {
+  /** Header lines saying where the operator runs and how to reach it. */
+  header: string[];
+  /** The xDS server on loopback, for the xDS consumer (in-process only). */
+  xdsPort?: number;
+  stop(): Promise<void>;
+}
+
+/** The operator in this process (`roster dev`'s default). */
+async function inProcessOperator(
+  kc: KubeConfig,
+  destinations: { allow?: string[]; allowLoopback?: boolean },
+): Promise<DemoOperator> {
+  const config = parseConfig("");
+  const operator = createOperator({
+    kubeConfig: kc,
+    namespaces: [demoNamespace],
+    settings: operatorSettings(config),
+    probing: { destinations },
+    leaderElection: { enabled: false, namespace: demoNamespace, name: "roster-demo" },
+    healthPort: 0,
+    metricsPort: 0,
+    // The xDS consumer's server (every replica serves; here the only one).
+    xds: { enabled: true, port: 0, bindAddress: "127.0.0.1" },
+    concurrency: { default: 4 },
+    logger: createLogger({ level: "warn", name: "roster" }),
+  });
+  await operator.start();
+  const ports = operator.manager.ports();
+  const xdsPort = operator.xds?.port();
+  return {
+    header: [
+      `  metrics: http://127.0.0.1:${ports.metrics}/metrics   health: http://127.0.0.1:${ports.health}/readyz`,
+      `  xDS (ADS): 127.0.0.1:${xdsPort}, e.g. gRPC target xds:///shop.${demoNamespace}`,
+    ],
+    ...(xdsPort !== undefined ? { xdsPort } : {}),
+    stop: () => operator.stop(),
+  };
+}
+
+/**
+ * The operator as pods on the sandbox's node, installed by Helm with the
+ * in-process operator's configuration as chart values (src/dev/incluster.ts).
+ */
+async function inClusterOperator(
+  client: KubeClient,
+  kubeconfig: string,
+  allow: string[],
+): Promise<DemoOperator> {
+  const op = await installInCluster(client, { kubeconfig, values: demoChartValues(demoNamespace, allow) });
+  return {
+    header: [
+      `  the operator runs as pods ${op.pods.join(", ")} (Ready), installed by Helm: release ${op.release} in namespace ${op.namespace}`,
+      `  kubectl get pods -n ${op.namespace}; bin/helm status ${op.release} -n ${op.namespace}`,
+    ],
+    stop: () => op.stop(),
+  };
+}
+
+/** Why `roster dev --in-cluster` cannot run here, or undefined when it can. */
+function inClusterUnsupported(): string | undefined {
+  const plane = dataPlaneUnsupported();
+  if (plane) return `the sandbox node needs ${plane}`;
+  if (!existsSync(helmBinary)) return "bin/helm is missing (`make helm`)";
+  if (!existsSync(resolve(repoRoot, "bin/roster-pause")))
+    return "bin/roster-pause is missing (`make node-images`)";
+  for (const tool of ["containerd", "ctr", "runc", "nsenter"]) {
+    if (!process.env.PATH?.split(":").some((d) => d && existsSync(join(d, tool))))
+      return `the sandbox node needs \`${tool}\` (\`make node-deps\`)`;
+  }
+  if (!existsSync("/usr/lib/cni/bridge"))
+    return "the sandbox node needs the CNI plugins in /usr/lib/cni (`make node-deps`)";
+  return undefined;
 }
 
 /** The copy-paste command the demo prints: the shop by DNS name from the node namespace. */
