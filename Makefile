@@ -154,6 +154,12 @@ RUN_DATA_PLANE := $(if $(filter 0,$(shell id -u)),$(COREDNS) net-deps)
 run: deps $(SANDBOX) $(RUN_DATA_PLANE) ## Local cluster + CRDs + demo backends + the operator, with a live view (as root: on the data plane, with a traffic panel; Ctrl-C stops all)
 	node src/cli/main.ts dev
 
+# The same demo with the operator as pods installed by Helm on a sandbox node
+# (the real install path): root and the node's tools only.
+.PHONY: run-in-cluster
+run-in-cluster: deps $(SANDBOX) $(COREDNS) $(HELM) $(PAUSE) net-deps node-deps ## The demo with the operator as pods: offline image on a sandbox node, `helm install` of the chart, same view and traffic panel (as root; Ctrl-C uninstalls and removes the node)
+	node src/cli/main.ts dev --in-cluster
+
 .PHONY: clean
 clean: ## Remove build output and sandbox data (keeps node_modules and Go caches)
 	rm -rf bin .sandbox dist bench/results

@@ -76,7 +76,8 @@ backend. Otherwise the backends run on loopback and the view has no traffic pane
   --loopback         the loopback demo even where the data plane could run
   --in-cluster       the operator as pods, installed by Helm (bin/helm, charts/roster) on a
                      sandbox node running the image built offline (.cache/image/roster-oci.tar):
-                     the real install path. Needs root and the node's tools (make node-deps)
+                     the real install path (data in .sandbox/dev-node by default). Needs root
+                     and the node's tools (make node-deps)
   --once             exit once the demo reached its expected state (exit 1 on timeout)
   --timeout S        with --once, give up after S seconds (default 60)
   --no-tty           plain output: no screen redraws
@@ -168,7 +169,9 @@ export async function dev(args: string[]): Promise<number> {
       kc.loadFromFile(sandbox.kubeconfigPath);
       console.log(`  ready in ${sandbox.startSeconds.toFixed(1)}s at ${sandbox.server}`);
     }
-    const kubeconfigPath = values.kubeconfig ?? process.env.KUBECONFIG ?? sandbox?.kubeconfigPath;
+    const kubeconfigPath = inCluster
+      ? sandbox?.kubeconfigPath
+      : (values.kubeconfig ?? process.env.KUBECONFIG ?? sandbox?.kubeconfigPath);
     let plane: DataPlane | undefined;
     let noPlane = values.loopback ? "--loopback" : dataPlaneUnsupported();
     if (inCluster && sandbox) {
@@ -332,7 +335,7 @@ async function inClusterOperator(
 /** Why `roster dev --in-cluster` cannot run here, or undefined when it can. */
 function inClusterUnsupported(): string | undefined {
   const plane = dataPlaneUnsupported();
-  if (plane) return `the sandbox node needs ${plane}`;
+  if (plane) return `${plane}; the sandbox node runs on it`;
   if (!existsSync(helmBinary)) return "bin/helm is missing (`make helm`)";
   if (!existsSync(resolve(repoRoot, "bin/roster-pause")))
     return "bin/roster-pause is missing (`make node-images`)";
