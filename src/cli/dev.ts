@@ -156,7 +156,9 @@ export async function dev(args: string[]): Promise<number> {
       let nodeImage: string | undefined;
       if (inCluster) {
         console.log("Building the operator image offline (.cache/image/roster-oci.tar)...");
-        nodeImage = await buildDemoImage();
+        const image = await buildDemoImage();
+        if (image.reused) console.log("  reused: built from this commit");
+        nodeImage = image.archive;
       }
       console.log(
         `Starting the local control plane (bin/roster-sandbox${inCluster ? " --node, with the image" : ""})...`,

@@ -7,12 +7,12 @@
  * ranges, four concurrent reconciles.
  */
 import { execFile } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { KubeClient } from "../kube/index.ts";
 import { isAlreadyExists } from "../kube/index.ts";
-import { buildImage, IMAGE_REF } from "./image.ts";
+import { buildImage, gitCommit, IMAGE_REF } from "./image.ts";
 import { repoRoot } from "./sandbox.ts";
 
 export const helmBinary = resolve(repoRoot, "bin/helm");
@@ -21,13 +21,24 @@ export const chartDir = resolve(repoRoot, "charts/roster");
 export const imageArchive = resolve(repoRoot, ".cache/image/roster-oci.tar");
 
 /**
- * Builds the offline image into .cache/image. The build is deterministic
- * (same tree, same digests), so a rebuild of an unchanged checkout gives the
- * same image.
+ * The offline image in .cache/image: reused when this command built it from
+ * the current, clean commit (a stamp beside it records the commit and the
+ * archive's size and mtime, so an archive rewritten since, e.g. by `make
+ * image-offline`, is not taken for it); rebuilt otherwise.
  */
-export async function buildDemoImage(): Promise<string> {
+export async function buildDemoImage(): Promise<{ archive: string; reused: boolean }> {
+  const stampFile = `${imageArchive}.stamp`;
+  const commit = gitCommit(repoRoot);
+  const stamp = (): string => {
+    const st = statSync(imageArchive);
+    return JSON.stringify({ commit, size: st.size, mtimeMs: st.mtimeMs });
+  };
+  if (commit && !commit.endsWith("-dirty") && existsSync(imageArchive) && existsSync(stampFile)) {
+    if (readFileSync(stampFile, "utf8") === stamp()) return { archive: imageArchive, reused: true };
+  }
   await buildImage({ repo: repoRoot, layout: resolve(repoRoot, ".cache/image/oci"), archive: imageArchive });
-  return imageArchive;
+  writeFileSync(stampFile, stamp());
+  return { archive: imageArchive, reused: false };
 }
 
 /** The chart values for the demo's operator (the in-process demo's config in dev.ts). */
@@ -61,8 +72,13 @@ function helm(args: string[], kubeconfig: string, home: string): Promise<string>
     KUBECONFIG: kubeconfig,
   };
   return new Promise((done, fail) => {
-    execFile(helmBinary, args, { env, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) =>
-      err ? fail(new Error(`helm ${args[0]} failed: ${stderr.trim() || err.message}`)) : done(stdout),
+    // A timeout: on Ctrl-C the sandbox may already be stopping, and Helm would retry.
+    execFile(
+      helmBinary,
+      args,
+      { env, maxBuffer: 16 * 1024 * 1024, timeout: 120_000 },
+      (err, stdout, stderr) =>
+        err ? fail(new Error(`helm ${args[0]} failed: ${stderr.trim() || err.message}`)) : done(stdout),
     );
   });
 }

@@ -10,21 +10,25 @@
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { test } from "node:test";
+import { type TestContext, test } from "node:test";
 import { exitsWithin, processesMentioning, startRoster } from "../../support/cli.ts";
+import { eventually } from "../../support/cluster.ts";
 import { nodeUnsupported } from "../node/support.ts";
 
 // Short: the node's containerd socket lives under it.
 const dir = mkdtempSync("/tmp/rst-dev-ic-");
 process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
 
-test("roster dev --in-cluster --once: the operator as Helm-installed pods, Ready; the panel counts only healthy backends", async (t) => {
+function supported(t: TestContext): boolean {
   const reason = nodeUnsupported();
-  if (reason) {
-    if (process.env.CI === "true") throw new Error(`CI=true but ${reason}`);
-    t.skip(reason);
-    return;
-  }
+  if (!reason) return true;
+  if (process.env.CI === "true") throw new Error(`CI=true but ${reason}`);
+  t.skip(reason);
+  return false;
+}
+
+test("roster dev --in-cluster --once: the operator as Helm-installed pods, Ready; the panel counts only healthy backends", async (t) => {
+  if (!supported(t)) return;
   const sandboxDir = join(dir, "sb");
   const dev = startRoster(
     t,
@@ -64,5 +68,29 @@ test("roster dev --in-cluster --once: the operator as Helm-installed pods, Ready
   assert.match(rows.get("shop-4")!.line, /no traffic: not published \(Unhealthy\)/);
   // shop-3 is healthy but in zone-b: the zone hints keep zone-a's traffic in zone-a.
   assert.equal(rows.get("shop-3")!.rate, 0, rows.get("shop-3")!.line);
+  assert.deepEqual(processesMentioning(sandboxDir), [], `processes of ${sandboxDir} left running`);
+});
+
+test("roster dev --in-cluster live: Ctrl-C uninstalls the release and stops the sandbox with its node", async (t) => {
+  if (!supported(t)) return;
+  const sandboxDir = join(dir, "live");
+  const dev = startRoster(t, ["dev", "--in-cluster", "--no-tty", "--dir", sandboxDir], {
+    env: { KUBECONFIG: undefined },
+    detached: true,
+  });
+  // The image built by the first test is reused (same commit) unless the checkout is dirty.
+  await dev.waitForOutput(/^ {2}shop-1 +198\.\S+ +zone-a +[1-9][\d.]*(?: |$)/m, 300_000);
+  assert.match(dev.stdout(), /^ {2}the operator runs as pods \S+, \S+ \(Ready\), installed by Helm/m);
+  process.kill(-dev.pid, "SIGINT");
+  const r = await exitsWithin(dev, 120_000);
+  assert.equal(r.code, 0, `stderr:\n${r.stderr}`);
+  assert.match(
+    r.stdout,
+    /Stopping the operator \(helm uninstall\), the demo backends, the data plane and the local control plane with its node\.\.\./,
+  );
+  await eventually(() => (processesMentioning(sandboxDir).length === 0 ? true : undefined), {
+    timeoutMs: 5000,
+    what: "no process of the sandbox or its node",
+  }).catch(() => undefined);
   assert.deepEqual(processesMentioning(sandboxDir), [], `processes of ${sandboxDir} left running`);
 });
