@@ -24,6 +24,7 @@ export type {
   PublishedEndpoints,
   PublishedFormatErrorCode,
   PublishedPort,
+  PublishedSlowStart,
 } from "./api/published.ts";
 export {
   isRoutableState,
@@ -35,6 +36,8 @@ export {
   SUPPORTED_FORMAT_VERSIONS,
   safeParsePublishedEndpoints,
   serializePublishedEndpoints,
+  slowStartFactor,
+  slowStartWeight,
 } from "./api/published.ts";
 export * from "./balance/index.ts";
 export * from "./client/index.ts";

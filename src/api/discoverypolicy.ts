@@ -99,6 +99,39 @@ export const ConsistentHash = z
   .describe("Options of the ConsistentHash strategy.");
 export type ConsistentHash = z.output<typeof ConsistentHash>;
 
+/**
+ * Slow start, as Envoy's slow_start_config: an instance that turns healthy
+ * takes weight × max(minWeightPercent/100, (max(t, 1 s) / window)^(1/aggression))
+ * for `window` after it turned healthy (t: the time since), then its whole
+ * weight. Published once with the time the ramp started (endpoints.json
+ * `slowStartSince`); clients compute the weight at pick time
+ * (slowStartWeight in src/api/published.ts).
+ */
+export const SlowStart = z
+  .strictObject({
+    window: durationBetween("1s", "24h").describe(
+      "How long an instance that turned healthy ramps up to its full weight (1s to 24h), like Envoy's slow_start_window.",
+    ),
+    aggression: z
+      .number()
+      .gt(0)
+      .max(100)
+      .default(1)
+      .describe(
+        "Shape of the ramp (greater than 0, at most 100; default 1, linear): the weight grows as (t/window)^(1/aggression), so above 1 it rises fast early, below 1 slowly. As Envoy's aggression.",
+      ),
+    minWeightPercent: z
+      .number()
+      .min(0)
+      .max(100)
+      .default(10)
+      .describe(
+        "The floor of the ramp, in percent of the weight (0-100, default 10, as Envoy's min_weight_percent).",
+      ),
+  })
+  .describe("Ramp the weight of an instance that turns healthy over a window (Envoy's slow start).");
+export type SlowStart = z.output<typeof SlowStart>;
+
 /** The load-balancing hints published for clients. */
 export const LoadBalancing = withRules(
   z.strictObject({
@@ -108,6 +141,9 @@ export const LoadBalancing = withRules(
     consistentHash: ConsistentHash.optional().describe(
       "Options of ConsistentHash; only with that strategy (defaults apply when absent).",
     ),
+    slowStart: SlowStart.optional().describe(
+      "Ramp up instances that turn healthy over a window (not with ConsistentHash: a changing weight would move keys). Off when absent.",
+    ),
   }),
   [
     {
@@ -115,6 +151,13 @@ export const LoadBalancing = withRules(
       message: "consistentHash is only allowed when strategy is ConsistentHash",
       fieldPath: ".consistentHash",
       check: (lb) => lb.consistentHash === undefined || lb.strategy === "ConsistentHash",
+    },
+    {
+      rule: "!has(self.slowStart) || self.strategy != 'ConsistentHash'",
+      message:
+        "slowStart does not apply to ConsistentHash (a ramping weight would move keys between instances)",
+      fieldPath: ".slowStart",
+      check: (lb) => lb.slowStart === undefined || lb.strategy !== "ConsistentHash",
     },
   ],
 ).describe("Load-balancing hints published for clients (the Roster client library applies them).");

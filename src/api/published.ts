@@ -22,7 +22,10 @@
  * Revision: a positive integer that increases by one on every change of the
  * document's content (everything except `revision` itself) and only then.
  * Nothing time-based is part of the content (no generatedAt): a timestamp
- * would change the bytes, and therefore the revision, on every write.
+ * would change the bytes, and therefore the revision, on every write. The
+ * one time in it, an endpoint's `slowStartSince`, is a fact about the
+ * endpoint (when it turned healthy) written once: readers compute the ramp
+ * from it and their own clock (slowStartWeight()).
  *
  * Determinism: serializePublishedEndpoints() sorts endpoints by (instance,
  * address), ports by name, tags, and object keys, so equal content always
@@ -133,6 +136,21 @@ export const consistentHashSchema = z.object({
 });
 export type ConsistentHash = z.infer<typeof consistentHashSchema>;
 
+/**
+ * Slow start parameters (the policy's loadBalancing.slowStart): an endpoint
+ * with `slowStartSince` is weighed by slowStartWeight() until `windowMs`
+ * after that time.
+ */
+export const publishedSlowStartSchema = z.object({
+  /** The ramp's length in milliseconds. */
+  windowMs: z.int().min(1000).max(86_400_000),
+  /** The ramp's shape: factor (t/window)^(1/aggression); 1 is linear. */
+  aggression: z.number().gt(0).max(100),
+  /** The ramp's floor in percent of the weight. */
+  minWeightPercent: z.number().min(0).max(100),
+});
+export type PublishedSlowStart = z.infer<typeof publishedSlowStartSchema>;
+
 export const loadBalancingSchema = z
   .object({
     strategy: loadBalancingStrategySchema,
@@ -143,6 +161,8 @@ export const loadBalancingSchema = z
     zoneAware: z.boolean(),
     /** Present when strategy is ConsistentHash; ignored otherwise. */
     consistentHash: consistentHashSchema.optional(),
+    /** Present when the policy ramps up endpoints that turn healthy (never with ConsistentHash). */
+    slowStart: publishedSlowStartSchema.optional(),
   })
   .superRefine((lb, ctx) => {
     if (lb.strategy === "ConsistentHash" && lb.consistentHash === undefined) {
@@ -212,6 +232,12 @@ export const publishedEndpointSchema = z
     ready: z.boolean(),
     /** The probe verdict is healthy (independent of drain and panic). */
     healthy: z.boolean(),
+    /**
+     * RFC 3339 time (UTC, whole seconds) the endpoint turned healthy, present
+     * while it ramps up under loadBalancing.slowStart: readers weigh it by
+     * slowStartWeight(). Written once per ramp, never rewritten as time passes.
+     */
+    slowStartSince: z.iso.datetime().optional(),
   })
   .superRefine((ep, ctx) => {
     const v4 = !ep.address.includes(":");
@@ -307,6 +333,58 @@ export const publishedEndpointsSchema = z
 export type PublishedEndpoints = z.infer<typeof publishedEndpointsSchema>;
 /** The document without its revision: what "content" means for revision bumps. */
 export type PublishedContent = Omit<PublishedEndpoints, "revision">;
+
+// --- slow start ------------------------------------------------------------------
+
+/** A published time as it is written: RFC 3339, UTC, whole seconds (`2026-01-02T03:04:05Z`). */
+export function formatPublishedTime(ms: number): string {
+  return new Date(Math.floor(ms / 1000) * 1000).toISOString().replace(/\.\d{3}Z$/, "Z");
+}
+
+/**
+ * The share of its weight an endpoint gets `elapsedMs` after its ramp
+ * started: Envoy's slow start, max(minWeightPercent / 100,
+ * (max(elapsed s, 1) / window s)^(1 / aggression)), and 1 from the end of
+ * the window on. A negative elapsed time (the reader's clock behind the
+ * writer's) counts as the ramp's start.
+ */
+export function slowStartFactor(elapsedMs: number, slowStart: PublishedSlowStart): number {
+  if (elapsedMs >= slowStart.windowMs) return 1;
+  const timeFactor = Math.max(elapsedMs, 1000) / slowStart.windowMs;
+  return Math.min(1, Math.max(slowStart.minWeightPercent / 100, timeFactor ** (1 / slowStart.aggression)));
+}
+
+/**
+ * The weight a reader balances an endpoint by at `nowMs` (ms since the
+ * epoch): its published weight, ramped by slowStartFactor() while it is in
+ * slow start. An integer: weight × factor rounded to nearest, and at least 1
+ * for a weight above 0, so that a ramping endpoint is never dropped (a
+ * service whose only healthy endpoint ramps still has it). This is the one
+ * place the ramp is computed; readers in other languages follow it (golden
+ * values in schemas/balance-vectors.v1.json, `slowStart`).
+ */
+export function slowStartWeight(
+  endpoint: Pick<PublishedEndpoint, "weight" | "slowStartSince">,
+  slowStart: PublishedSlowStart | undefined,
+  nowMs: number,
+): number {
+  const { weight, slowStartSince } = endpoint;
+  if (!slowStart || slowStartSince === undefined || weight <= 0) return weight;
+  const since = Date.parse(slowStartSince);
+  if (!Number.isFinite(since)) return weight;
+  const factor = slowStartFactor(nowMs - since, slowStart);
+  return factor >= 1 ? weight : Math.max(1, Math.round(weight * factor));
+}
+
+/** When an endpoint's ramp ends (ms since the epoch), or undefined when it has none. */
+export function slowStartEnd(
+  endpoint: Pick<PublishedEndpoint, "slowStartSince">,
+  slowStart: PublishedSlowStart | undefined,
+): number | undefined {
+  if (!slowStart || endpoint.slowStartSince === undefined) return undefined;
+  const since = Date.parse(endpoint.slowStartSince);
+  return Number.isFinite(since) ? since + slowStart.windowMs : undefined;
+}
 
 export type PublishedFormatErrorCode =
   /** The ConfigMap has no endpoints.json key (or the input was empty). */

@@ -11,7 +11,8 @@
  * zone awareness, panic) unless the application overrides them. A service's
  * balancer is built on its first pick after a change and kept until the next
  * change; LeastConnections in-flight counts carry over for endpoints that
- * remain.
+ * remain. Endpoints in slow start are weighed by the client's clock at pick
+ * time (slow-start.ts), without any write by the operator while they ramp.
  */
 import { KubeConfig } from "@kubernetes/client-node";
 import type { LoadBalancing } from "../api/published.ts";
@@ -32,6 +33,7 @@ import {
   type ZoneAwareOptions,
 } from "../balance/index.ts";
 import type { Logger } from "../kube/log.ts";
+import { type Clock, systemClock } from "../util/clock.ts";
 import { balanceView, type RosterEndpoint } from "./endpoint.ts";
 import {
   InvalidPublicationError,
@@ -50,6 +52,7 @@ import {
   type ServiceRef,
   type ServiceSnapshot,
 } from "./registry.ts";
+import { type Ramp, rampOf, sameWeights } from "./slow-start.ts";
 import { type ConfigMapSource, informerSource } from "./source.ts";
 
 /** The application's say over balancing; anything left out follows the published policy. */
@@ -78,6 +81,8 @@ export interface RosterClientOptions {
   source?: ConfigMapSource;
   /** Randomness of Random, power-of-two-choices, start offsets; default Math.random. */
   rng?: Rng;
+  /** The clock slow start ramps are measured by (tests: `fakeClock()`); default the system clock. */
+  clock?: Pick<Clock, "now">;
   logger?: Logger;
   /** Called with what a listener threw (it never stops the other listeners); default: a process warning. */
   onListenerError?: (err: Error, event: EventName) => void;
@@ -103,7 +108,18 @@ type Listener<E extends EventName> = (event: RosterClientEvents[E]) => void;
 interface BalancerState {
   snapshot: ServiceSnapshot;
   balancer: Balancer<RosterEndpoint>;
+  /** The slow-start weights the balancer was built with; undefined: the published ones. */
+  ramp: Ramp | undefined;
+  /** When the ramp was last weighed (ms). */
+  weighedAt: number;
 }
+
+/**
+ * How often, at most, a ramping set is weighed again (its balancer rebuilt
+ * only when a weight moved): the ramp follows the clock to a quarter second
+ * at O(1) per pick in between.
+ */
+export const RAMP_REFRESH_MS = 250;
 
 function contextNamespace(kc: KubeConfig | undefined): string | undefined {
   if (!kc) return undefined;
@@ -121,6 +137,7 @@ export class RosterClient {
   readonly #registry: Registry;
   readonly #options: RosterClientOptions;
   readonly #rng: Rng;
+  readonly #clock: Pick<Clock, "now">;
   readonly #balancers = new Map<string, BalancerState>();
   readonly #trackers = new Map<string, InFlightTracker>();
   readonly #listeners = new Map<EventName, Set<(event: never) => void>>();
@@ -146,6 +163,7 @@ export class RosterClient {
         : [...new Set(options.namespaces?.length ? options.namespaces : [this.namespace])].sort();
     this.zone = options.zone;
     this.#rng = options.rng ?? Math.random;
+    this.#clock = options.clock ?? systemClock;
     this.#source =
       options.source ??
       informerSource(kc!, {
@@ -257,19 +275,12 @@ export class RosterClient {
     const key = serviceKey(snap);
     let state = this.#balancers.get(key);
     if (state?.snapshot !== snap) {
-      let tracker = this.#trackers.get(key);
-      if (!tracker) {
-        tracker = createInFlightTracker();
-        this.#trackers.set(key, tracker);
-      }
-      state = {
-        snapshot: snap,
-        balancer: createBalancer(snap.endpoints, {
-          ...this.#balancerOptions(snap, tracker),
-          view: balanceView,
-        }),
-      };
-      this.#balancers.set(key, state);
+      state = this.#build(key, snap, undefined);
+    } else if (state.ramp) {
+      // Ramping: weigh again now and then; rebuild only when a weight moved.
+      const now = this.#clock.now();
+      if (now >= state.ramp.end || now - state.weighedAt >= RAMP_REFRESH_MS)
+        state = this.#build(key, snap, state);
     }
     let hashKey = options.key;
     if (hashKey === undefined && options.request && snap.loadBalancing.consistentHash) {
@@ -319,6 +330,35 @@ export class RosterClient {
   inFlight(name: string, endpointId: string): number {
     const [namespace, service] = this.#resolve(name);
     return this.#balancers.get(`${namespace}/${service}`)?.balancer.inFlight(endpointId) ?? 0;
+  }
+
+  /** The service's balancer for a snapshot at the clock's time (the previous one kept when its weights still hold). */
+  #build(key: string, snap: ServiceSnapshot, previous: BalancerState | undefined): BalancerState {
+    let tracker = this.#trackers.get(key);
+    if (!tracker) {
+      tracker = createInFlightTracker();
+      this.#trackers.set(key, tracker);
+    }
+    const now = this.#clock.now();
+    const options = this.#balancerOptions(snap, tracker);
+    const ramp = rampOf(snap.endpoints, snap.loadBalancing.slowStart, options.strategy, now);
+    if (previous && sameWeights(previous.ramp, ramp)) {
+      previous.weighedAt = now;
+      return previous;
+    }
+    const weights = ramp?.weights;
+    const state: BalancerState = {
+      snapshot: snap,
+      ramp,
+      weighedAt: now,
+      balancer: createBalancer(snap.endpoints, {
+        ...options,
+        strategy: ramp?.strategy ?? options.strategy,
+        view: weights ? (e) => ({ ...balanceView(e), weight: weights.get(e.id) ?? e.weight }) : balanceView,
+      }),
+    };
+    this.#balancers.set(key, state);
+    return state;
   }
 
   #balancerOptions(snap: ServiceSnapshot, tracker: InFlightTracker): CreateBalancerOptions {

@@ -32,5 +32,7 @@ export type {
   UpdatedEvent,
 } from "./registry.ts";
 export { createRegistry } from "./registry.ts";
+export type { Ramp } from "./slow-start.ts";
+export { ROUND_ROBIN_RAMP_WEIGHT, rampOf } from "./slow-start.ts";
 export type { ConfigMapObject, ConfigMapSource, MemorySource } from "./source.ts";
 export { informerSource, memorySource, PUBLISHED_CONFIGMAP_SELECTOR } from "./source.ts";

@@ -33,6 +33,8 @@ export interface EffectiveSettings {
   /** The instance's override does not merge into a valid check: why (the instance cannot be probed). */
   healthCheckError?: string;
   loadBalancing: LoadBalancing;
+  /** loadBalancing.slowStart as the publisher applies it; undefined: off. */
+  slowStart?: EffectiveSlowStart;
   publish: EffectivePublish;
   /** Milliseconds; undefined: never deregister. */
   deregisterAfterMs?: number;
@@ -43,6 +45,36 @@ export interface EffectiveSettings {
    */
   checkSource: "Instance" | "InstanceOverPolicy" | "InstanceOverDefault" | "Policy" | "Default";
   policy?: DiscoveryPolicy;
+}
+
+/** Slow start as the publisher applies it (src/publish/desired.ts). */
+export interface EffectiveSlowStart {
+  windowMs: number;
+  aggression: number;
+  minWeightPercent: number;
+  /**
+   * Instances that turned healthy before this time (ms) do not ramp: the
+   * governing policy's creation. An instance already healthy when its policy
+   * appeared is not new to its clients. Undefined for the operator default.
+   */
+  notBeforeMs?: number;
+}
+
+/** The one translation of loadBalancing.slowStart (API durations to milliseconds). */
+export function effectiveSlowStart(
+  lb: LoadBalancing,
+  policy: DiscoveryPolicy | undefined,
+): EffectiveSlowStart | undefined {
+  const ss = lb.slowStart;
+  // The API rejects slowStart with ConsistentHash; an older CRD may not have.
+  if (!ss || lb.strategy === "ConsistentHash") return undefined;
+  const created = policy?.metadata.creationTimestamp ? Date.parse(policy.metadata.creationTimestamp) : NaN;
+  return {
+    windowMs: parseDuration(ss.window),
+    aggression: ss.aggression,
+    minWeightPercent: ss.minWeightPercent,
+    ...(Number.isFinite(created) ? { notBeforeMs: created } : {}),
+  };
 }
 
 /** The publish settings the engine acts on: the deprecated zoneHints is translated away. */
@@ -114,6 +146,8 @@ export function effectiveSettings(
   const override = instance?.spec.healthCheck;
   const deregisterAfter = spec?.deregisterAfter ?? defaults.deregisterAfter;
   const base = spec?.healthCheck ?? defaults.healthCheck;
+  const loadBalancing = spec?.loadBalancing ?? defaults.loadBalancing;
+  const slowStart = effectiveSlowStart(loadBalancing, spec?.loadBalancing ? policy : undefined);
   const baseSource = spec?.healthCheck ? "Policy" : "Default";
   // The operator default's probes (one tcp probe, unless the config says
   // otherwise) stand in for "no probes chosen": an instance that names its
@@ -130,7 +164,8 @@ export function effectiveSettings(
       : merged.ok && merged.replaced
         ? "Instance"
         : `InstanceOver${baseSource}`,
-    loadBalancing: spec?.loadBalancing ?? defaults.loadBalancing,
+    loadBalancing,
+    ...(slowStart ? { slowStart } : {}),
     publish: effectivePublish(spec?.publish ?? defaults.publish),
     deregisterAfterMs: deregisterAfter ? parseDuration(deregisterAfter) : undefined,
     policy,

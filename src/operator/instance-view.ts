@@ -34,6 +34,8 @@ export interface PublishedInstance {
   settled: boolean;
   verdict: InstanceInput["verdict"];
   addresses: string[];
+  /** While the verdict is Healthy: when the instance turned healthy (ms; see healthySince()). */
+  healthySince?: number;
 }
 
 export interface InstanceView {
@@ -57,6 +59,25 @@ export function instanceHealthy(
   if (verdict?.verdict === "Healthy") return true;
   if (verdict?.verdict === "Unhealthy") return false;
   return previous?.healthy;
+}
+
+/**
+ * When a healthy instance turned healthy (ms), for slow start: the time its
+ * status recorded (status.lastTransitionTime while status.healthy is true),
+ * which survives operator restarts (the engine's own `since` starts again
+ * with the process), else the fresh verdict's `since` (it just turned
+ * healthy and the status writer has not recorded it yet; it records the
+ * same time, see instanceStatus()). Undefined when neither says healthy.
+ */
+export function healthySince(
+  status: ServiceInstanceStatus | undefined,
+  verdict: InstanceVerdict | undefined,
+): number | undefined {
+  if (status?.healthy === true && status.lastTransitionTime) {
+    const recorded = Date.parse(status.lastTransitionTime);
+    if (Number.isFinite(recorded)) return recorded;
+  }
+  return verdict?.verdict === "Healthy" ? verdict.since : undefined;
 }
 
 export function instanceView(ctx: OperatorContext, runtimes: RuntimeStore): InstanceView {
@@ -89,7 +110,14 @@ export function instanceView(ctx: OperatorContext, runtimes: RuntimeStore): Inst
       const ready = si.status?.conditions?.find((c) => c.type === ConditionTypes.Ready);
       const blocked = ready?.status === "False" && blockerReasons.has(ready.reason);
       const addresses = si.status?.addresses ?? [];
-      return { blocked, settled: blocked || recorded !== "Unknown", verdict: recorded, addresses };
+      const since = recorded === "Healthy" ? healthySince(si.status, undefined) : undefined;
+      return {
+        blocked,
+        settled: blocked || recorded !== "Unknown",
+        verdict: recorded,
+        addresses,
+        ...(since !== undefined ? { healthySince: since } : {}),
+      };
     }
     const rt = runtimes.get(key);
     if (!rt || rt.blocker)
@@ -101,7 +129,14 @@ export function instanceView(ctx: OperatorContext, runtimes: RuntimeStore): Inst
     // A healthy name that resolves to several IPs publishes the IPs that pass.
     const passing = all.filter((a) => a.verdict === "Healthy").map((a) => a.address);
     const list = effective === "Healthy" && passing.length > 0 ? passing : all.map((a) => a.address);
-    return { blocked: false, settled: verdict?.probed === true, verdict: effective, addresses: list };
+    const since = effective === "Healthy" ? healthySince(si.status, verdict) : undefined;
+    return {
+      blocked: false,
+      settled: verdict?.probed === true,
+      verdict: effective,
+      addresses: list,
+      ...(since !== undefined ? { healthySince: since } : {}),
+    };
   }
 
   return {
@@ -128,6 +163,7 @@ export function instanceView(ctx: OperatorContext, runtimes: RuntimeStore): Inst
           verdict: v.verdict,
           tags: si.spec.tags,
           metadata: si.spec.metadata,
+          ...(v.healthySince !== undefined ? { healthySince: v.healthySince } : {}),
         });
       }
       return out;

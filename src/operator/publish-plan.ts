@@ -29,7 +29,7 @@ import {
   serviceOwnerReference,
 } from "../publish/index.ts";
 import type { ConfigMapObject, ServiceObject, SliceObject } from "./context.ts";
-import type { EffectivePublish } from "./effective.ts";
+import type { EffectivePublish, EffectiveSlowStart } from "./effective.ts";
 
 /** What the publisher read for one service. */
 export interface PublicationInput {
@@ -41,6 +41,10 @@ export interface PublicationInput {
   servicePorts: readonly { name: string; ports: readonly InstancePort[] }[];
   publish: EffectivePublish;
   loadBalancing: LoadBalancing;
+  /** Slow start (effectiveSlowStart()); undefined: off. */
+  slowStart?: EffectiveSlowStart;
+  /** The time slow start windows are measured at (ms). */
+  now?: number;
   /** The largest ConfigMap document (default PUBLISHED_MAX_BYTES). */
   configMapBudgetBytes?: number;
   /** The Service of that name, managed or not. */
@@ -70,6 +74,8 @@ export function planServicePublication(input: PublicationInput): ServicePlan {
   const desired = computeDesired(namespace, service, input.instances, {
     panicThreshold: publish.panicThreshold,
     trafficDistribution: publish.trafficDistribution,
+    slowStart: input.slowStart,
+    now: input.now,
   });
   const steps: WriteStep[] = [];
   let replace: WriteStep | undefined;
@@ -161,7 +167,10 @@ export function planConfigMapPublication(
       {
         namespace,
         name,
-        content: buildPublishedContent(desired, publishedHints(input.loadBalancing, publish)),
+        content: buildPublishedContent(
+          desired,
+          publishedHints(input.loadBalancing, publish, input.slowStart),
+        ),
         previous,
         owner: owner?.metadata.uid ? serviceOwnerReference(owner) : undefined,
       },
@@ -213,11 +222,19 @@ export function planUnpublish(
 }
 
 /** The load-balancing hints as published (format v1). */
-export function publishedHints(lb: LoadBalancing, publish: EffectivePublish): PublishedLoadBalancing {
+export function publishedHints(
+  lb: LoadBalancing,
+  publish: EffectivePublish,
+  slowStart?: EffectiveSlowStart,
+): PublishedLoadBalancing {
   const hints: PublishedLoadBalancing = {
     strategy: lb.strategy,
     zoneAware: publish.trafficDistribution !== undefined,
   };
+  if (slowStart) {
+    const { windowMs, aggression, minWeightPercent } = slowStart;
+    hints.slowStart = { windowMs, aggression, minWeightPercent };
+  }
   if (lb.strategy === "ConsistentHash") {
     const ch = lb.consistentHash;
     const algorithm = ch?.algorithm ?? "Ring";

@@ -93,10 +93,11 @@ export function servicePublisher(ctx: OperatorContext, view: InstanceView): { re
       outcome.conflict = claim.message;
       outcome.conflictReason = "ConfigMapClaimed";
     } else {
-      const { publish, loadBalancing } = effectiveSettings(policy, ctx.settings().defaults);
+      const { publish, loadBalancing, slowStart } = effectiveSettings(policy, ctx.settings().defaults);
       const { configMapBudgetBytes } = ctx.settings();
       const input: PublicationInput = {
         ...{ namespace, service, publish, loadBalancing, configMapBudgetBytes, existing, slices, configMaps },
+        ...(slowStart ? { slowStart, now: ctx.clock.now() } : {}),
         instances: view.inputs(siObjs),
         servicePorts: siObjs.map((si) => ({ name: si.metadata.name!, ports: si.spec.ports })),
         configMap: ctx.configMaps.get(`${namespace}/${configMapName(service, publish)}`),

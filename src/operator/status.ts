@@ -166,10 +166,15 @@ export function instanceStatus(input: InstanceStatusInput): ServiceInstanceStatu
   if (input.healthCheck) status.effectiveHealthCheck = input.healthCheck;
   if (healthy !== undefined) {
     status.healthy = healthy;
+    // A change the fresh verdict decided happened at the verdict's time: the
+    // publisher's slow start reads the same time from the verdict until this
+    // status is written, then from here (see healthySince()).
+    const changedAt =
+      !blocker && verdict?.verdict === (healthy ? "Healthy" : "Unhealthy") ? verdict.since : now;
     status.lastTransitionTime =
       previous?.healthy === healthy && previous.lastTransitionTime
         ? previous.lastTransitionTime
-        : metaTime(now);
+        : metaTime(changedAt);
   }
   const decided = verdict && verdict.verdict !== "Unknown" ? verdict : undefined;
   if (decided) {

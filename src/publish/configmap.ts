@@ -57,8 +57,16 @@ export function buildPublishedContent(
     panic: desired.panic,
     loadBalancing:
       loadBalancing.strategy === "ConsistentHash"
-        ? loadBalancing
-        : { strategy: loadBalancing.strategy, zoneAware: loadBalancing.zoneAware },
+        ? {
+            strategy: loadBalancing.strategy,
+            zoneAware: loadBalancing.zoneAware,
+            ...(loadBalancing.consistentHash ? { consistentHash: loadBalancing.consistentHash } : {}),
+          }
+        : {
+            strategy: loadBalancing.strategy,
+            zoneAware: loadBalancing.zoneAware,
+            ...(loadBalancing.slowStart ? { slowStart: loadBalancing.slowStart } : {}),
+          },
     endpoints: desired.endpoints,
   };
 }

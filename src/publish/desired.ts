@@ -33,6 +33,7 @@ import {
   compareEndpoints,
   compareStrings,
   type EndpointState,
+  formatPublishedTime,
   isRoutableState,
   type Protocol,
   type PublishedEndpoint,
@@ -72,6 +73,8 @@ export interface InstanceInput {
   verdict: Verdict;
   tags?: readonly string[];
   metadata?: Readonly<Record<string, string>>;
+  /** When a healthy instance turned healthy (ms), for slow start. */
+  healthySince?: number;
 }
 
 export interface PublishPolicy {
@@ -79,6 +82,10 @@ export interface PublishPolicy {
   panicThreshold: number;
   /** The Service's trafficDistribution: set means zone hints are wanted. */
   trafficDistribution?: TrafficDistribution;
+  /** Slow start: Ready endpoints that turned healthy less than windowMs ago carry slowStartSince. */
+  slowStart?: { windowMs: number; notBeforeMs?: number };
+  /** The time (ms) slow start windows are measured at; required with slowStart. */
+  now?: number;
 }
 
 /** One endpoint of an EndpointSlice, with the ports that decide which slices can hold it. */
@@ -131,6 +138,27 @@ export const DEFAULT_WEIGHT = 100;
 export function isPanic(healthy: number, withVerdict: number, panicThreshold: number): boolean {
   if (panicThreshold <= 0 || withVerdict === 0) return false;
   return healthy * 100 < panicThreshold * withVerdict;
+}
+
+/**
+ * The ramp start an endpoint publishes (RFC 3339, whole seconds), or
+ * undefined: only a Ready endpoint whose instance turned healthy within the
+ * last window (measured from the second it turned healthy, as readers do),
+ * and not before the policy's `notBeforeMs` (an instance that was healthy
+ * when the policy appeared does not ramp).
+ */
+export function slowStartSince(
+  instance: Pick<InstanceInput, "healthySince">,
+  state: EndpointState,
+  policy: Pick<PublishPolicy, "slowStart" | "now">,
+): string | undefined {
+  const ss = policy.slowStart;
+  const since = instance.healthySince;
+  if (!ss || since === undefined || state !== "Ready") return undefined;
+  const start = Math.floor(since / 1000) * 1000;
+  if (ss.notBeforeMs !== undefined && start < ss.notBeforeMs) return undefined;
+  if ((policy.now ?? Number.POSITIVE_INFINITY) >= start + ss.windowMs) return undefined;
+  return formatPublishedTime(start);
 }
 
 function endpointState(instance: InstanceInput, panic: boolean): EndpointState {
@@ -199,6 +227,7 @@ export function computeDesired(
     const ready = isRoutableState(state);
     const healthy = inst.verdict === "Healthy";
     const ports = normalizePorts(inst.ports);
+    const rampSince = slowStartSince(inst, state, policy);
     // One array per instance: the planner normalizes each distinct array once.
     const slicePorts: DiscoveryV1EndpointPort[] = ports.map((p) => ({ ...p }));
     let publishedAny = false;
@@ -232,6 +261,7 @@ export function computeDesired(
         state,
         ready,
         healthy,
+        ...(rampSince ? { slowStartSince: rampSince } : {}),
       });
       if (!check.sliceable) {
         skipped.push({

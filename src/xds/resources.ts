@@ -39,8 +39,21 @@
  *   xDS clients hash with their own function (xxHash), so a key maps to
  *   possibly another endpoint than the TypeScript client picks; each family
  *   is consistent with itself.
+ *
+ * Slow start (loadBalancing.slowStart): the Envoy Cluster of a ROUND_ROBIN
+ * (RoundRobin, WeightedRoundRobin) or LEAST_REQUEST (LeastConnections)
+ * strategy gets the same slow_start_config; Envoy ramps each endpoint from
+ * when it sees it join (its own clock, not the published slowStartSince,
+ * which xDS has no field for). Envoy has no slow start for its random
+ * policy, and proxyless gRPC clients have none at all: their Clusters carry
+ * no slow start and their endpoints take their full weight at once.
  */
-import type { EndpointState, PublishedEndpoint, PublishedEndpoints } from "../api/published.ts";
+import type {
+  EndpointState,
+  PublishedEndpoint,
+  PublishedEndpoints,
+  PublishedSlowStart,
+} from "../api/published.ts";
 import { TYPE, type TypeUrl } from "./protos.ts";
 
 /** Which client family a resource set is for: only WeightedRoundRobin clusters differ. */
@@ -114,19 +127,37 @@ const ringHashCluster = (minimum: number) => ({
   ring_hash_lb_config: { hash_function: "XX_HASH", minimum_ring_size: { value: String(minimum) } },
 });
 
+/** Envoy's Cluster.SlowStartConfig for the published slow start. */
+function slowStartConfig(ss: PublishedSlowStart): Record<string, unknown> {
+  const seconds = Math.floor(ss.windowMs / 1000);
+  const nanos = (ss.windowMs % 1000) * 1_000_000;
+  return {
+    slow_start_window: { seconds: String(seconds), ...(nanos ? { nanos } : {}) },
+    // runtime_key is required; no runtime sets it, so default_value applies.
+    aggression: { default_value: ss.aggression, runtime_key: "roster.slow_start.aggression" },
+    min_weight_percent: { value: ss.minWeightPercent },
+  };
+}
+
 /** The load-balancing part of a Cluster, per client family. */
 function clusterPolicy(doc: PublishedEndpoints, family: ClientFamily): Record<string, unknown> {
   const lb = doc.loadBalancing;
   const envoy = family === "envoy";
+  const slowStart = envoy && lb.slowStart ? { slow_start_config: slowStartConfig(lb.slowStart) } : undefined;
   switch (lb.strategy) {
     case "RoundRobin":
-      return { lb_policy: "ROUND_ROBIN" };
+      return slowStart
+        ? { lb_policy: "ROUND_ROBIN", round_robin_lb_config: slowStart }
+        : { lb_policy: "ROUND_ROBIN" };
     case "WeightedRoundRobin":
-      return envoy ? { lb_policy: "ROUND_ROBIN" } : ringHashCluster(1024);
+      if (!envoy) return ringHashCluster(1024);
+      return slowStart
+        ? { lb_policy: "ROUND_ROBIN", round_robin_lb_config: slowStart }
+        : { lb_policy: "ROUND_ROBIN" };
     case "LeastConnections":
       // grpc-js has no least_request: it takes the list's round_robin.
       return envoy
-        ? { lb_policy: "LEAST_REQUEST" }
+        ? { lb_policy: "LEAST_REQUEST", ...(slowStart ? { least_request_lb_config: slowStart } : {}) }
         : {
             lb_policy: "LEAST_REQUEST",
             load_balancing_policy: {

@@ -7,7 +7,7 @@ import { instanceView } from "../../../src/operator/instance-view.ts";
 import { publicationPolicy } from "../../../src/operator/publication.ts";
 import { runtimeStore } from "../../../src/operator/runtime.ts";
 import type { InstanceVerdict } from "../../../src/operator/verdicts.ts";
-import { instance, NS, verdict } from "./fixtures.ts";
+import { instance, NS, T0, verdict } from "./fixtures.ts";
 
 function setup(owned: (key: string) => boolean = () => true) {
   const verdicts = new Map<string, InstanceVerdict>();
@@ -69,6 +69,7 @@ test("an owned instance: runtime first, then the fresh verdict, else the recorde
     settled: true,
     verdict: "Healthy",
     addresses: ["198.18.0.1"],
+    healthySince: T0,
   });
   assert.deepEqual(view.probed(key)?.addresses, ["198.18.0.1", "198.18.0.2", "198.19.9.1"]);
   assert.deepEqual(
