@@ -9,9 +9,11 @@
  * Endpoint ids are what the client hashes: `<instance>/<address>` of a
  * published endpoint, sorted by UTF-16 code units (equal to byte order for
  * ASCII names), weight-0 endpoints left out. Keys are hashed as
- * murmur3_x86_32(utf8(key), seed 0).
+ * murmur3_x86_32(utf8(key), seed 0). Slow-start vectors pin the ramp a
+ * client weighs an endpoint by (slowStartWeight, src/api/published.ts).
  */
 
+import { slowStartFactor, slowStartWeight } from "../api/published.ts";
 import { murmur3, murmur3Bytes } from "../util/hash.ts";
 import { createMaglev, createRingHash, maglevTableSize, ringPointCounts } from "./consistent-hash.ts";
 import { createSmoothWeightedRoundRobin } from "./weighted-round-robin.ts";
@@ -69,12 +71,80 @@ export interface WrrVector {
   sequence: number[];
 }
 
+/**
+ * One slow-start weight (slowStartWeight in src/api/published.ts): the
+ * factor is max(minWeightPercent / 100, (max(elapsed s, 1) / window s)^(1 /
+ * aggression)), 1 once the window is over; the weight is weight × factor
+ * rounded half up (Math.round), at least 1 for a weight above 0. Factors
+ * agree to 1e-12 across languages (pow may differ in the last bit); no
+ * vector sits within 1e-6 of a rounding boundary.
+ */
+export interface SlowStartVector {
+  name: string;
+  weight: number;
+  windowMs: number;
+  aggression: number;
+  minWeightPercent: number;
+  /** The endpoint's published slowStartSince. */
+  slowStartSince: string;
+  /** The reader's clock, ms since the epoch. */
+  nowMs: number;
+  factor: number;
+  result: number;
+}
+
 export interface ConformanceVectors {
   description: string;
   murmur3: MurmurVector[];
   ring: RingVector[];
   maglev: MaglevVector[];
   smoothWeightedRoundRobin: WrrVector[];
+  slowStart: SlowStartVector[];
+}
+
+const SLOW_START_SINCE = "2030-01-01T00:00:00Z";
+/** [name, weight, window ms, aggression, min weight percent, elapsed ms]. */
+const SLOW_START_CASES: [string, number, number, number, number, number][] = [
+  ["linear/start", 100, 60_000, 1, 10, 0],
+  ["linear/under-1s-counts-as-1s", 100, 10_000, 1, 0, 400],
+  ["linear/floor", 100, 60_000, 1, 10, 3_000],
+  ["linear/quarter", 100, 60_000, 1, 10, 15_000],
+  ["linear/half", 100, 60_000, 1, 10, 30_000],
+  ["linear/fractional-elapsed", 250, 60_000, 1, 10, 44_321],
+  ["linear/end", 100, 60_000, 1, 10, 60_000],
+  ["linear/after", 100, 60_000, 1, 10, 3_600_000],
+  ["clock-behind-writer", 100, 60_000, 1, 10, -5_000],
+  ["aggressive-2/quarter", 100, 60_000, 2, 10, 15_000],
+  ["aggressive-4/tenth", 1000, 100_000, 4, 10, 10_000],
+  ["gentle-0.5/half", 100, 60_000, 0.5, 10, 30_000],
+  ["gentle-0.5/floor", 100, 60_000, 0.5, 10, 9_000],
+  ["no-floor/small-weight-stays-1", 3, 60_000, 1, 0, 1_000],
+  ["floor-100", 100, 60_000, 1, 100, 1_000],
+  ["weight-0", 0, 60_000, 1, 10, 30_000],
+  ["max-weight", 10000, 86_400_000, 1.5, 12.5, 3_600_000],
+];
+
+function slowStartVector([
+  name,
+  weight,
+  windowMs,
+  aggression,
+  minWeightPercent,
+  elapsed,
+]: (typeof SLOW_START_CASES)[number]): SlowStartVector {
+  const slowStart = { windowMs, aggression, minWeightPercent };
+  const nowMs = Date.parse(SLOW_START_SINCE) + elapsed;
+  return {
+    name,
+    weight,
+    windowMs,
+    aggression,
+    minWeightPercent,
+    slowStartSince: SLOW_START_SINCE,
+    nowMs,
+    factor: slowStartFactor(elapsed, slowStart),
+    result: slowStartWeight({ weight, slowStartSince: SLOW_START_SINCE }, slowStart, nowMs),
+  };
 }
 
 const SEEDS = [0, 1, 42, 0xa5a5a5a5, 0x5a5a5a5a];
@@ -214,6 +284,7 @@ export function buildConformanceVectors(): ConformanceVectors {
         sequence: Array.from({ length: 2 * wrr.period }, () => wrr.pick()),
       };
     }),
+    slowStart: SLOW_START_CASES.map(slowStartVector),
   };
 }
 
@@ -226,6 +297,7 @@ export function renderConformanceVectors(v: ConformanceVectors = buildConformanc
     `  "murmur3": ${section(v.murmur3)},\n` +
     `  "ring": ${section(v.ring)},\n` +
     `  "maglev": ${section(v.maglev)},\n` +
-    `  "smoothWeightedRoundRobin": ${section(v.smoothWeightedRoundRobin)}\n}\n`
+    `  "smoothWeightedRoundRobin": ${section(v.smoothWeightedRoundRobin)},\n` +
+    `  "slowStart": ${section(v.slowStart)}\n}\n`
   );
 }
