@@ -312,13 +312,18 @@ export const HttpProbeOptions = withRules(
 ).describe("Options of an http probe: the request sent and the response expected.");
 export type HttpProbeOptions = z.output<typeof HttpProbeOptions>;
 
-/** Options of a `tcp` probe: a TCP connect succeeds. */
+/** Options of a `tcp` probe: a TCP connect (and, with tls, a TLS handshake) succeeds. */
 export const TcpProbeOptions = z
   .strictObject({
     host: Address.optional().describe(probeHostDescription),
     port: PortRef.optional().describe(probePortDescription),
+    tls: TlsOptions.optional().describe(
+      "Complete a TLS handshake with these settings (server verification, client certificate, expiry warning); a plain connect when absent.",
+    ),
   })
-  .describe("Options of a tcp probe, which succeeds when a TCP connection opens.");
+  .describe(
+    "Options of a tcp probe, which succeeds when a TCP connection opens (and, with tls, a TLS handshake completes).",
+  );
 export type TcpProbeOptions = z.output<typeof TcpProbeOptions>;
 
 /** Largest UDP probe payload: one small datagram, far below any path MTU. */
@@ -600,6 +605,8 @@ export function probeTls(probe: Probe): TlsOptions | undefined {
   switch (probe.type) {
     case "http":
       return probe.http.tls;
+    case "tcp":
+      return probe.tcp.tls;
     case "grpc":
       return probe.grpc.tls;
     case "postgres":

@@ -633,7 +633,7 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
         if (p.type === "http") {
           pending = httpProbe(p, { address, host, port, signal }, httpDeps);
         } else if (p.type === "tcp") {
-          pending = tcpProbe({ address, port, signal });
+          pending = tcpProbe({ address, host, port, signal, ...(p.tls ? { tls: p.tls } : {}) });
         } else if (p.type === "udp") {
           pending = udpProbe(p, { address, port, signal });
         } else if (p.type === "postgres") {

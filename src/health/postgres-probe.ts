@@ -32,6 +32,7 @@ export function databaseTls(tls: TlsSpec, host: string): ConnectionOptions {
   return {
     rejectUnauthorized: !tls.insecureSkipVerify,
     ...(tls.caBundle ? { ca: tls.caBundle } : {}),
+    ...(tls.clientCert ? { cert: tls.clientCert.cert, key: tls.clientCert.key } : {}),
     ...(servername ? { servername } : {}),
   };
 }

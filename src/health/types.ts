@@ -24,7 +24,7 @@ export interface TlsSpec {
   insecureSkipVerify?: boolean;
   /** PEM client certificate chain and key presented for mTLS. */
   clientCert?: { cert: string; key: string };
-  /** A success over a certificate expiring within this becomes CertificateExpiresSoon (HTTPS probes). */
+  /** A success over a certificate expiring within this becomes CertificateExpiresSoon. */
   expiryWarningMs?: number;
 }
 
@@ -61,6 +61,8 @@ export interface HttpProbeSpec {
 export interface TcpProbeSpec {
   type: "tcp";
   port: number | string;
+  /** Complete a TLS handshake after the connect. */
+  tls?: TlsSpec;
 }
 
 export interface GrpcProbeSpec {

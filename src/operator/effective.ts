@@ -263,7 +263,7 @@ function describeProbe(p: Probe): string {
       return `http ${h.method} ${h.scheme.toLowerCase()}://${at(h.host, h.port)}${h.path} (${statuses.join(",")})`;
     }
     case "tcp":
-      return `tcp ${at(p.tcp.host, p.tcp.port)}`;
+      return `tcp ${at(p.tcp.host, p.tcp.port)}${p.tcp.tls ? " tls" : ""}`;
     case "udp":
       return `udp ${at(p.udp.host, p.udp.port)}${p.udp.expectRegex ? ` expect /${p.udp.expectRegex}/` : ""}`;
     case "grpc":
@@ -406,7 +406,10 @@ function toProbeSpec(
     }
     case "tcp": {
       const p = port(probe.tcp.port);
-      return p === undefined ? missingPort(probe.tcp.port) : { type: "tcp", port: p };
+      if (p === undefined) return missingPort(probe.tcp.port);
+      const tls = probe.tcp.tls && tlsSpec(probe.tcp.tls, secrets);
+      if (tls && "reason" in tls) return tls;
+      return { type: "tcp", port: p, ...(tls ? { tls } : {}) };
     }
     case "udp": {
       const u = probe.udp;
