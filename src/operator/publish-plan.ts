@@ -22,6 +22,7 @@ import {
   type DesiredPublication,
   type InstanceInput,
   type InstancePort,
+  isHead,
   isManagedByRoster,
   isPartOf,
   overBudgetMessage,
@@ -192,12 +193,18 @@ export function planConfigMapPublication(
       owner: owner?.metadata.uid ? serviceOwnerReference(owner) : undefined,
     };
     const budget = input.configMapBudgetBytes ?? PUBLISHED_MAX_BYTES;
-    const plan = planConfigMap(planInput, budget);
     const maxParts = input.configMapMaxParts ?? PUBLISHED_MAX_PARTS;
-    const split =
-      plan.overBudget && maxParts > 1
+    const planSplit = () =>
+      maxParts > 1
         ? planPartedConfigMaps({ ...planInput, previousParts: ownParts, maxParts }, budget)
         : undefined;
+    // Already split and unchanged (the steady state of a large service): no
+    // format-1 attempt, whose document is known to be over the budget.
+    let split = isHead(previous) ? planSplit() : undefined;
+    const unchanged = split && !split.headChanged && split.writeParts.length + split.deleteParts.length === 0;
+    const plan = unchanged ? undefined : planConfigMap(planInput, budget);
+    if (plan && !plan.overBudget) split = undefined;
+    else if (plan?.overBudget && !split) split = planSplit();
     if (split) {
       const live = new Map(ownParts.map((cm) => [cm.metadata.name!, cm]));
       for (const p of split.writeParts) steps.push(write(p as ConfigMapObject, live.get(p.metadata!.name!)));
@@ -206,7 +213,7 @@ export function planConfigMapPublication(
       for (const cm of split.deleteParts) commit.push(remove(cm));
       revision = split.revision;
       parts = split.parts.length;
-    } else {
+    } else if (plan) {
       if (plan.overBudget) stale = overBudgetMessage(name, plan.overBudget);
       revision = plan.revision;
       if (plan.changed) steps.push(write(plan.configMap as ConfigMapObject, previous));

@@ -16,6 +16,8 @@
  * - Write order (the client's commit point is the head): parts that changed,
  *   in index order, then the head, then the deletion of parts the head no
  *   longer lists. The returned lists are in that order; the caller keeps it.
+ * - Content that breaks the format throws (as planConfigMap): checked
+ *   only when the texts changed, like format 1's fast path.
  * - More than `maxParts` parts needed (or one endpoint alone over the
  *   budget): undefined, and the caller publishes the stale format-1 document.
  */
@@ -44,7 +46,7 @@ import {
   sha256OfText,
 } from "../api/published-parts.ts";
 import type { ConfigMapPlanInput } from "./configmap.ts";
-import { nextRevision } from "./configmap.ts";
+import { assertValidDocument, nextRevision } from "./configmap.ts";
 import { hasLabels, isOwnedBy, publishedLabels } from "./labels.ts";
 
 export interface PartedPlanInput extends ConfigMapPlanInput {
@@ -161,6 +163,7 @@ export function planPartedConfigMaps(input: PartedPlanInput, limit: number): Par
     const prevDoc = parsed?.ok ? parsed.document : undefined;
     revision = prevDoc ? nextRevision(prevDoc, content, previousRevision) : (previousRevision ?? 0) + 1;
     contentChanged = revision !== previousRevision;
+    assertValidDocument({ ...content, revision }, name);
     built = build(revision);
   }
 
@@ -222,4 +225,10 @@ export function isPartOf(cm: Pick<V1ConfigMap, "metadata">, name: string): boole
 /** Whether a ConfigMap is a part of any head. */
 export function isPart(cm: Pick<V1ConfigMap, "metadata">): boolean {
   return cm.metadata?.labels?.[LABEL_PUBLISHED_HEAD] !== undefined;
+}
+
+/** Whether a ConfigMap holds a format-2 head (cheap: no parse of the document). */
+export function isHead(cm: Pick<V1ConfigMap, "data"> | undefined): boolean {
+  const text = cm?.data?.[PUBLISHED_DATA_KEY];
+  return text !== undefined && text.startsWith(`{\n  "formatVersion": ${PUBLISHED_PARTS_FORMAT_VERSION},`);
 }

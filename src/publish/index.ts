@@ -16,7 +16,7 @@ export {
   staleReasonOf,
 } from "./configmap.ts";
 export type { PartedPlan, PartedPlanInput } from "./configmap-parts.ts";
-export { isPart, isPartOf, planPartedConfigMaps, splitEndpoints } from "./configmap-parts.ts";
+export { isHead, isPart, isPartOf, planPartedConfigMaps, splitEndpoints } from "./configmap-parts.ts";
 export type {
   DesiredPublication,
   DesiredSliceEndpoints,
