@@ -18,7 +18,7 @@ import {
   ObjectName,
   VERSION,
 } from "./common.ts";
-import { HealthCheck } from "./health.ts";
+import { DatabaseRole, HealthCheck } from "./health.ts";
 import { withRules } from "./rules.ts";
 
 /** Kind, plural and short name of DiscoveryPolicy. */
@@ -175,6 +175,9 @@ export const Publish = withRules(
       ),
     trafficDistribution: TrafficDistribution.optional().describe(
       "Sets the Service's spec.trafficDistribution and hints.forZones on ready endpoints (from spec.zone): PreferSameZone keeps traffic in the client's zone while the zone has ready endpoints; PreferClose is its older name. Hints are set only when every ready endpoint has a zone.",
+    ),
+    role: DatabaseRole.optional().describe(
+      "Publish only the instances whose database server currently reports this role (primary or replica), as learnt by their postgres or redis probe (status.role). Instances with the other role or an unknown one (not probed yet, probe failing, no database probe) are left out of the EndpointSlices, the ConfigMap and xDS; a failover is followed within detection time. Absent: any role.",
     ),
     zoneHints: z
       .boolean()

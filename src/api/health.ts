@@ -398,7 +398,7 @@ export const DatabaseRole = z.enum(["primary", "replica"]);
 export type DatabaseRole = z.output<typeof DatabaseRole>;
 
 const expectRoleDescription =
-  "Role the instance must have: primary or replica. The probe fails with RoleMismatch when the server reports the other role, so a policy for the primary publishes only the current primary and follows a failover within detection time. Any role when absent (the role is not queried).";
+  "Role the instance must have: primary or replica. The probe fails with RoleMismatch when the server reports the other role, so a policy for the primary publishes only the current primary and follows a failover within detection time. Any role when absent (the role is still learnt when cheap and shown in status.role; a policy publishes one role with publish.role).";
 
 /** Options of a `postgres` probe: connect, authenticate, optionally check the role. */
 export const PostgresProbeOptions = z

@@ -212,6 +212,8 @@ export const publishedEndpointSchema = z
     ready: z.boolean(),
     /** The probe verdict is healthy (independent of drain and panic). */
     healthy: z.boolean(),
+    /** The database role its postgres or redis probe last reported; absent when unknown. */
+    role: z.enum(["primary", "replica"]).optional(),
   })
   .superRefine((ep, ctx) => {
     const v4 = !ep.address.includes(":");

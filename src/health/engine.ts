@@ -29,6 +29,7 @@ import { timerHeap } from "./timer-heap.ts";
 import type {
   AddressSummary,
   CheckSpec,
+  DatabaseRole,
   HeartbeatProbeSpec,
   LeaseReader,
   ProbeObservation,
@@ -112,6 +113,12 @@ export interface ProbeEngineOptions {
    * unresolvable names) report observations marked `local`.
    */
   onProbe?: (o: ProbeObservation) => void;
+  /**
+   * An address's database role changed (a postgres or redis probe reported
+   * another role, or none: failed, voided past the stall allowance). Called
+   * after the run's verdict step, so `summary()` shows it.
+   */
+  onRole?: (id: string, address: string, role: DatabaseRole | undefined) => void;
   /** Errors thrown by the callbacks above (default: console.error). */
   onError?: (err: unknown) => void;
 }
@@ -157,6 +164,8 @@ interface AddressState {
   /** Set when the destination policy refuses the address. */
   denied?: string;
   lastProbeAt?: number;
+  /** The role the last counted run learnt (postgres, redis); undefined when it learnt none. */
+  role?: DatabaseRole;
   /** Failed runs in a row excused because the event loop stalled (see MAX_EXCUSED_STALLS). */
   excused?: number;
 }
@@ -489,6 +498,16 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
     const r = step(a.verdict, input, now, ts.config);
     a.verdict = r.state;
     if (r.change) emit({ id: ts.target.id, address: a.address, ...r.change, at: now });
+    if (input.role !== a.role) {
+      a.role = input.role;
+      if (options.onRole) {
+        try {
+          options.onRole(ts.target.id, a.address, a.role);
+        } catch (err) {
+          onError(err);
+        }
+      }
+    }
   }
 
   async function runHeartbeat(ts: TargetState, p: HeartbeatProbeSpec, due: number) {
@@ -805,6 +824,7 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
         since: a.verdict.since,
       };
       if (a.lastProbeAt !== undefined) s.lastProbeAt = a.lastProbeAt;
+      if (a.role !== undefined) s.role = a.role;
       addresses.push(s);
     }
     const s: TargetSummary = { id: ts.target.id, ...ts.overall, addresses };

@@ -48,6 +48,8 @@ export interface Outcome {
   ok: boolean;
   reason: string;
   message: string;
+  /** The database role the server reported (postgres and redis probes), when it answered. */
+  role?: "primary" | "replica";
 }
 
 export const maxMessageLength = 256;

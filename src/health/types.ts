@@ -233,6 +233,8 @@ export interface AddressSummary {
   /** When the verdict last changed (or the address appeared). */
   since: number;
   lastProbeAt?: number;
+  /** The database role the last run learnt (postgres, redis probes); absent when unknown. */
+  role?: DatabaseRole;
 }
 
 export interface TargetSummary {

@@ -27,6 +27,8 @@ export interface VerdictInput {
   reason: string;
   message: string;
   definitive?: boolean;
+  /** The database role a probe of the run learnt (postgres, redis). */
+  role?: Outcome["role"];
 }
 
 export interface VerdictState {
@@ -177,11 +179,14 @@ export function combineResults(results: ProbeResult[], mode: "all" | "any"): Ver
   if (results.length === 1) return results[0]!;
   const voided = results.find(isVoided);
   const known = voided ? results.filter((r) => !isVoided(r)) : results;
+  // The role is a fact about the server, whatever the other probes say.
+  const role = known.find((r) => r.role !== undefined)?.role;
+  const withRole = <T extends VerdictInput>(r: T): T => (role && r.role !== role ? { ...r, role } : r);
   const firstFailure = known.find((r) => !r.ok);
-  if (mode === "all") return firstFailure ?? voided ?? ok(`${results.length} probes succeeded`);
+  if (mode === "all") return withRole(firstFailure ?? voided ?? ok(`${results.length} probes succeeded`));
   const successes = known.filter((r) => r.ok).length;
-  if (successes > 0) return ok(`${successes} of ${results.length} probes succeeded`);
-  return voided ?? firstFailure!;
+  if (successes > 0) return withRole(ok(`${successes} of ${results.length} probes succeeded`));
+  return withRole(voided ?? firstFailure!);
 }
 
 export interface OverallVerdict {

@@ -73,7 +73,12 @@ export interface ServicePlan {
 
 export function planServicePublication(input: PublicationInput): ServicePlan {
   const { namespace, service, publish } = input;
-  const desired = computeDesired(namespace, service, input.instances, {
+  // publish.role: the instances with another role or an unknown one are left
+  // out, as blocked instances are (not listed as not ready): the endpoint
+  // states have no value for "healthy but the other role" (a new one would be
+  // a new major format version), and panic must never fail open to a replica.
+  const instances = publish.role ? input.instances.filter((i) => i.role === publish.role) : input.instances;
+  const desired = computeDesired(namespace, service, instances, {
     panicThreshold: publish.panicThreshold,
     trafficDistribution: publish.trafficDistribution,
   });

@@ -8,6 +8,7 @@
 import {
   addressKind,
   ConditionTypes,
+  type DatabaseRole,
   type DiscoveryPolicy,
   type DiscoveryPolicyStatus,
   type EffectiveHealthCheck,
@@ -27,6 +28,8 @@ export interface InstanceStatusInput {
   verdict: InstanceVerdict | undefined;
   /** Addresses published for the instance (resolved IPs). */
   addresses: readonly string[];
+  /** The database role the instance view decided (status.role); undefined when unknown. */
+  role?: DatabaseRole | undefined;
   /** The instance cannot be probed (invalid health check, missing Secret...). */
   blocker?: Blocker;
   /** A Service of the same name that Roster does not manage is in the way. */
@@ -163,6 +166,7 @@ export function instanceStatus(input: InstanceStatusInput): ServiceInstanceStatu
     addresses: input.addresses.slice(0, 16),
   };
   if (generation !== undefined) status.observedGeneration = generation;
+  if (input.role && !blocker) status.role = input.role;
   if (input.healthCheck) status.effectiveHealthCheck = input.healthCheck;
   if (healthy !== undefined) {
     status.healthy = healthy;

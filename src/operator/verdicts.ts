@@ -5,11 +5,13 @@
  * local implementation wraps this process's probe engine; a sharded prober
  * can feed the same interface from other replicas.
  */
-import type { ProbeEngine, TargetSummary, Transition, Verdict } from "../health/index.ts";
+import type { DatabaseRole, ProbeEngine, TargetSummary, Transition, Verdict } from "../health/index.ts";
 
 export interface AddressVerdict {
   address: string;
   verdict: Verdict;
+  /** The database role the address's server last reported (postgres, redis probes). */
+  role?: DatabaseRole;
 }
 
 export interface InstanceVerdict {
@@ -37,6 +39,8 @@ export interface VerdictSource {
 export interface EngineVerdicts extends VerdictSource {
   onTransition(t: Transition): void;
   onProbe(o: { id: string }): void;
+  /** An address's database role changed: writers re-read the instance. */
+  onRole(id: string): void;
   /** Forget an instance (it was removed from the engine). */
   forget(instanceKey: string): void;
   attach(engine: ProbeEngine): void;
@@ -61,7 +65,11 @@ export function engineVerdicts(): EngineVerdicts {
         reason: s.reason,
         message: s.message,
         since: s.since,
-        addresses: s.addresses.map((a) => ({ address: a.address, verdict: a.verdict })),
+        addresses: s.addresses.map((a) =>
+          a.role
+            ? { address: a.address, verdict: a.verdict, role: a.role }
+            : { address: a.address, verdict: a.verdict },
+        ),
         probed: probed.has(key),
       };
     },
@@ -82,6 +90,9 @@ export function engineVerdicts(): EngineVerdicts {
       if (probed.has(o.id)) return;
       probed.add(o.id);
       notify(o.id);
+    },
+    onRole(id) {
+      notify(id);
     },
     forget(key) {
       probed.delete(key);

@@ -72,6 +72,8 @@ export interface InstanceInput {
   verdict: Verdict;
   tags?: readonly string[];
   metadata?: Readonly<Record<string, string>>;
+  /** The database role its probe reported (the instance view decides it); absent when unknown. */
+  role?: "primary" | "replica";
 }
 
 export interface PublishPolicy {
@@ -232,6 +234,7 @@ export function computeDesired(
         state,
         ready,
         healthy,
+        ...(inst.role ? { role: inst.role } : {}),
       });
       if (!check.sliceable) {
         skipped.push({

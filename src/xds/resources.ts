@@ -15,6 +15,8 @@
  * already decided to fail open, so Envoy's own panic threshold is set to 0),
  * Draining is DRAINING, Unhealthy and Pending are UNHEALTHY. Weight 0 endpoints
  * are left out (xDS weights are >= 1, and weight 0 takes no traffic).
+ * Filter metadata `roster.dev`: `instance`, and `role` when the endpoint's
+ * database role is known.
  *
  * Strategies. Envoy and gRPC support different policies (grpc-go: round_robin,
  * ring_hash, least_request; grpc-js: round_robin and ring_hash only, no
@@ -234,7 +236,15 @@ export function buildServiceResources(doc: PublishedEndpoints): ServiceResources
         health_status: healthStatus(ep.state),
         load_balancing_weight: { value: ep.weight },
         metadata: {
-          filter_metadata: { "roster.dev": { fields: { instance: { string_value: ep.instance } } } },
+          filter_metadata: {
+            "roster.dev": {
+              fields: {
+                instance: { string_value: ep.instance },
+                // The database role (publish.role, status.role), for route matching on metadata.
+                ...(ep.role ? { role: { string_value: ep.role } } : {}),
+              },
+            },
+          },
         },
       })),
     })),
