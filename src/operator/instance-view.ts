@@ -12,6 +12,7 @@
  * - An instance another replica probes: the status that replica wrote.
  */
 import { ConditionTypes, type ServiceInstanceStatus, type Verdict } from "../api/index.ts";
+import type { Degradation } from "../health/index.ts";
 import type { InstanceInput } from "../publish/index.ts";
 import type { InstanceObject, OperatorContext } from "./context.ts";
 import { blockerReasons, type InstanceRuntime, type RuntimeStore } from "./runtime.ts";
@@ -33,6 +34,8 @@ export interface PublishedInstance {
   /** Probed at least once (or blocked): the start-up hold need not wait for it. */
   settled: boolean;
   verdict: InstanceInput["verdict"];
+  /** Healthy but degraded: published at the policy's degradedWeightPercent of its weight. */
+  degraded: boolean;
   addresses: string[];
 }
 
@@ -57,6 +60,24 @@ export function instanceHealthy(
   if (verdict?.verdict === "Healthy") return true;
   if (verdict?.verdict === "Unhealthy") return false;
   return previous?.healthy;
+}
+
+/**
+ * The degradation of a healthy instance, by the same rule: the fresh
+ * verdict's, else (no verdict yet) the recorded Degraded condition's.
+ */
+export function instanceDegraded(
+  previous: ServiceInstanceStatus | undefined,
+  verdict: InstanceVerdict | undefined,
+): Degradation | undefined {
+  if (verdict?.verdict === "Healthy") return verdict.degraded;
+  if (verdict?.verdict === "Unhealthy" || previous?.healthy !== true) return undefined;
+  return recordedDegradation(previous);
+}
+
+function recordedDegradation(status: ServiceInstanceStatus | undefined): Degradation | undefined {
+  const c = status?.conditions?.find((c) => c.type === ConditionTypes.Degraded);
+  return c?.status === "True" ? { reason: c.reason, message: c.message } : undefined;
 }
 
 export function instanceView(ctx: OperatorContext, runtimes: RuntimeStore): InstanceView {
@@ -89,11 +110,12 @@ export function instanceView(ctx: OperatorContext, runtimes: RuntimeStore): Inst
       const ready = si.status?.conditions?.find((c) => c.type === ConditionTypes.Ready);
       const blocked = ready?.status === "False" && blockerReasons.has(ready.reason);
       const addresses = si.status?.addresses ?? [];
-      return { blocked, settled: blocked || recorded !== "Unknown", verdict: recorded, addresses };
+      const degraded = recorded === "Healthy" && recordedDegradation(si.status) !== undefined;
+      return { blocked, settled: blocked || recorded !== "Unknown", verdict: recorded, degraded, addresses };
     }
     const rt = runtimes.get(key);
     if (!rt || rt.blocker)
-      return { blocked: true, settled: rt !== undefined, verdict: "Unknown", addresses: [] };
+      return { blocked: true, settled: rt !== undefined, verdict: "Unknown", degraded: false, addresses: [] };
     const verdict = ctx.verdicts.get(key);
     // The status writer's rule: the fresh verdict, else the recorded one.
     const effective = asVerdict(instanceHealthy(si.status, verdict));
@@ -101,7 +123,14 @@ export function instanceView(ctx: OperatorContext, runtimes: RuntimeStore): Inst
     // A healthy name that resolves to several IPs publishes the IPs that pass.
     const passing = all.filter((a) => a.verdict === "Healthy").map((a) => a.address);
     const list = effective === "Healthy" && passing.length > 0 ? passing : all.map((a) => a.address);
-    return { blocked: false, settled: verdict?.probed === true, verdict: effective, addresses: list };
+    const degraded = effective === "Healthy" && instanceDegraded(si.status, verdict) !== undefined;
+    return {
+      blocked: false,
+      settled: verdict?.probed === true,
+      verdict: effective,
+      degraded,
+      addresses: list,
+    };
   }
 
   return {
@@ -126,6 +155,7 @@ export function instanceView(ctx: OperatorContext, runtimes: RuntimeStore): Inst
           zone: si.spec.zone,
           drain: si.spec.drain,
           verdict: v.verdict,
+          ...(v.degraded ? { degraded: true } : {}),
           tags: si.spec.tags,
           metadata: si.spec.metadata,
         });
