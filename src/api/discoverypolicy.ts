@@ -167,6 +167,14 @@ export const Publish = withRules(
       .describe(
         "Percent (0-100): when fewer than this share of the instances is healthy, publish all non-drained instances and set status.panic. 0 disables.",
       ),
+    degradedWeightPercent: z
+      .int()
+      .min(0)
+      .max(100)
+      .default(50)
+      .describe(
+        "Percent (0-100) of its weight a degraded instance (healthy, but slow, rate-limited or with a certificate about to expire) is published with; it stays ready. 100 ignores degradation, 0 keeps it ready but takes it out of weighted traffic.",
+      ),
     headless: z
       .boolean()
       .default(false)

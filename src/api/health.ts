@@ -285,6 +285,20 @@ export const HttpProbeOptions = withRules(
       .max(8)
       .prefault([{ min: 200, max: 399 }])
       .describe("Status codes that count as success; default 200-399."),
+    degradedStatuses: z
+      .array(StatusRange)
+      .min(1)
+      .max(8)
+      .optional()
+      .describe(
+        "Status codes that count as a degraded success (reason DegradedStatus), e.g. [{min: 429, max: 429}]: the instance stays published, at publish.degradedWeightPercent of its weight. Checked before expectedStatuses; the body is not checked.",
+      ),
+    degradeOnWarning: z
+      .boolean()
+      .optional()
+      .describe(
+        "true: a passing response with a Warning header is a degraded success (reason WarningHeader). Off when absent.",
+      ),
     bodyMatch: BodyMatch.optional().describe("Optional check of the response body."),
     followRedirects: z
       .boolean()
@@ -750,6 +764,11 @@ export const HealthCheck = withRules(
     flapDamping: FlapDamping.optional().describe(
       "Holds instances that change verdict too often unhealthy; off when absent.",
     ),
+    degradedLatency: durationBetween("1ms", "60s")
+      .optional()
+      .describe(
+        "A probe that succeeds but takes longer than this is a degraded success (reason SlowResponse); less than timeout. Off when absent.",
+      ),
     // No default stored: absent means the engine's (interval/4, at most timeout), which follows interval.
     recheckInterval: durationBetween("10ms", "1h")
       .optional()
@@ -769,6 +788,12 @@ export const HealthCheck = withRules(
       message: "timeout must be less than interval (timeout defaults to 1s, interval to 10s)",
       fieldPath: ".timeout",
       check: (h) => lessThan(h.timeout, h.interval),
+    },
+    {
+      rule: `!has(self.degradedLatency) || !${validDuration("self.degradedLatency")} || !${validDuration("self.timeout")} || duration(self.degradedLatency) < duration(self.timeout)`,
+      message: "degradedLatency must be less than timeout (timeout defaults to 1s)",
+      fieldPath: ".degradedLatency",
+      check: (h) => h.degradedLatency === undefined || lessThan(h.degradedLatency, h.timeout),
     },
     {
       rule: `!has(self.flapDamping) || !${validDuration("self.flapDamping.window")} || !${validDuration("self.interval")} || duration(self.flapDamping.window) > duration(self.interval)`,
@@ -931,6 +956,13 @@ export const HealthCheckOverride = withRules(
       message: "timeout must be less than interval",
       fieldPath: ".timeout",
       check: (h) => h.timeout === undefined || h.interval === undefined || lessThan(h.timeout, h.interval),
+    },
+    {
+      rule: `${bothValid("degradedLatency", "timeout")} || duration(self.degradedLatency) < duration(self.timeout)`,
+      message: "degradedLatency must be less than timeout",
+      fieldPath: ".degradedLatency",
+      check: (h) =>
+        h.degradedLatency === undefined || h.timeout === undefined || lessThan(h.degradedLatency, h.timeout),
     },
     {
       rule: `${bothValid("recheckInterval", "interval")} || duration(self.recheckInterval) <= duration(self.interval)`,

@@ -19,7 +19,7 @@ import { connectionPool } from "./http1.ts";
 import { type Limiter, limiter, type Ticket } from "./limiter.ts";
 import { type DestinationPolicy, type DestinationPolicyConfig, destinationPolicy } from "./policy.ts";
 import { postgresProbe } from "./postgres-probe.ts";
-import { fail, type Outcome, ok, ProbeTimeout, Reason } from "./reasons.ts";
+import { fail, type Outcome, ok, ProbeTimeout, Reason, withLatency } from "./reasons.ts";
 import { redisProbe } from "./redis-probe.ts";
 import { jitterFor, nextSlot, phaseOf, slotAtOrAfter } from "./schedule.ts";
 import { ProbeSignal } from "./signal.ts";
@@ -39,7 +39,6 @@ import type {
   Target,
   TargetSummary,
   Transition,
-  Verdict,
 } from "./types.ts";
 import { udpProbe } from "./udp-probe.ts";
 import {
@@ -47,6 +46,7 @@ import {
   initialVerdict,
   isVoided,
   normalizeConfig,
+  type OverallVerdict,
   overallVerdict,
   type ProbeResult,
   step,
@@ -190,7 +190,7 @@ interface TargetState {
   addresses: Map<string, AddressState>;
   /** Verdict while no address is known (the name does not resolve). */
   unresolved: VerdictState;
-  overall: { verdict: Verdict; reason: string; message: string; since: number };
+  overall: OverallVerdict;
   /** Address-independent probes (heartbeat, none) present: run once per run, shared by all addresses. */
   hasShared: boolean;
   /** Only `none` probes (or none at all): registration only. */
@@ -663,8 +663,9 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
           const idleMs = Math.max(60_000, 3 * ts.target.check.intervalMs);
           pending = grpcProbe(p, { address, host, port, signal, timeoutMs, idleMs }, grpc);
         }
-        const done = (outcome: Outcome) => {
+        const done = (settled: Outcome) => {
           deadline.cancel();
+          const outcome = withLatency(settled, clock.now() - start, ts.target.check.degradedLatencyMs);
           ts.signals.delete(signal);
           if (ticket) {
             ticket.release();
@@ -771,6 +772,7 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
         to: next.verdict,
         reason: next.reason,
         message: next.message,
+        ...(next.degraded ? { degraded: next.degraded } : {}),
         at: now,
       });
   }
@@ -823,6 +825,7 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
         message: a.verdict.message,
         since: a.verdict.since,
       };
+      if (a.verdict.degraded) s.degraded = a.verdict.degraded;
       if (a.lastProbeAt !== undefined) s.lastProbeAt = a.lastProbeAt;
       if (a.role !== undefined) s.role = a.role;
       addresses.push(s);

@@ -17,6 +17,7 @@
  *   recorded before a restart is not trusted for publishing by role.
  */
 import { ConditionTypes, type DatabaseRole, type ServiceInstanceStatus, type Verdict } from "../api/index.ts";
+import type { Degradation } from "../health/index.ts";
 import type { InstanceInput } from "../publish/index.ts";
 import type { InstanceObject, OperatorContext } from "./context.ts";
 import { blockerReasons, type InstanceRuntime, type RuntimeStore } from "./runtime.ts";
@@ -40,6 +41,8 @@ export interface PublishedInstance {
   /** Probed at least once (or blocked): the start-up hold need not wait for it. */
   settled: boolean;
   verdict: InstanceInput["verdict"];
+  /** Healthy but degraded: published at the policy's degradedWeightPercent of its weight. */
+  degraded: boolean;
   addresses: string[];
   /** The database role; absent when unknown. */
   role?: DatabaseRole;
@@ -72,6 +75,24 @@ export function instanceHealthy(
 export function instanceRole(addresses: readonly AddressVerdict[]): DatabaseRole | undefined {
   const role = addresses[0]?.role;
   return role && addresses.every((a) => a.role === role) ? role : undefined;
+}
+
+/**
+ * The degradation of a healthy instance, by the same rule: the fresh
+ * verdict's, else (no verdict yet) the recorded Degraded condition's.
+ */
+export function instanceDegraded(
+  previous: ServiceInstanceStatus | undefined,
+  verdict: InstanceVerdict | undefined,
+): Degradation | undefined {
+  if (verdict?.verdict === "Healthy") return verdict.degraded;
+  if (verdict?.verdict === "Unhealthy" || previous?.healthy !== true) return undefined;
+  return recordedDegradation(previous);
+}
+
+function recordedDegradation(status: ServiceInstanceStatus | undefined): Degradation | undefined {
+  const c = status?.conditions?.find((c) => c.type === ConditionTypes.Degraded);
+  return c?.status === "True" ? { reason: c.reason, message: c.message } : undefined;
 }
 
 export function instanceView(ctx: OperatorContext, runtimes: RuntimeStore): InstanceView {
@@ -116,25 +137,29 @@ export function instanceView(ctx: OperatorContext, runtimes: RuntimeStore): Inst
       const blocked = ready?.status === "False" && blockerReasons.has(ready.reason);
       const addresses = si.status?.addresses ?? [];
       const role = blocked ? undefined : si.status?.role;
+      const degraded = recorded === "Healthy" && recordedDegradation(si.status) !== undefined;
       return {
         blocked,
         settled: blocked || recorded !== "Unknown",
         verdict: recorded,
+        degraded,
         addresses,
         ...withRole(role),
       };
     }
     const rt = runtimes.get(key);
     if (!rt || rt.blocker)
-      return { blocked: true, settled: rt !== undefined, verdict: "Unknown", addresses: [] };
+      return { blocked: true, settled: rt !== undefined, verdict: "Unknown", degraded: false, addresses: [] };
     const verdict = ctx.verdicts.get(key);
     // The status writer's rule: the fresh verdict, else the recorded one.
     const effective = asVerdict(instanceHealthy(si.status, verdict));
     const { addresses: list, role } = listed(addresses(key, rt, verdict), effective === "Healthy");
+    const degraded = effective === "Healthy" && instanceDegraded(si.status, verdict) !== undefined;
     return {
       blocked: false,
       settled: verdict?.probed === true,
       verdict: effective,
+      degraded,
       addresses: list,
       ...withRole(role),
     };
@@ -165,6 +190,7 @@ export function instanceView(ctx: OperatorContext, runtimes: RuntimeStore): Inst
           zone: si.spec.zone,
           drain: si.spec.drain,
           verdict: v.verdict,
+          ...(v.degraded ? { degraded: true } : {}),
           tags: si.spec.tags,
           metadata: si.spec.metadata,
           ...withRole(v.role),

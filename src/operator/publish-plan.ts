@@ -81,6 +81,7 @@ export function planServicePublication(input: PublicationInput): ServicePlan {
   const desired = computeDesired(namespace, service, instances, {
     panicThreshold: publish.panicThreshold,
     trafficDistribution: publish.trafficDistribution,
+    degradedWeightPercent: publish.degradedWeightPercent,
   });
   const steps: WriteStep[] = [];
   let replace: WriteStep | undefined;

@@ -19,7 +19,7 @@ import {
 import { Reason } from "../health/index.ts";
 import { type Condition, type ConditionInput, metaTime, setCondition } from "../kube/index.ts";
 import { checkAddress } from "../publish/addresses.ts";
-import { instanceHealthy } from "./instance-view.ts";
+import { instanceDegraded, instanceHealthy } from "./instance-view.ts";
 import type { Blocker } from "./runtime.ts";
 import type { InstanceVerdict } from "./verdicts.ts";
 
@@ -102,6 +102,19 @@ export function instanceStatus(input: InstanceStatusInput): ServiceInstanceStatu
       message: verdict.message || verdict.verdict.toLowerCase(),
     });
   }
+
+  // Degraded: healthy, but published at a reduced weight (publish.degradedWeightPercent).
+  const degraded = blocker || healthy !== true ? undefined : instanceDegraded(previous, verdict);
+  set(
+    degraded
+      ? {
+          type: ConditionTypes.Degraded,
+          status: "True",
+          reason: degraded.reason,
+          message: degraded.message,
+        }
+      : { type: ConditionTypes.Degraded, status: "False", reason: "NotDegraded", message: "" },
+  );
 
   if (addressKind(instance.spec.address) === "DNS") {
     set(

@@ -5,7 +5,14 @@
  * local implementation wraps this process's probe engine; a sharded prober
  * can feed the same interface from other replicas.
  */
-import type { DatabaseRole, ProbeEngine, TargetSummary, Transition, Verdict } from "../health/index.ts";
+import type {
+  DatabaseRole,
+  Degradation,
+  ProbeEngine,
+  TargetSummary,
+  Transition,
+  Verdict,
+} from "../health/index.ts";
 
 export interface AddressVerdict {
   address: string;
@@ -21,6 +28,8 @@ export interface InstanceVerdict {
   message: string;
   /** When the overall verdict last changed (ms). */
   since: number;
+  /** Set while the verdict is Healthy but degraded: published at a reduced weight. */
+  degraded?: Degradation;
   /** Verdict per probed address (the resolved addresses of the probe host). */
   addresses: AddressVerdict[];
   /** At least one probe run finished since this process started probing the instance. */
@@ -71,6 +80,7 @@ export function engineVerdicts(): EngineVerdicts {
             : { address: a.address, verdict: a.verdict },
         ),
         probed: probed.has(key),
+        ...(s.degraded ? { degraded: s.degraded } : {}),
       };
     },
     subscribe(listener) {

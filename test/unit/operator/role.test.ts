@@ -85,6 +85,7 @@ describe("the instance view decides the role", () => {
       blocked: false,
       settled: true,
       verdict: "Healthy",
+      degraded: false,
       addresses: ["198.18.0.1"],
       role: "primary",
     });
@@ -255,7 +256,7 @@ describe("xDS", () => {
       loadBalancing: { strategy: "RoundRobin" as const, zoneAware: false },
       endpoints: desired.endpoints,
     };
-    const eds = buildServiceResources(doc).endpoints as unknown as {
+    const eds = buildServiceResources(doc).endpoints.grpc as unknown as {
       endpoints: { lb_endpoints: { metadata: { filter_metadata: Record<string, { fields: object }> } }[] }[];
     };
     const fields = eds.endpoints.flatMap((l) =>
