@@ -265,7 +265,8 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
     reserve: options.reserve,
   });
   const maxAddresses = Math.max(1, options.maxAddressesPerName ?? 16);
-  const stalls: StallMonitor = options.stalls ?? stallMonitor({ clock });
+  // Sampled only while a probe is in flight: an idle engine does not wake up.
+  const stalls: StallMonitor = options.stalls ?? stallMonitor({ clock, onDemand: true });
   const dns: DnsCache = dnsCache({
     resolver: options.resolver ?? systemResolver,
     clock,
@@ -624,6 +625,7 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
         ts.signals.add(signal);
         const start = clock.now();
         let stalled = false;
+        stalls.hold();
         const deadline = clock.setTimer(() => {
           stalled = stalledTimeout(stalls.blockedMs(start, clock.now()), timeoutMs);
           signal.abort(new ProbeTimeout(`no answer within ${timeoutMs} ms`));
@@ -646,6 +648,7 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
         }
         const done = (outcome: Outcome) => {
           deadline.cancel();
+          stalls.release();
           ts.signals.delete(signal);
           if (ticket) {
             ticket.release();
