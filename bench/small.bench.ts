@@ -79,6 +79,10 @@ interface Round {
   rssMiB: number;
   heapUsedMiB: number;
   heapTotalMiB: number;
+  /** RSS split: anonymous (V8 heap, malloc, stacks) and file-backed (the node binary). */
+  rssAnonMiB: number;
+  rssFileMiB: number;
+  externalMiB: number;
   writesInWindow: number;
   getsInWindow: number;
   load1: number;
@@ -166,6 +170,9 @@ try {
           rssMiB: mem.rss,
           heapUsedMiB: mem.heapUsed,
           heapTotalMiB: mem.heapTotal,
+          rssAnonMiB: mem.rssAnon,
+          rssFileMiB: mem.rssFile,
+          externalMiB: mem.external,
           writesInWindow: writeRequests([b]) - writeRequests([a]),
           getsInWindow: gets,
           load1: loadavg()[0]!,
@@ -176,7 +183,8 @@ try {
         results.push(round);
         console.log(
           `${variant} round ${r}: ${round.cpuPerProbeMicros.toFixed(0)} µs/probe, ${round.cores.toFixed(4)} cores, ` +
-            `${round.probesPerSecond.toFixed(1)} probes/s, RSS ${round.rssMiB.toFixed(0)} MiB, heap ${round.heapUsedMiB.toFixed(0)}/${round.heapTotalMiB.toFixed(0)} MiB, ` +
+            `${round.probesPerSecond.toFixed(1)} probes/s, RSS ${round.rssMiB.toFixed(0)} MiB, heap ${round.heapUsedMiB.toFixed(0)}/${round.heapTotalMiB.toFixed(0)} MiB ` +
+            `(anon ${round.rssAnonMiB.toFixed(0)}, file ${round.rssFileMiB.toFixed(0)}), ` +
             `${round.writesInWindow} writes, load ${round.load1.toFixed(1)}`,
         );
         console.log(
