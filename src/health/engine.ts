@@ -274,7 +274,8 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
     reserve: options.reserve,
   });
   const maxAddresses = Math.max(1, options.maxAddressesPerName ?? 16);
-  const stalls: StallMonitor = options.stalls ?? stallMonitor({ clock });
+  // Sampled only while a probe is in flight: an idle engine does not wake up.
+  const stalls: StallMonitor = options.stalls ?? stallMonitor({ clock, onDemand: true });
   const dns: DnsCache = dnsCache({
     resolver: options.resolver ?? systemResolver,
     clock,
@@ -643,6 +644,7 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
         ts.signals.add(signal);
         const start = clock.now();
         let stalled = false;
+        stalls.hold();
         const deadline = clock.setTimer(() => {
           stalled = stalledTimeout(stalls.blockedMs(start, clock.now()), timeoutMs);
           signal.abort(new ProbeTimeout(`no answer within ${timeoutMs} ms`));
@@ -665,6 +667,7 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
         }
         const done = (settled: Outcome) => {
           deadline.cancel();
+          stalls.release();
           const outcome = withLatency(settled, clock.now() - start, ts.target.check.degradedLatencyMs);
           ts.signals.delete(signal);
           if (ticket) {
