@@ -16,6 +16,7 @@ import {
   createPolicy,
   getInstance,
   publishedDocument,
+  readyAddresses,
   sliceEndpoints,
 } from "../../support/roster.ts";
 import { listen } from "../../support/servers.ts";
@@ -143,6 +144,10 @@ test("a degraded status keeps the instance ready at a reduced weight; a clean an
     { ...WAIT, what: "web-1 ready in the EndpointSlice" },
   );
   assert.deepEqual({ ...slice.conditions }, { ready: true, serving: true, terminating: false });
+  await eventually(async () => ((await readyAddresses(ns, "web")).length === 2 ? true : undefined), {
+    ...WAIT,
+    what: "both instances ready in the EndpointSlices",
+  });
 
   busy.status = 200;
   const back = await instanceWith(ns, "web-1", "False", "web-1 Degraded False");
@@ -184,4 +189,8 @@ test("a success slower than degradedLatency is degraded with SlowResponse", asyn
   );
   assert.equal(entry.weight, 40);
   assert.equal(entry.ready, true);
+  await eventually(async () => ((await readyAddresses(ns, "web")).includes("192.0.2.1") ? true : undefined), {
+    ...WAIT,
+    what: "slow web-1 ready in the EndpointSlice",
+  });
 });
