@@ -12,35 +12,52 @@
  * the servers still compete with the prober for CPU: the load average is
  * recorded with the figures.
  *
- *   node bench/health.bench.ts            # ~3 minutes
- *   node bench/health.bench.ts --quick    # shorter scenarios
+ * The cost scenarios (`health-cost-*`) measure CPU per probe of each probe
+ * type at a modest rate (500 targets at a 1 s interval): http, tcp, tcp with
+ * TLS, udp, and postgres and redis against real servers when their binaries
+ * are installed (found as the database tests find them; skipped otherwise).
+ * A summary of the per-probe costs goes to health-probe-costs.json.
+ *
+ *   node bench/health.bench.ts                   # ~5 minutes
+ *   node bench/health.bench.ts --quick           # shorter scenarios
+ *   node bench/health.bench.ts --only cost       # the per-probe-type costs alone
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { createSocket } from "node:dgram";
 import { createServer as createHttpServer } from "node:http";
 import { createServer as createNetServer } from "node:net";
 import { loadavg } from "node:os";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { createInterface } from "node:readline";
+import { createServer as createTlsServer } from "node:tls";
 import { fileURLToPath } from "node:url";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { createProbeEngine } from "../src/health/engine.ts";
 import type { ProbeSpec } from "../src/health/types.ts";
+import { databasesMissing, postgresCluster, redisServer } from "../test/support/databases.ts";
+import { testCerts } from "../test/support/servers.ts";
 import { type Figure, percentile, report, rssMiB } from "./report.ts";
 
 const hosts = Array.from({ length: 20 }, (_, i) => `127.0.1.${i + 1}`);
 const portsPerHost = 5;
-const targets = 10_000;
+const defaultTargets = 10_000;
 
-interface Ports {
-  http: Record<string, number[]>;
-  tcp: Record<string, number[]>;
-}
+type ServerKind = "http" | "tcp" | "tls" | "udp" | "postgres" | "redis";
+type Ports = Partial<Record<ServerKind, Record<string, number[]>>> & {
+  dbPassword?: string;
+  dbUser?: string;
+  /** The CA of the TLS servers' certificate (made by the server process). */
+  ca?: string;
+};
 
 // --- child: the servers -------------------------------------------------------
 
 async function serve(): Promise<void> {
-  const ports: Ports = { http: {}, tcp: {} };
+  const ports = { http: {}, tcp: {}, tls: {}, udp: {} } as Required<
+    Pick<Ports, "http" | "tcp" | "tls" | "udp">
+  >;
+  const { ca, cert, key } = testCerts();
   const listen = (server: ReturnType<typeof createNetServer>, host: string) =>
     new Promise<number>((resolve) => {
       server.listen({ port: 0, host, backlog: 4096 }, () => {
@@ -65,8 +82,18 @@ async function serve(): Promise<void> {
       });
       ports.tcp[host]!.push(await listen(tcp, host));
     }
+    const tls = createTlsServer({ cert, key }, (socket) => {
+      socket.on("error", () => {});
+      socket.end();
+    });
+    tls.on("tlsClientError", () => {});
+    ports.tls[host] = [await listen(tls, host)];
+    const udp = createSocket("udp4");
+    udp.on("message", (msg, from) => udp.send(msg, from.port, from.address));
+    await new Promise<void>((resolve) => udp.bind(0, host, resolve));
+    ports.udp[host] = [udp.address().port];
   }
-  console.log(JSON.stringify(ports));
+  console.log(JSON.stringify({ ...ports, ca }));
   // Exit with the parent.
   process.stdin.resume();
   process.stdin.on("end", () => process.exit(0));
@@ -93,9 +120,35 @@ function liveHeapMiB(): number {
 
 interface Scenario {
   name: string;
-  type: "http" | "tcp";
+  type: ServerKind;
   intervalMs: number;
   keepAlive?: boolean;
+  /** Default: 10,000. */
+  targets?: number;
+}
+
+/** The probe of target `i` of a scenario against one of its servers. */
+function probeOf(s: Scenario, i: number, port: number, ports: Ports): ProbeSpec {
+  switch (s.type) {
+    case "http":
+      return { type: "http", port, path: `/health/${i}` };
+    case "tcp":
+      return { type: "tcp", port };
+    case "tls":
+      return { type: "tcp", port, tls: { caBundle: ports.ca!, serverName: "localhost" } };
+    case "udp":
+      return { type: "udp", port, payload: new TextEncoder().encode("ping"), expectRegex: "^ping$" };
+    case "postgres":
+      return {
+        type: "postgres",
+        port,
+        database: "postgres",
+        user: ports.dbUser!,
+        password: ports.dbPassword!,
+      };
+    case "redis":
+      return { type: "redis", port };
+  }
 }
 
 async function runScenario(s: Scenario, ports: Ports, durationMs: number, warmupMs: number) {
@@ -118,11 +171,14 @@ async function runScenario(s: Scenario, ports: Ports, durationMs: number, warmup
       }
     },
   });
+  const servers = ports[s.type]!;
+  const serverHosts = Object.keys(servers);
+  const targets = s.targets ?? defaultTargets;
   for (let i = 0; i < targets; i++) {
-    const host = hosts[i % hosts.length]!;
-    const port = ports[s.type][host]![Math.floor(i / hosts.length) % portsPerHost]!;
-    const probe: ProbeSpec =
-      s.type === "http" ? { type: "http", port, path: `/health/${i}` } : { type: "tcp", port };
+    const host = serverHosts[i % serverHosts.length]!;
+    const onHost = servers[host]!;
+    const port = onHost[Math.floor(i / serverHosts.length) % onHost.length]!;
+    const probe = probeOf(s, i, port, ports);
     engine.set({
       id: `bench/${s.type}-${i}`,
       host,
@@ -191,7 +247,32 @@ const scenarios: Scenario[] = [
   { name: "health-http-fresh-1s", type: "http", intervalMs: 1_000, keepAlive: false },
   { name: "health-tcp-10s", type: "tcp", intervalMs: 10_000 },
   { name: "health-tcp-1s", type: "tcp", intervalMs: 1_000 },
+  ...(["http", "tcp", "tls", "udp", "postgres", "redis"] as const).map((type) => ({
+    name: `health-cost-${type}`,
+    type,
+    intervalMs: 1_000,
+    keepAlive: true,
+    targets: 500,
+  })),
 ];
+
+/** PostgreSQL and Redis on 127.0.0.1 for the cost scenarios, when installed; their stop hooks. */
+async function startDatabases(ports: Ports, stops: (() => void | Promise<void>)[]): Promise<void> {
+  const missing = databasesMissing();
+  if (missing) {
+    console.log(`  postgres/redis cost scenarios skipped: ${missing}`);
+    return;
+  }
+  const t = { after: (fn: () => void | Promise<void>) => void stops.push(fn) };
+  const pg = await postgresCluster(t);
+  const redis = await redisServer(t);
+  Object.assign(ports, {
+    postgres: { "127.0.0.1": [pg.primary.port] },
+    redis: { "127.0.0.1": [redis.port] },
+    dbUser: pg.user,
+    dbPassword: pg.password,
+  });
+}
 
 /** One scenario in its own process, so that CPU, RSS and JIT state are its own. */
 function scenarioProcess(name: string, ports: Ports, quick: boolean): { figures: Figure[]; details: object } {
@@ -213,17 +294,36 @@ async function main(): Promise<void> {
   const quick = process.argv.includes("--quick");
   const only = arg("--only");
   const { child, ports } = await startServers();
+  const stops: (() => void | Promise<void>)[] = [];
+  const costs: Figure[] = [];
+  const loads: number[] = [];
   try {
+    if (!only || "health-cost-postgres health-cost-redis".includes(only)) await startDatabases(ports, stops);
     for (const s of scenarios) {
       if (only && !s.name.includes(only)) continue;
+      if (!ports[s.type]) continue;
       const { figures, details } = scenarioProcess(s.name, ports, quick);
       report(s.name, figures, { ...details, quick });
+      if (s.name.startsWith("health-cost-")) {
+        const cpu = figures.find((f) => f.name === "CPU per probe")!;
+        costs.push({
+          name: `${s.type === "tls" ? "tcp+tls" : s.type} CPU per probe`,
+          value: cpu.value,
+          unit: "µs",
+        });
+        loads.push(figures.find((f) => f.name.startsWith("load average"))!.value);
+      }
       // Let closed connections settle before the next scenario.
       await new Promise((r) => setTimeout(r, 1000));
+    }
+    if (costs.length > 0) {
+      costs.push({ name: "load average (1 min, max)", value: Math.max(...loads), unit: "" });
+      report("health-probe-costs", costs, { targets: 500, intervalMs: 1000, quick });
     }
   } finally {
     child.stdin?.end();
     child.kill();
+    for (const stop of stops) await stop(); // in the order given, as node:test runs t.after hooks
   }
 }
 

@@ -83,8 +83,11 @@ export interface Targets {
  * own path, so single instances can fail while the servers stay few and
  * cheap (keep-alive connections, a two-byte body).
  */
-export async function startTargets(hostCount: number, prefix = "127.0.3"): Promise<Targets> {
-  const hosts = Array.from({ length: hostCount }, (_, i) => `${prefix}.${i + 1}`);
+export async function startTargets(hostCount: number | string[], prefix = "127.0.3"): Promise<Targets> {
+  const hosts =
+    typeof hostCount === "number"
+      ? Array.from({ length: hostCount }, (_, i) => `${prefix}.${i + 1}`)
+      : hostCount;
   const failing = new Set<number>();
   const servers: Server[] = [];
   let port = 0;
@@ -136,12 +139,20 @@ export interface OperatorProcess {
   snapshot(path: string): Promise<string>;
   /** V8's sampling heap profiler: `true` starts it; `false` returns live allocations by site (MiB). */
   sampling(start: boolean): Promise<[string, number][]>;
+  /** V8's CPU profiler: `start` starts it; with a path, stops it and writes the .cpuprofile there. */
+  cpuProfile(path?: string): Promise<string>;
   stop(): Promise<void>;
 }
 
-/** `execArgv`: Node/V8 flags for the operator process (e.g. `--max-semi-space-size=16`). */
-export function startOperatorProcess(execArgv: string[] = []): Promise<OperatorProcess> {
-  const child = fork(resolve(here, "operator-child.ts"), [], {
+/**
+ * `execArgv`: Node/V8 flags for the operator process (e.g. `--max-semi-space-size=16`);
+ * `script`: another checkout's operator-child.ts (before/after comparisons).
+ */
+export function startOperatorProcess(
+  execArgv: string[] = [],
+  script = resolve(here, "operator-child.ts"),
+): Promise<OperatorProcess> {
+  const child = fork(script, [], {
     stdio: ["ignore", "inherit", "inherit", "ipc"],
     execArgv: [...process.execArgv, ...execArgv],
   });
@@ -175,6 +186,7 @@ export function startOperatorProcess(execArgv: string[] = []): Promise<OperatorP
         memory: (gc) => call<ChildMemory>({ op: "memory", gc }),
         snapshot: (path) => call<string>({ op: "snapshot", path }),
         sampling: (start) => call<[string, number][]>({ op: "sampling", start }),
+        cpuProfile: (path) => call<string>({ op: "cpuProfile", path }),
         async stop() {
           if (child.exitCode !== null) return;
           const exited = new Promise((r) => child.once("exit", r));

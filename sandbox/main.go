@@ -460,26 +460,39 @@ func loadState(root string, port int) (state, error) {
 	if port != 0 {
 		st.APIServerPort = port
 	}
-	for _, p := range []*int{&st.APIServerPort, &st.EtcdPort, &st.EtcdPeerPort} {
-		if *p == 0 {
-			free, err := freePort()
+	// Every listener stays open until all three ports are chosen: a port
+	// closed and asked for again can come back, and the API server then
+	// found etcd on its own port ("bind: address already in use").
+	var held []net.Listener
+	defer func() {
+		for _, l := range held {
+			l.Close()
+		}
+	}()
+	ports := []*int{&st.APIServerPort, &st.EtcdPort, &st.EtcdPeerPort}
+	taken := func(port int) bool {
+		for _, p := range ports {
+			if *p == port {
+				return true
+			}
+		}
+		return false
+	}
+	for _, p := range ports {
+		// A port given or kept from the last run is never handed out twice.
+		for *p == 0 {
+			l, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {
 				return st, err
 			}
-			*p = free
+			held = append(held, l)
+			if port := l.Addr().(*net.TCPAddr).Port; !taken(port) {
+				*p = port
+			}
 		}
 	}
 	b, _ := json.MarshalIndent(st, "", "  ")
 	return st, os.WriteFile(path, b, 0o600)
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 func apiServerArgs(st state, pki pkiFiles, node bool) []string {

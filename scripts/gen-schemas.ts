@@ -7,13 +7,22 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { PUBLISHED_SCHEMA_FILE, renderPublishedJsonSchema } from "../src/api/json-schema.ts";
+import {
+  PUBLISHED_HEAD_SCHEMA_FILE,
+  PUBLISHED_PART_SCHEMA_FILE,
+  PUBLISHED_SCHEMA_FILE,
+  renderPublishedHeadJsonSchema,
+  renderPublishedJsonSchema,
+  renderPublishedPartJsonSchema,
+} from "../src/api/json-schema.ts";
 import { renderConformanceVectors, VECTORS_FILE } from "../src/balance/vectors.ts";
 
 const dir = resolve(fileURLToPath(new URL("../schemas", import.meta.url)));
 const check = process.argv.includes("--check");
 const wanted: [string, string][] = [
   [PUBLISHED_SCHEMA_FILE, renderPublishedJsonSchema()],
+  [PUBLISHED_HEAD_SCHEMA_FILE, renderPublishedHeadJsonSchema()],
+  [PUBLISHED_PART_SCHEMA_FILE, renderPublishedPartJsonSchema()],
   [VECTORS_FILE, renderConformanceVectors()],
 ];
 let stale = 0;

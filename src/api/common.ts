@@ -316,6 +316,8 @@ export const ConditionTypes = Object.freeze({
   Ready: "Ready",
   /** ServiceInstance: passes its health check. */
   Healthy: "Healthy",
+  /** ServiceInstance: healthy, but its probes report it degraded (slow, rate-limited...): published at a reduced weight. */
+  Degraded: "Degraded",
   /** ServiceInstance: its DNS name resolved to at least one address. */
   Resolved: "Resolved",
   /** ServiceInstance/DiscoveryPolicy: the endpoint set was published (Service, EndpointSlices, ConfigMap). */

@@ -18,7 +18,7 @@ import {
   ObjectName,
   VERSION,
 } from "./common.ts";
-import { HealthCheck } from "./health.ts";
+import { DatabaseRole, HealthCheck } from "./health.ts";
 import { withRules } from "./rules.ts";
 
 /** Kind, plural and short name of DiscoveryPolicy. */
@@ -210,6 +210,14 @@ export const Publish = withRules(
       .describe(
         "Percent (0-100): when fewer than this share of the instances is healthy, publish all non-drained instances and set status.panic. 0 disables.",
       ),
+    degradedWeightPercent: z
+      .int()
+      .min(0)
+      .max(100)
+      .default(50)
+      .describe(
+        "Percent (0-100) of its weight a degraded instance (healthy, but slow, rate-limited or with a certificate about to expire) is published with; it stays ready. 100 ignores degradation, 0 keeps it ready but takes it out of weighted traffic.",
+      ),
     headless: z
       .boolean()
       .default(false)
@@ -218,6 +226,9 @@ export const Publish = withRules(
       ),
     trafficDistribution: TrafficDistribution.optional().describe(
       "Sets the Service's spec.trafficDistribution and hints.forZones on ready endpoints (from spec.zone): PreferSameZone keeps traffic in the client's zone while the zone has ready endpoints; PreferClose is its older name. Hints are set only when every ready endpoint has a zone.",
+    ),
+    role: DatabaseRole.optional().describe(
+      "Publish only the instances whose database server currently reports this role (primary or replica), as learnt by their postgres or redis probe (status.role). Instances with the other role or an unknown one (not probed yet, probe failing, no database probe) are left out of the EndpointSlices, the ConfigMap and xDS; a failover is followed within detection time. Absent: any role.",
     ),
     zoneHints: z
       .boolean()

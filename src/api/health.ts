@@ -285,6 +285,20 @@ export const HttpProbeOptions = withRules(
       .max(8)
       .prefault([{ min: 200, max: 399 }])
       .describe("Status codes that count as success; default 200-399."),
+    degradedStatuses: z
+      .array(StatusRange)
+      .min(1)
+      .max(8)
+      .optional()
+      .describe(
+        "Status codes that count as a degraded success (reason DegradedStatus), e.g. [{min: 429, max: 429}]: the instance stays published, at publish.degradedWeightPercent of its weight. Checked before expectedStatuses; the body is not checked.",
+      ),
+    degradeOnWarning: z
+      .boolean()
+      .optional()
+      .describe(
+        "true: a passing response with a Warning header is a degraded success (reason WarningHeader). Off when absent.",
+      ),
     bodyMatch: BodyMatch.optional().describe("Optional check of the response body."),
     followRedirects: z
       .boolean()
@@ -312,13 +326,18 @@ export const HttpProbeOptions = withRules(
 ).describe("Options of an http probe: the request sent and the response expected.");
 export type HttpProbeOptions = z.output<typeof HttpProbeOptions>;
 
-/** Options of a `tcp` probe: a TCP connect succeeds. */
+/** Options of a `tcp` probe: a TCP connect (and, with tls, a TLS handshake) succeeds. */
 export const TcpProbeOptions = z
   .strictObject({
     host: Address.optional().describe(probeHostDescription),
     port: PortRef.optional().describe(probePortDescription),
+    tls: TlsOptions.optional().describe(
+      "Complete a TLS handshake with these settings (server verification, client certificate, expiry warning); a plain connect when absent.",
+    ),
   })
-  .describe("Options of a tcp probe, which succeeds when a TCP connection opens.");
+  .describe(
+    "Options of a tcp probe, which succeeds when a TCP connection opens (and, with tls, a TLS handshake completes).",
+  );
 export type TcpProbeOptions = z.output<typeof TcpProbeOptions>;
 
 /** Largest UDP probe payload: one small datagram, far below any path MTU. */
@@ -393,7 +412,7 @@ export const DatabaseRole = z.enum(["primary", "replica"]);
 export type DatabaseRole = z.output<typeof DatabaseRole>;
 
 const expectRoleDescription =
-  "Role the instance must have: primary or replica. The probe fails with RoleMismatch when the server reports the other role, so a policy for the primary publishes only the current primary and follows a failover within detection time. Any role when absent (the role is not queried).";
+  "Role the instance must have: primary or replica. The probe fails with RoleMismatch when the server reports the other role, so a policy for the primary publishes only the current primary and follows a failover within detection time. Any role when absent (the role is still learnt when cheap and shown in status.role; a policy publishes one role with publish.role).";
 
 /** Options of a `postgres` probe: connect, authenticate, optionally check the role. */
 export const PostgresProbeOptions = z
@@ -600,6 +619,8 @@ export function probeTls(probe: Probe): TlsOptions | undefined {
   switch (probe.type) {
     case "http":
       return probe.http.tls;
+    case "tcp":
+      return probe.tcp.tls;
     case "grpc":
       return probe.grpc.tls;
     case "postgres":
@@ -743,6 +764,11 @@ export const HealthCheck = withRules(
     flapDamping: FlapDamping.optional().describe(
       "Holds instances that change verdict too often unhealthy; off when absent.",
     ),
+    degradedLatency: durationBetween("1ms", "60s")
+      .optional()
+      .describe(
+        "A probe that succeeds but takes longer than this is a degraded success (reason SlowResponse); less than timeout. Off when absent.",
+      ),
     // No default stored: absent means the engine's (interval/4, at most timeout), which follows interval.
     recheckInterval: durationBetween("10ms", "1h")
       .optional()
@@ -762,6 +788,12 @@ export const HealthCheck = withRules(
       message: "timeout must be less than interval (timeout defaults to 1s, interval to 10s)",
       fieldPath: ".timeout",
       check: (h) => lessThan(h.timeout, h.interval),
+    },
+    {
+      rule: `!has(self.degradedLatency) || !${validDuration("self.degradedLatency")} || !${validDuration("self.timeout")} || duration(self.degradedLatency) < duration(self.timeout)`,
+      message: "degradedLatency must be less than timeout (timeout defaults to 1s)",
+      fieldPath: ".degradedLatency",
+      check: (h) => h.degradedLatency === undefined || lessThan(h.degradedLatency, h.timeout),
     },
     {
       rule: `!has(self.flapDamping) || !${validDuration("self.flapDamping.window")} || !${validDuration("self.interval")} || duration(self.flapDamping.window) > duration(self.interval)`,
@@ -924,6 +956,13 @@ export const HealthCheckOverride = withRules(
       message: "timeout must be less than interval",
       fieldPath: ".timeout",
       check: (h) => h.timeout === undefined || h.interval === undefined || lessThan(h.timeout, h.interval),
+    },
+    {
+      rule: `${bothValid("degradedLatency", "timeout")} || duration(self.degradedLatency) < duration(self.timeout)`,
+      message: "degradedLatency must be less than timeout",
+      fieldPath: ".degradedLatency",
+      check: (h) =>
+        h.degradedLatency === undefined || h.timeout === undefined || lessThan(h.degradedLatency, h.timeout),
     },
     {
       rule: `${bothValid("recheckInterval", "interval")} || duration(self.recheckInterval) <= duration(self.interval)`,

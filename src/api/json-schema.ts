@@ -14,6 +14,11 @@
  */
 import { z } from "zod";
 import { PUBLISHED_FORMAT_VERSION, publishedEndpointsSchema } from "./published.ts";
+import {
+  PUBLISHED_PARTS_FORMAT_VERSION,
+  publishedHeadSchema,
+  publishedPartSchema,
+} from "./published-parts.ts";
 
 export const PUBLISHED_SCHEMA_FILE = `endpoints.v${PUBLISHED_FORMAT_VERSION}.schema.json`;
 export const PUBLISHED_SCHEMA_ID = `https://roster.dev/schemas/${PUBLISHED_SCHEMA_FILE}`;
@@ -36,3 +41,44 @@ export function publishedJsonSchema(): Record<string, unknown> {
 export function renderPublishedJsonSchema(): string {
   return `${JSON.stringify(publishedJsonSchema(), null, 2)}\n`;
 }
+
+/** Format 2 (split documents, published-parts.ts): the head's endpoints.json and a part's endpoints-part.json. */
+export const PUBLISHED_HEAD_SCHEMA_FILE = `endpoints.v${PUBLISHED_PARTS_FORMAT_VERSION}.schema.json`;
+export const PUBLISHED_PART_SCHEMA_FILE = `endpoints-part.v${PUBLISHED_PARTS_FORMAT_VERSION}.schema.json`;
+
+function schemaOf(
+  schema: z.ZodType,
+  file: string,
+  title: string,
+  description: string,
+): Record<string, unknown> {
+  const generated = z.toJSONSchema(schema, { target: "draft-2020-12", io: "output" });
+  const { $schema, ...rest } = generated as Record<string, unknown>;
+  return { $schema, $id: `https://roster.dev/schemas/${file}`, title, description, ...rest };
+}
+
+export function publishedHeadJsonSchema(): Record<string, unknown> {
+  return schemaOf(
+    publishedHeadSchema,
+    PUBLISHED_HEAD_SCHEMA_FILE,
+    `Roster published endpoints head, format version ${PUBLISHED_PARTS_FORMAT_VERSION}`,
+    "The endpoints.json key of a split Roster ConfigMap: the header fields and the parts to read " +
+      "(each part's endpoints-part.json must carry this revision and hash to the listed sha256). " +
+      "Generated from src/api/published-parts.ts; unknown properties are allowed.",
+  );
+}
+
+export function publishedPartJsonSchema(): Record<string, unknown> {
+  return schemaOf(
+    publishedPartSchema,
+    PUBLISHED_PART_SCHEMA_FILE,
+    `Roster published endpoints part, format version ${PUBLISHED_PARTS_FORMAT_VERSION}`,
+    "The endpoints-part.json key of a part ConfigMap of a split document: a run of the sorted endpoints. " +
+      "Generated from src/api/published-parts.ts; unknown properties are allowed.",
+  );
+}
+
+export const renderPublishedHeadJsonSchema = (): string =>
+  `${JSON.stringify(publishedHeadJsonSchema(), null, 2)}\n`;
+export const renderPublishedPartJsonSchema = (): string =>
+  `${JSON.stringify(publishedPartJsonSchema(), null, 2)}\n`;

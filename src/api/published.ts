@@ -238,6 +238,14 @@ export const publishedEndpointSchema = z
      * slowStartWeight(). Written once per ramp, never rewritten as time passes.
      */
     slowStartSince: z.iso.datetime().optional(),
+    /** The database role its postgres or redis probe last reported; absent when unknown. */
+    role: z.enum(["primary", "replica"]).optional(),
+    /**
+     * Healthy but degraded (slow, rate-limited, certificate about to expire):
+     * still Ready, and `weight` is already reduced by the policy's
+     * degradedWeightPercent. Written only when true (absent means false).
+     */
+    degraded: z.literal(true).optional(),
   })
   .superRefine((ep, ctx) => {
     const v4 = !ep.address.includes(":");
@@ -257,6 +265,9 @@ export const publishedEndpointSchema = z
     }
     if (ep.state === "Ready" && !ep.healthy) {
       ctx.addIssue({ code: "custom", path: ["healthy"], message: "state Ready needs healthy=true" });
+    }
+    if (ep.degraded && !ep.healthy) {
+      ctx.addIssue({ code: "custom", path: ["degraded"], message: "degraded needs healthy=true" });
     }
     const names = new Set<string>();
     for (const [i, p] of ep.ports.entries()) {

@@ -22,7 +22,7 @@ import {
   Timestamp,
   VERSION,
 } from "./common.ts";
-import { HealthCheckOverride, isPorted, PORTED_PROBES } from "./health.ts";
+import { DatabaseRole, HealthCheckOverride, isPorted, PORTED_PROBES } from "./health.ts";
 import { celRegex, withRules } from "./rules.ts";
 
 /** Kind, plural and short name of ServiceInstance. */
@@ -327,6 +327,9 @@ export const ServiceInstanceStatus = z
       .max(16)
       .optional()
       .describe("IP addresses the instance address resolved to (the address itself when it is an IP)."),
+    role: DatabaseRole.optional().describe(
+      "The role the instance's database server reported to its last postgres or redis probe (primary or replica); absent when unknown (no database probe, not probed yet, the last probe failed).",
+    ),
     lastProbe: LastProbe.optional().describe("The last recorded probe outcome."),
     effectiveHealthCheck: EffectiveHealthCheck.optional().describe(
       "The health check the instance is probed with: spec.healthCheck merged over the policy's (or the operator default's).",

@@ -6,6 +6,7 @@
  * otherwise the operator's default policy does.
  */
 import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { loadAll } from "js-yaml";
 import {
   type DiscoveryPolicy,
@@ -19,7 +20,7 @@ import { createProbeEngine, type TargetSummary } from "../health/index.ts";
 import { effectiveSettings, instanceTarget, rankPolicies } from "../operator/effective.ts";
 import { CliError, flags } from "./common.ts";
 
-const USAGE = `Usage: roster check -f FILE [-f FILE...] [--allow-loopback] [--timeout SECONDS]
+const USAGE = `Usage: roster check -f FILE [-f FILE...] [--allow-loopback] [--secrets DIR] [--timeout SECONDS]
 
 Probes every ServiceInstance in the files from this machine with its effective health check (its
 own, else its service's DiscoveryPolicy in the files, else the operator's default), until the
@@ -27,8 +28,21 @@ thresholds give a verdict, and prints the verdicts. Probes run at most a second 
 0 when all are healthy, 1 otherwise.
 
   --allow-loopback   allow probing 127.0.0.0/8 and ::1 (denied by default, as in the operator)
+  --secrets DIR      read the Secret and ConfigMap keys probes refer to (passwords, header values,
+                     CA bundles, client certificates: tls.crt and tls.key) from DIR/NAME/KEY, the
+                     layout of a mounted Secret per NAME; without it such probes are refused
   --timeout S        give up waiting for verdicts after S seconds (default: from the checks)
 `;
+
+/** A Secret's or ConfigMap's key from DIR/NAME/KEY, or undefined when absent (or no DIR). */
+function localKey(dir: string | undefined, name: string, key: string): string | undefined {
+  if (!dir) return undefined;
+  try {
+    return readFileSync(join(dir, name, key), "utf8");
+  } catch {
+    return undefined;
+  }
+}
 
 /** The longest pause between two probes of one instance during a check. */
 const CHECK_INTERVAL_MS = 1000;
@@ -40,6 +54,7 @@ export async function check(args: string[]): Promise<number> {
       file: { type: "string", short: "f", multiple: true },
       "allow-loopback": { type: "boolean" },
       timeout: { type: "string" },
+      secrets: { type: "string" },
     },
     USAGE,
   );
@@ -84,9 +99,14 @@ export async function check(args: string[]): Promise<number> {
       continue;
     }
     const hc = effective.healthCheck;
-    const t = instanceTarget(si, hc, () => undefined);
+    const t = instanceTarget(si, hc, (name, key) => localKey(values.secrets, name, key));
     if (!t.ok) {
-      refused.set(si.metadata.name!, `${t.reason}: ${t.message}`);
+      const local = /^(Secret|ConfigMap)NotFound$/.test(t.reason)
+        ? values.secrets
+          ? ` (looked in ${values.secrets}/NAME/KEY)`
+          : " (roster check reads no cluster: pass --secrets DIR with the key at DIR/NAME/KEY)"
+        : "";
+      refused.set(si.metadata.name!, `${t.reason}: ${t.message}${local}`);
       continue;
     }
     // Probes run back to back, at most a second apart, without delay or

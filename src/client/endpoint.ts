@@ -64,7 +64,7 @@ export interface EndpointDiff {
   removed: RosterEndpoint[];
   /** Every endpoint whose published content changed: [before, after]. */
   changed: [RosterEndpoint, RosterEndpoint][];
-  /** The subset of `changed` whose state, readiness or health verdict changed. */
+  /** The subset of `changed` whose state, readiness, health verdict or degradation changed. */
   healthChanged: [RosterEndpoint, RosterEndpoint][];
 }
 
@@ -86,7 +86,12 @@ export function diffEndpoints(
     old.delete(e.id);
     if (contentOf(prev) === contentOf(e)) continue;
     diff.changed.push([prev, e]);
-    if (prev.state !== e.state || prev.ready !== e.ready || prev.healthy !== e.healthy)
+    if (
+      prev.state !== e.state ||
+      prev.ready !== e.ready ||
+      prev.healthy !== e.healthy ||
+      prev.degraded !== e.degraded
+    )
       diff.healthChanged.push([prev, e]);
   }
   diff.removed = [...old.values()];

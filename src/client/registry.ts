@@ -16,6 +16,12 @@
  *   last good document is kept, never served as current.
  * - Two ConfigMaps publishing the same service: the one whose name sorts
  *   first wins, deterministically.
+ * - Format 2 (split, src/api/published-parts.ts): parts are held as they
+ *   arrive; a head counts once every part it lists is held with its
+ *   revision and hash. Until then (a torn read: the watch showed the head
+ *   before a part, or a part already rewritten for the next revision) the
+ *   head is pending and the last good document stays served; a part's
+ *   arrival retries its pending head. Parts never count on their own.
  * - A document with the revision already applied changes nothing (resyncs,
  *   label edits); anything else is diffed against the current set and
  *   reported as deregistered, registered, healthChanged, then updated.
@@ -25,8 +31,13 @@ import {
   type PublishedEndpoints,
   PublishedFormatError,
   type PublishedStale,
-  safeParsePublishedEndpoints,
 } from "../api/published.ts";
+import {
+  assemblePublished,
+  type HeldPart,
+  type PublishedHead,
+  safeParsePublishedData,
+} from "../api/published-parts.ts";
 import { objectKey } from "../kube/object.ts";
 import { diffEndpoints, type RosterEndpoint, toRosterEndpoints } from "./endpoint.ts";
 import type { ConfigMapObject } from "./source.ts";
@@ -113,6 +124,8 @@ interface ConfigMapEntry {
   error: PublishedFormatError | undefined;
   /** The service this ConfigMap's document (or, failing that, its label) names. */
   service: string | undefined;
+  /** A format-2 head whose parts are not all held (yet): doc stays the last good one. */
+  pending: PublishedHead | undefined;
 }
 
 export interface Registry {
@@ -132,6 +145,8 @@ export function createRegistry(emit: Emit, serviceLabel = "roster.dev/service"):
   const configMaps = new Map<string, ConfigMapEntry>();
   const services = new Map<string, ServiceSnapshot>();
   const stales = new Map<string, StaleInfo>();
+  /** Format-2 parts by ConfigMap key. */
+  const parts = new Map<string, HeldPart>();
   /** The service an entry publishes now: its stale document's, else its last good one's. */
   const current = (e: ConfigMapEntry) => (e.staleDoc ?? e.doc)?.service;
 
@@ -218,11 +233,69 @@ export function createRegistry(emit: Emit, serviceLabel = "roster.dev/service"):
 
   function remove(cm: ConfigMapObject): void {
     const key = objectKey(cm);
+    // A deleted part changes nothing served: the writer deletes parts only
+    // once the head no longer lists them.
+    if (parts.delete(key)) return;
     const prev = configMaps.get(key);
     if (!prev) return;
     configMaps.delete(key);
     const service = current(prev);
     if (service) refresh(prev.namespace, service);
+  }
+
+  /** Assembles a format-2 head from the held parts: accepted when whole, pending when torn. */
+  function settle(entry: ConfigMapEntry, head: PublishedHead, prev: ConfigMapEntry | undefined): void {
+    const partOf = (name: string): HeldPart | undefined => parts.get(`${entry.namespace}/${name}`);
+    const assembled = assemblePublished(head, partOf);
+    if (assembled.ok) {
+      accept({ ...entry, pending: undefined }, prev, assembled.document, undefined);
+    } else if (assembled.torn) {
+      configMaps.set(objectKey({ metadata: { namespace: entry.namespace, name: entry.name } }), {
+        ...entry,
+        service: head.service,
+        pending: head,
+      });
+    } else {
+      accept(entry, prev, undefined, assembled.error);
+    }
+  }
+
+  /** Records a ConfigMap's document (or read error) and refreshes the services it touches. */
+  function accept(
+    base: ConfigMapEntry,
+    prev: ConfigMapEntry | undefined,
+    parsedDoc: PublishedEndpoints | undefined,
+    parseError: PublishedFormatError | undefined,
+  ): void {
+    const { namespace, name } = base;
+    let error = parseError;
+    let doc = parsedDoc;
+    if (doc && doc.namespace !== namespace) {
+      error = new PublishedFormatError(
+        "InvalidDocument",
+        `document names namespace ${doc.namespace} but lives in ${namespace}`,
+        doc.formatVersion,
+      );
+      doc = undefined;
+    }
+    // A stale document replaces nothing: the last good one stays (unserved).
+    const staleDoc = doc?.stale ? doc : error ? prev?.staleDoc : undefined;
+    const good = doc && !doc.stale ? doc : undefined;
+    const entry: ConfigMapEntry = {
+      namespace,
+      name,
+      doc: good ?? prev?.doc,
+      staleDoc,
+      error,
+      service: doc?.service ?? base.service,
+      pending: undefined,
+    };
+    configMaps.set(objectKey({ metadata: { namespace, name } }), entry);
+    if (error) emit("invalid", { namespace, configMap: name, error });
+    const before = prev && current(prev);
+    const after = current(entry);
+    if (before && before !== after) refresh(namespace, before);
+    if (after) refresh(namespace, after);
   }
 
   return {
@@ -232,39 +305,32 @@ export function createRegistry(emit: Emit, serviceLabel = "roster.dev/service"):
       const namespace = cm.metadata.namespace ?? "";
       const name = cm.metadata.name ?? "";
       const prev = configMaps.get(key);
-      const parsed = safeParsePublishedEndpoints(cm.data);
+      const parsed = safeParsePublishedData(cm.data);
+      if (parsed.ok && parsed.kind === "part") {
+        parts.set(key, { part: parsed.part, text: parsed.text });
+        // The head this part belongs to may have been waiting for it.
+        const head = configMaps.get(`${namespace}/${parsed.part.head}`);
+        if (head?.pending) settle(head, head.pending, configMaps.get(`${namespace}/${parsed.part.head}`));
+        return;
+      }
+      parts.delete(key);
       if (!parsed.ok && parsed.error.code === "MissingData") {
         // Not (or no longer) a published document.
         if (prev) remove(cm);
         return;
       }
-      let error = parsed.ok ? undefined : parsed.error;
-      let doc = parsed.ok ? parsed.document : undefined;
-      if (doc && doc.namespace !== namespace) {
-        error = new PublishedFormatError(
-          "InvalidDocument",
-          `document names namespace ${doc.namespace} but lives in ${namespace}`,
-          doc.formatVersion,
-        );
-        doc = undefined;
-      }
-      // A stale document replaces nothing: the last good one stays (unserved).
-      const staleDoc = doc?.stale ? doc : error ? prev?.staleDoc : undefined;
-      const good = doc && !doc.stale ? doc : undefined;
       const entry: ConfigMapEntry = {
         namespace,
         name,
-        doc: good ?? prev?.doc,
-        staleDoc,
-        error,
-        service: doc?.service ?? prev?.service ?? cm.metadata.labels?.[serviceLabel],
+        doc: prev?.doc,
+        staleDoc: prev?.staleDoc,
+        error: undefined,
+        service: prev?.service ?? cm.metadata.labels?.[serviceLabel],
+        pending: undefined,
       };
-      configMaps.set(key, entry);
-      if (error) emit("invalid", { namespace, configMap: name, error });
-      const before = prev && current(prev);
-      const after = current(entry);
-      if (before && before !== after) refresh(namespace, before);
-      if (after) refresh(namespace, after);
+      if (!parsed.ok) accept(entry, prev, undefined, parsed.error);
+      else if (parsed.kind === "head") settle(entry, parsed.head, prev);
+      else accept(entry, prev, parsed.document, undefined);
     },
     get: (namespace, service) => services.get(serviceKey(namespace, service)),
     errorOf(namespace, service) {

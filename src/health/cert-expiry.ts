@@ -1,13 +1,14 @@
 /**
  * The certificate-expiry check of TLS probes: a leaf certificate that expires
  * within the probe's warning threshold turns a success into
- * `CertificateExpiresSoon` (still a success: the server works today). An
+ * `CertificateExpiresSoon`, a degraded success (the server works today, at a
+ * reduced weight until the certificate is renewed). An
  * expired one never gets here: verification fails first and classifyError
  * reports it as `CertificateExpired`.
  */
 import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
-import { type Outcome, Reason } from "./reasons.ts";
+import { degraded, type Outcome, Reason } from "./reasons.ts";
 
 const DAY_MS = 86_400_000;
 
@@ -27,9 +28,8 @@ export function withCertExpiry(
   const notAfter = cert?.valid_to ? Date.parse(cert.valid_to) : Number.NaN;
   if (Number.isNaN(notAfter) || notAfter - now >= warningMs) return outcome;
   const days = Math.max(0, Math.floor((notAfter - now) / DAY_MS));
-  return {
-    ok: true,
-    reason: Reason.CertificateExpiresSoon,
-    message: `${outcome.message}; certificate expires ${new Date(notAfter).toISOString()} (in ${days} days)`,
-  };
+  return degraded(
+    Reason.CertificateExpiresSoon,
+    `${outcome.message}; certificate expires ${new Date(notAfter).toISOString()} (in ${days} days)`,
+  );
 }

@@ -19,7 +19,7 @@ import { connectionPool } from "./http1.ts";
 import { type Limiter, limiter, type Ticket } from "./limiter.ts";
 import { type DestinationPolicy, type DestinationPolicyConfig, destinationPolicy } from "./policy.ts";
 import { postgresProbe } from "./postgres-probe.ts";
-import { fail, type Outcome, ok, ProbeTimeout, Reason } from "./reasons.ts";
+import { fail, type Outcome, ok, ProbeTimeout, Reason, withLatency } from "./reasons.ts";
 import { redisProbe } from "./redis-probe.ts";
 import { jitterFor, nextSlot, phaseOf, slotAtOrAfter } from "./schedule.ts";
 import { ProbeSignal } from "./signal.ts";
@@ -29,6 +29,7 @@ import { timerHeap } from "./timer-heap.ts";
 import type {
   AddressSummary,
   CheckSpec,
+  DatabaseRole,
   HeartbeatProbeSpec,
   LeaseReader,
   ProbeObservation,
@@ -38,7 +39,6 @@ import type {
   Target,
   TargetSummary,
   Transition,
-  Verdict,
 } from "./types.ts";
 import { udpProbe } from "./udp-probe.ts";
 import {
@@ -46,6 +46,7 @@ import {
   initialVerdict,
   isVoided,
   normalizeConfig,
+  type OverallVerdict,
   overallVerdict,
   type ProbeResult,
   step,
@@ -112,6 +113,12 @@ export interface ProbeEngineOptions {
    * unresolvable names) report observations marked `local`.
    */
   onProbe?: (o: ProbeObservation) => void;
+  /**
+   * An address's database role changed (a postgres or redis probe reported
+   * another role, or none: failed, voided past the stall allowance). Called
+   * after the run's verdict step, so `summary()` shows it.
+   */
+  onRole?: (id: string, address: string, role: DatabaseRole | undefined) => void;
   /** Errors thrown by the callbacks above (default: console.error). */
   onError?: (err: unknown) => void;
 }
@@ -157,6 +164,8 @@ interface AddressState {
   /** Set when the destination policy refuses the address. */
   denied?: string;
   lastProbeAt?: number;
+  /** The role the last counted run learnt (postgres, redis); undefined when it learnt none. */
+  role?: DatabaseRole;
   /** Failed runs in a row excused because the event loop stalled (see MAX_EXCUSED_STALLS). */
   excused?: number;
 }
@@ -181,7 +190,7 @@ interface TargetState {
   addresses: Map<string, AddressState>;
   /** Verdict while no address is known (the name does not resolve). */
   unresolved: VerdictState;
-  overall: { verdict: Verdict; reason: string; message: string; since: number };
+  overall: OverallVerdict;
   /** Address-independent probes (heartbeat, none) present: run once per run, shared by all addresses. */
   hasShared: boolean;
   /** Only `none` probes (or none at all): registration only. */
@@ -265,7 +274,8 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
     reserve: options.reserve,
   });
   const maxAddresses = Math.max(1, options.maxAddressesPerName ?? 16);
-  const stalls: StallMonitor = options.stalls ?? stallMonitor({ clock });
+  // Sampled only while a probe is in flight: an idle engine does not wake up.
+  const stalls: StallMonitor = options.stalls ?? stallMonitor({ clock, onDemand: true });
   const dns: DnsCache = dnsCache({
     resolver: options.resolver ?? systemResolver,
     clock,
@@ -489,6 +499,16 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
     const r = step(a.verdict, input, now, ts.config);
     a.verdict = r.state;
     if (r.change) emit({ id: ts.target.id, address: a.address, ...r.change, at: now });
+    if (input.role !== a.role) {
+      a.role = input.role;
+      if (options.onRole) {
+        try {
+          options.onRole(ts.target.id, a.address, a.role);
+        } catch (err) {
+          onError(err);
+        }
+      }
+    }
   }
 
   async function runHeartbeat(ts: TargetState, p: HeartbeatProbeSpec, due: number) {
@@ -624,6 +644,7 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
         ts.signals.add(signal);
         const start = clock.now();
         let stalled = false;
+        stalls.hold();
         const deadline = clock.setTimer(() => {
           stalled = stalledTimeout(stalls.blockedMs(start, clock.now()), timeoutMs);
           signal.abort(new ProbeTimeout(`no answer within ${timeoutMs} ms`));
@@ -633,7 +654,7 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
         if (p.type === "http") {
           pending = httpProbe(p, { address, host, port, signal }, httpDeps);
         } else if (p.type === "tcp") {
-          pending = tcpProbe({ address, port, signal });
+          pending = tcpProbe({ address, host, port, signal, ...(p.tls ? { tls: p.tls } : {}) });
         } else if (p.type === "udp") {
           pending = udpProbe(p, { address, port, signal });
         } else if (p.type === "postgres") {
@@ -644,8 +665,10 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
           const idleMs = Math.max(60_000, 3 * ts.target.check.intervalMs);
           pending = grpcProbe(p, { address, host, port, signal, timeoutMs, idleMs }, grpc);
         }
-        const done = (outcome: Outcome) => {
+        const done = (settled: Outcome) => {
           deadline.cancel();
+          stalls.release();
+          const outcome = withLatency(settled, clock.now() - start, ts.target.check.degradedLatencyMs);
           ts.signals.delete(signal);
           if (ticket) {
             ticket.release();
@@ -752,6 +775,7 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
         to: next.verdict,
         reason: next.reason,
         message: next.message,
+        ...(next.degraded ? { degraded: next.degraded } : {}),
         at: now,
       });
   }
@@ -804,7 +828,9 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
         message: a.verdict.message,
         since: a.verdict.since,
       };
+      if (a.verdict.degraded) s.degraded = a.verdict.degraded;
       if (a.lastProbeAt !== undefined) s.lastProbeAt = a.lastProbeAt;
+      if (a.role !== undefined) s.role = a.role;
       addresses.push(s);
     }
     const s: TargetSummary = { id: ts.target.id, ...ts.overall, addresses };

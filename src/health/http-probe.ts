@@ -20,8 +20,8 @@ import { isIP, type Socket } from "node:net";
 import { type BodyMatcher, bodyMatcher } from "./body-match.ts";
 import { withCertExpiry } from "./cert-expiry.ts";
 import type { ConnectionPool } from "./http1.ts";
-import { ResponseReader } from "./http1.ts";
-import { classifyError, fail, type Outcome, ok, Reason } from "./reasons.ts";
+import { type ResponseHead, ResponseReader } from "./http1.ts";
+import { classifyError, degraded, fail, type Outcome, ok, Reason } from "./reasons.ts";
 import type { ProbeSignal } from "./signal.ts";
 import type { HttpProbeSpec, StatusRange, TlsSpec } from "./types.ts";
 
@@ -61,6 +61,13 @@ function statusOk(status: number, ranges: readonly StatusRange[]): boolean {
 
 function describeRanges(ranges: readonly StatusRange[]): string {
   return ranges.map((r) => (r.from === r.to ? `${r.from}` : `${r.from}-${r.to}`)).join(", ");
+}
+
+/** A passing response: degraded when it carries a Warning header and the probe asks to look. */
+function success(spec: HttpProbeSpec, head: ResponseHead, message: string): Outcome {
+  if (spec.degradeOnWarning && head.warning !== undefined)
+    return degraded(Reason.WarningHeader, `${message}; Warning: ${head.warning}`);
+  return ok(message);
 }
 
 interface Hop {
@@ -272,6 +279,11 @@ function oneRequest(
         const ranges = spec.expectedStatuses ?? defaultStatuses;
         if (spec.followRedirects && head.status >= 300 && head.status < 400 && head.location) {
           decided = { location: head.location };
+        } else if (spec.degradedStatuses && statusOk(head.status, spec.degradedStatuses)) {
+          // Working but asking for less (429, 503 with Retry-After...): the body check is for
+          // the normal answer, not this one.
+          const text = head.reason ? ` ${head.reason}` : "";
+          decided = degraded(Reason.DegradedStatus, `HTTP ${head.status}${text} (a degraded status)`);
         } else if (!statusOk(head.status, ranges)) {
           const text = head.reason ? ` ${head.reason}` : "";
           decided = fail(
@@ -279,9 +291,9 @@ function oneRequest(
             `HTTP ${head.status}${text} (expected ${describeRanges(ranges)})`,
           );
         } else if (!needle) {
-          decided = ok(`HTTP ${head.status}`);
+          decided = success(spec, head, `HTTP ${head.status}`);
         } else if (needle.matched || ((needle.bytes >= limit || reader.done) && needle.end())) {
-          decided = ok(`HTTP ${head.status}, body matched`);
+          decided = success(spec, head, `HTTP ${head.status}, body matched`);
         } else if (needle.bytes >= limit) {
           const m = `HTTP ${head.status}: the first ${limit} bytes of the body do not match ${spec.bodyRegex ? "the expected pattern" : "the expected text"}`;
           decided = fail(Reason.BodyMismatch, m);

@@ -23,6 +23,8 @@ export interface ResponseHead {
   reason: string;
   /** Lower-cased names; only the headers a probe uses. */
   location?: string;
+  /** The first `Warning` header's value (RFC 9111 §5.5: a "degraded" hint some servers send). */
+  warning?: string;
   /** The connection may be reused after this response. */
   keepAlive: boolean;
   /** From `Keep-Alive: timeout=N`, in ms. */
@@ -111,6 +113,7 @@ export class ResponseReader {
     let transferEncoding = false;
     let connection = "";
     let location: string | undefined;
+    let warning: string | undefined;
     let keepAliveTimeoutMs: number | undefined;
     for (let i = 1; i < lines.length; i++) {
       const l = lines[i]!;
@@ -132,6 +135,8 @@ export class ResponseReader {
         connection += `${value.toLowerCase()},`;
       } else if (name === "location") {
         location = value;
+      } else if (name === "warning") {
+        warning ??= value;
       } else if (name === "keep-alive") {
         const t = /timeout=(\d+)/i.exec(value);
         if (t) keepAliveTimeoutMs = Number(t[1]) * 1000;
@@ -157,6 +162,7 @@ export class ResponseReader {
       keepAlive: this.framing !== "close" && !close && (!http10 || keep),
     };
     if (location !== undefined) head.location = location;
+    if (warning !== undefined) head.warning = warning;
     if (keepAliveTimeoutMs !== undefined) head.keepAliveTimeoutMs = keepAliveTimeoutMs;
     if (this.framing === "none") this.done = true;
     return head;

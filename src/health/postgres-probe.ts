@@ -1,7 +1,8 @@
 /**
  * PostgreSQL probe: opens a session to the pinned address (startup,
- * authentication, `SELECT 1`), and with `expectRole` asks
- * `pg_is_in_recovery()`: a primary answers false, a streaming replica true.
+ * authentication, `SELECT pg_is_in_recovery()`): a primary answers false, a
+ * streaming replica true. The role is reported with every outcome (status.role,
+ * publish.role); `expectRole` also fails the probe on the other role.
  * A new session per probe, closed at once: what a client sees, including
  * `max_connections` exhaustion and a server still starting (57P03).
  *
@@ -32,6 +33,7 @@ export function databaseTls(tls: TlsSpec, host: string): ConnectionOptions {
   return {
     rejectUnauthorized: !tls.insecureSkipVerify,
     ...(tls.caBundle ? { ca: tls.caBundle } : {}),
+    ...(tls.clientCert ? { cert: tls.clientCert.cert, key: tls.clientCert.key } : {}),
     ...(servername ? { servername } : {}),
   };
 }
@@ -83,13 +85,12 @@ export function postgresProbe(p: PostgresProbeSpec, ctx: DatabaseProbeContext): 
     ctx.signal.onabort = () => settle(classifyError(ctx.signal.reason, ctx.signal));
     const run = async (): Promise<Outcome> => {
       await client.connect();
-      if (!p.expectRole) {
-        await client.query("SELECT 1");
-        return ok("session opened");
-      }
+      // The role in the same round trip as the health query, on every probe:
+      // pg_is_in_recovery() costs what SELECT 1 does and any user may call it.
       const r = await client.query<{ recovery: boolean }>("SELECT pg_is_in_recovery() AS recovery");
       const role: DatabaseRole = r.rows[0]?.recovery ? "replica" : "primary";
-      return role === p.expectRole ? ok(`session opened, ${role}`) : roleMismatch(p.expectRole, role);
+      if (p.expectRole && role !== p.expectRole) return { ...roleMismatch(p.expectRole, role), role };
+      return { ...ok(`session opened, ${role}`), role };
     };
     run().then(settle, (err: unknown) => settle(classifyPg(err, ctx.signal)));
   });

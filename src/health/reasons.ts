@@ -12,7 +12,14 @@ export const Reason = {
   Timeout: "Timeout",
   TLSError: "TLSError",
   CertificateExpired: "CertificateExpired",
+  /** Degraded: a TLS server's certificate expires within the probe's expiryWarning. */
   CertificateExpiresSoon: "CertificateExpiresSoon",
+  /** Degraded: the probe succeeded but took longer than the check's degradedLatency. */
+  SlowResponse: "SlowResponse",
+  /** Degraded: the HTTP status is one of the probe's degradedStatuses. */
+  DegradedStatus: "DegradedStatus",
+  /** Degraded: the HTTP response carried a Warning header (degradeOnWarning). */
+  WarningHeader: "WarningHeader",
   HTTPStatus: "HTTPStatus",
   BodyMismatch: "BodyMismatch",
   /** A udp, postgres or redis reply was not the one expected. */
@@ -48,6 +55,14 @@ export interface Outcome {
   ok: boolean;
   reason: string;
   message: string;
+  /** The database role the server reported (postgres and redis probes), when it answered. */
+  role?: "primary" | "replica";
+  /**
+   * A success that works but less well (slow, rate-limited, certificate
+   * about to expire): counts as a success for the verdict, and `reason` says
+   * why it is degraded. Only with `ok`.
+   */
+  degraded?: true;
 }
 
 export const maxMessageLength = 256;
@@ -60,6 +75,21 @@ export function bounded(message: string): string {
 
 export function ok(message = "probe succeeded"): Outcome {
   return { ok: true, reason: Reason.ProbeSucceeded, message };
+}
+
+/** A degraded success (see Outcome.degraded). */
+export function degraded(reason: string, message: string): Outcome {
+  return { ok: true, reason, message: bounded(message), degraded: true };
+}
+
+/** `outcome`, or SlowResponse when it is a plain success that took longer than `limitMs`. */
+export function withLatency(outcome: Outcome, latencyMs: number, limitMs: number | undefined): Outcome {
+  if (limitMs === undefined || !outcome.ok || outcome.degraded || latencyMs <= limitMs) return outcome;
+  return degraded(
+    Reason.SlowResponse,
+    // No measured figure in the message: it would change the status on every probe.
+    `${outcome.message}; slower than degradedLatency (${limitMs} ms)`,
+  );
 }
 
 export function fail(reason: string, message: string): Outcome {

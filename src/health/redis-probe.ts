@@ -1,7 +1,8 @@
 /**
  * Redis probe: connects to the pinned address, AUTHs when a password is set,
- * and expects PONG to PING; with `expectRole` it asks `ROLE` (master is
- * primary, slave is replica). A new connection per probe, closed at once,
+ * and expects PONG to PING, pipelined with `ROLE` (master is primary, slave
+ * is replica): the role comes with every outcome; `expectRole` also fails the
+ * probe on the other role. A new connection per probe, closed at once,
  * without ioredis' reconnects, offline queue or ready check: one probe is
  * one attempt, bounded by the engine's deadline.
  *
@@ -63,14 +64,22 @@ export function redisProbe(p: RedisProbeSpec, ctx: DatabaseProbeContext): Promis
     ctx.signal.onabort = () => settle(classifyError(ctx.signal.reason, ctx.signal));
     const run = async (): Promise<Outcome> => {
       await client.connect();
-      const pong = await client.ping();
+      // PING and ROLE in one write, one round trip: the role comes with every
+      // probe. A server that refuses ROLE (an ACL without it) is still healthy
+      // with an unknown role, unless the probe expects one.
+      const replies = (await client.pipeline().ping().call("ROLE").exec()) ?? [];
+      const [pingErr, pong] = replies[0] ?? [new Error("no reply to PING")];
+      if (pingErr) throw pingErr;
       if (pong !== "PONG") return fail(Reason.ResponseMismatch, `PING answered ${JSON.stringify(pong)}`);
-      if (!p.expectRole) return ok("PONG");
-      const reply = (await client.call("ROLE")) as unknown[];
+      const [roleErr, reply] = replies[1] ?? [new Error("no reply to ROLE")];
+      const first = roleErr ? undefined : (reply as unknown[] | undefined)?.[0];
       const role: DatabaseRole | undefined =
-        reply?.[0] === "master" ? "primary" : reply?.[0] === "slave" ? "replica" : undefined;
-      if (!role) return fail(Reason.ResponseMismatch, `ROLE answered ${JSON.stringify(reply?.[0])}`);
-      return role === p.expectRole ? ok(`PONG, ${role}`) : roleMismatch(p.expectRole, role);
+        first === "master" ? "primary" : first === "slave" ? "replica" : undefined;
+      if (!p.expectRole) return role ? { ...ok(`PONG, ${role}`), role } : ok("PONG");
+      if (roleErr) throw roleErr;
+      if (!role) return fail(Reason.ResponseMismatch, `ROLE answered ${JSON.stringify(first)}`);
+      if (role !== p.expectRole) return { ...roleMismatch(p.expectRole, role), role };
+      return { ...ok(`PONG, ${role}`), role };
     };
     run().then(settle, (err: unknown) => settle(classifyRedis(err, ctx, socketError)));
   });

@@ -12,12 +12,20 @@
  * ran, whether in one long block or in many short ones (a saturated loop
  * delays every callback). Recent stalls are kept for `keepMs` (longer than
  * any probe timeout, at most 60 s).
+ *
+ * `onDemand`: the sampler runs only while something holds it (the engine
+ * holds it for each probe in flight). Stalls matter only within a probe,
+ * and an idle operator should not wake up 40 times a second: at 500
+ * targets every 10 s, probes are in flight a few percent of the time.
  */
 import type { Clock, Timer } from "../util/clock.ts";
 
 export interface StallMonitor {
   /** Milliseconds the event loop was blocked within [from, to] (including a stall still under way). */
   blockedMs(from: number, to: number): number;
+  /** With `onDemand`: sample from now on until the matching `release` (holds nest). */
+  hold(): void;
+  release(): void;
   stop(): void;
 }
 
@@ -29,10 +37,12 @@ export interface StallMonitorOptions {
   toleranceMs?: number;
   /** Default 90 s. */
   keepMs?: number;
+  /** Sample only while held (default: always). */
+  onDemand?: boolean;
 }
 
 /** Never sees a stall (tests on a fake clock that want none). */
-export const noStalls: StallMonitor = { blockedMs: () => 0, stop() {} };
+export const noStalls: StallMonitor = { blockedMs: () => 0, hold() {}, release() {}, stop() {} };
 
 export function stallMonitor(options: StallMonitorOptions): StallMonitor {
   const { clock } = options;
@@ -45,6 +55,8 @@ export function stallMonitor(options: StallMonitorOptions): StallMonitor {
   let due = clock.now() + sampleMs;
   let timer: Timer | undefined;
   let stopped = false;
+  let holds = 0;
+  const sampling = () => !stopped && (!options.onDemand || holds > 0);
 
   const tick = () => {
     const now = clock.now();
@@ -55,9 +67,9 @@ export function stallMonitor(options: StallMonitorOptions): StallMonitor {
       head = 0;
     }
     due = now + sampleMs;
-    if (!stopped) timer = clock.setTimer(tick, sampleMs);
+    timer = sampling() ? clock.setTimer(tick, sampleMs) : undefined;
   };
-  timer = clock.setTimer(tick, sampleMs);
+  if (sampling()) timer = clock.setTimer(tick, sampleMs);
 
   const overlap = (a: number, b: number, from: number, to: number) =>
     Math.max(0, Math.min(b, to) - Math.max(a, from));
@@ -71,8 +83,25 @@ export function stallMonitor(options: StallMonitorOptions): StallMonitor {
       }
       // The sampler is overdue: the loop is only now resuming from a stall it has not recorded yet.
       const now = clock.now();
-      if (now - due > toleranceMs) sum += overlap(due, now, from, to);
+      if (timer && now - due > toleranceMs) sum += overlap(due, now, from, to);
       return sum;
+    },
+    hold() {
+      holds++;
+      if (holds === 1 && options.onDemand && !stopped && !timer) {
+        due = clock.now() + sampleMs;
+        timer = clock.setTimer(tick, sampleMs);
+      }
+    },
+    release() {
+      holds = Math.max(0, holds - 1);
+      if (holds === 0 && options.onDemand && timer) {
+        // Not blocked now (this runs on the loop): only a tick already overdue is a stall to keep.
+        const now = clock.now();
+        if (now - due > toleranceMs) stalls.push(due, now);
+        timer.cancel();
+        timer = undefined;
+      }
     },
     stop() {
       stopped = true;

@@ -24,7 +24,7 @@ export interface TlsSpec {
   insecureSkipVerify?: boolean;
   /** PEM client certificate chain and key presented for mTLS. */
   clientCert?: { cert: string; key: string };
-  /** A success over a certificate expiring within this becomes CertificateExpiresSoon (HTTPS probes). */
+  /** A success over a certificate expiring within this becomes CertificateExpiresSoon. */
   expiryWarningMs?: number;
 }
 
@@ -44,6 +44,10 @@ export interface HttpProbeSpec {
   secretHeaders?: string[];
   /** Default [{ from: 200, to: 399 }]. */
   expectedStatuses?: StatusRange[];
+  /** Statuses that make the probe a degraded success (DegradedStatus), checked before expectedStatuses. */
+  degradedStatuses?: StatusRange[];
+  /** A response with a `Warning` header is a degraded success (WarningHeader). Default false. */
+  degradeOnWarning?: boolean;
   /** Substring that must appear within the first `maxBodyBytes` of the body. */
   bodyMatch?: string;
   /** Regular expression the first `maxBodyBytes` of the body (as UTF-8) must match; run in linear time. */
@@ -61,6 +65,8 @@ export interface HttpProbeSpec {
 export interface TcpProbeSpec {
   type: "tcp";
   port: number | string;
+  /** Complete a TLS handshake after the connect. */
+  tls?: TlsSpec;
 }
 
 export interface GrpcProbeSpec {
@@ -156,6 +162,8 @@ export interface CheckSpec {
    */
   recheckIntervalMs?: number;
   flapDamping?: FlapDamping;
+  /** A success slower than this (less than the timeout) is a degraded success (SlowResponse). */
+  degradedLatencyMs?: number;
 }
 
 export interface Target {
@@ -173,7 +181,21 @@ export interface Target {
   check: CheckSpec;
 }
 
-/** What the engine reports: a change of verdict (or the start of flap damping). */
+/**
+ * Why a Healthy verdict is degraded: its probes succeed, but slowly,
+ * rate-limited, with a Warning or over a certificate about to expire.
+ */
+export interface Degradation {
+  /** CamelCase reason: SlowResponse, DegradedStatus, WarningHeader, CertificateExpiresSoon. */
+  reason: string;
+  message: string;
+}
+
+/**
+ * What the engine reports: a change of verdict, the start of flap damping,
+ * or a Healthy verdict becoming or ceasing to be degraded (`from` and `to`
+ * both Healthy).
+ */
 export interface Transition {
   id: string;
   /** Set for a resolved address's verdict; absent for the target's overall verdict. */
@@ -184,6 +206,8 @@ export interface Transition {
   reason: string;
   /** Short human-readable detail (at most 256 characters). */
   message: string;
+  /** Set while the new verdict is Healthy but degraded. */
+  degraded?: Degradation;
   at: number;
 }
 
@@ -228,9 +252,13 @@ export interface AddressSummary {
   verdict: Verdict;
   reason: string;
   message: string;
+  /** Set while the verdict is Healthy but degraded. */
+  degraded?: Degradation;
   /** When the verdict last changed (or the address appeared). */
   since: number;
   lastProbeAt?: number;
+  /** The database role the last run learnt (postgres, redis probes); absent when unknown. */
+  role?: DatabaseRole;
 }
 
 export interface TargetSummary {
@@ -238,6 +266,8 @@ export interface TargetSummary {
   verdict: Verdict;
   reason: string;
   message: string;
+  /** Set while the verdict is Healthy but degraded (every healthy address is). */
+  degraded?: Degradation;
   since: number;
   addresses: AddressSummary[];
   lastProbeAt?: number;

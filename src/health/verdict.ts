@@ -12,9 +12,17 @@
  *   for `windowMs`.
  * - A `definitive` outcome (destination denied, `none` probe) meets the
  *   threshold at once: waiting for more of the same would only delay it.
+ * - Degraded: a degraded outcome is a success for the verdict. A verdict
+ *   that turns Healthy on one is degraded at once; a Healthy verdict becomes
+ *   degraded after `failureThreshold` results in a row that were not clean
+ *   successes, the latest degraded (a degraded result is a partial failure),
+ *   and stops being degraded after `successThreshold` clean successes in a
+ *   row; the degradation's reason follows the latest degraded result. Only a
+ *   Healthy verdict is degraded, so flap damping (which holds Unhealthy)
+ *   ends it, and degraded changes are no verdict changes for damping.
  */
 import { type Outcome, ok, Reason } from "./reasons.ts";
-import type { FlapDamping, Verdict } from "./types.ts";
+import type { Degradation, FlapDamping, Verdict } from "./types.ts";
 
 export interface VerdictConfig {
   failureThreshold: number;
@@ -27,6 +35,10 @@ export interface VerdictInput {
   reason: string;
   message: string;
   definitive?: boolean;
+  /** The database role a probe of the run learnt (postgres, redis). */
+  role?: Outcome["role"];
+  /** A degraded success (only with ok). */
+  degraded?: true;
 }
 
 export interface VerdictState {
@@ -45,6 +57,12 @@ export interface VerdictState {
   readonly damped: boolean;
   /** Latest failure, to explain an Unhealthy verdict once damping ends. */
   readonly lastFailure?: { reason: string; message: string };
+  /** Set while the published verdict is Healthy but degraded. */
+  readonly degraded?: Degradation;
+  /** Results in a row that were not clean successes (degraded or failed). */
+  readonly impaired?: number;
+  /** Clean successes in a row. */
+  readonly clean?: number;
 }
 
 export interface VerdictChange {
@@ -52,6 +70,8 @@ export interface VerdictChange {
   to: Verdict;
   reason: string;
   message: string;
+  /** Set while the new verdict is Healthy but degraded. */
+  degraded?: Degradation;
 }
 
 /** Shared by every state without recent changes (most of them): one empty array, not one per state. */
@@ -137,7 +157,13 @@ export function step(
         : (state.lastFailure?.message ?? "stable after flapping");
   }
 
+  const cleanSuccess = input.ok && !input.degraded;
+  const impaired = cleanSuccess ? 0 : (state.impaired ?? 0) + 1;
+  const clean = cleanSuccess ? (state.clean ?? 0) + 1 : 0;
+  const degraded = degradation(state, input, verdict, impaired, clean, config);
+
   const changed = verdict !== state.verdict || damped !== state.damped;
+  const degradedChanged = (degraded === undefined) !== (state.degraded === undefined);
   const next: VerdictState = {
     verdict,
     reason,
@@ -149,10 +175,31 @@ export function step(
     changes,
     damped,
     lastFailure: input.ok ? state.lastFailure : { reason: input.reason, message: input.message },
+    ...(degraded ? { degraded } : {}),
+    // Only counted while they can matter (a healthy verdict): most states stay as small as before.
+    ...(impaired > 0 && verdict === "Healthy" ? { impaired } : {}),
+    ...(clean > 0 && degraded ? { clean } : {}),
   };
-  return changed
-    ? { state: next, change: { from: state.verdict, to: verdict, reason, message } }
-    : { state: next };
+  if (!changed && !degradedChanged) return { state: next };
+  const change: VerdictChange = { from: state.verdict, to: verdict, reason, message };
+  if (degraded) change.degraded = degraded;
+  return { state: next, change };
+}
+
+/** The degradation of the verdict after a step (the rules in the header). */
+function degradation(
+  state: VerdictState,
+  input: VerdictInput,
+  verdict: Verdict,
+  impaired: number,
+  clean: number,
+  config: VerdictConfig,
+): Degradation | undefined {
+  if (verdict !== "Healthy") return undefined;
+  const latest = input.degraded ? { reason: input.reason, message: input.message } : undefined;
+  if (state.verdict !== "Healthy") return latest;
+  if (state.degraded) return clean >= config.successThreshold ? undefined : (latest ?? state.degraded);
+  return latest && impaired >= config.failureThreshold ? latest : undefined;
 }
 
 // --- one address's probes, and a target's addresses -----------------------
@@ -177,25 +224,40 @@ export function combineResults(results: ProbeResult[], mode: "all" | "any"): Ver
   if (results.length === 1) return results[0]!;
   const voided = results.find(isVoided);
   const known = voided ? results.filter((r) => !isVoided(r)) : results;
+  // The role is a fact about the server, whatever the other probes say.
+  const role = known.find((r) => r.role !== undefined)?.role;
+  const withRole = <T extends VerdictInput>(r: T): T => (role && r.role !== role ? { ...r, role } : r);
   const firstFailure = known.find((r) => !r.ok);
-  if (mode === "all") return firstFailure ?? voided ?? ok(`${results.length} probes succeeded`);
-  const successes = known.filter((r) => r.ok).length;
-  if (successes > 0) return ok(`${successes} of ${results.length} probes succeeded`);
-  return voided ?? firstFailure!;
+  if (mode === "all")
+    return withRole(
+      firstFailure ?? voided ?? known.find((r) => r.degraded) ?? ok(`${results.length} probes succeeded`),
+    );
+  const successes = known.filter((r) => r.ok);
+  // any: degraded only when every success is (one clean probe is enough).
+  if (successes.length > 0)
+    return withRole(
+      successes.every((r) => r.degraded)
+        ? successes[0]!
+        : ok(`${successes.length} of ${results.length} probes succeeded`),
+    );
+  return withRole(voided ?? firstFailure!);
 }
 
 export interface OverallVerdict {
   verdict: Verdict;
   reason: string;
   message: string;
+  /** Set while the verdict is Healthy and every healthy address is degraded. */
+  degraded?: Degradation;
   /** When the verdict (or its being Flapping) last changed. */
   since: number;
 }
 
 /**
  * A target's overall verdict from its addresses': Healthy when any address
- * is, Unknown when none is but one is still undecided, Unhealthy when all
- * are; with no address (the name does not resolve), the unresolved verdict.
+ * is (degraded when every healthy one is), Unknown when none is but one is
+ * still undecided, Unhealthy when all are; with no address (the name does
+ * not resolve), the unresolved verdict.
  * Undefined when a single address's verdict is the overall one already
  * (the hot path: nothing to rebuild). `changed`: a transition to report.
  */
@@ -206,12 +268,17 @@ export function overallVerdict(
   prev: OverallVerdict,
   now: number,
 ): { overall: OverallVerdict; changed: boolean } | undefined {
-  let next: { verdict: Verdict; reason: string; message: string };
+  let next: { verdict: Verdict; reason: string; message: string; degraded?: Degradation | undefined };
   if (count === 0) {
     next = { verdict: unresolved.verdict, reason: unresolved.reason, message: unresolved.message };
   } else if (count === 1) {
     const v: VerdictState = addresses[Symbol.iterator]().next().value!.verdict;
-    if (v.verdict === prev.verdict && v.reason === prev.reason && v.message === prev.message)
+    if (
+      v.verdict === prev.verdict &&
+      v.reason === prev.reason &&
+      v.message === prev.message &&
+      v.degraded === prev.degraded
+    )
       return undefined;
     next = v;
   } else {
@@ -220,26 +287,33 @@ export function overallVerdict(
     let unhealthy: typeof healthy;
     for (const a of addresses) {
       const v = a.verdict.verdict;
-      if (v === "Healthy") healthy ??= a;
-      else if (v === "Unknown") unknown ??= a;
+      // A clean healthy address wins over a degraded one.
+      if (v === "Healthy") {
+        if (!healthy || (healthy.verdict.degraded && !a.verdict.degraded)) healthy = a;
+      } else if (v === "Unknown") unknown ??= a;
       else unhealthy ??= a;
     }
     const pick = healthy ?? unknown ?? unhealthy!;
+    const d = healthy?.verdict.degraded;
     next = {
       verdict: healthy ? "Healthy" : unknown ? "Unknown" : "Unhealthy",
       reason: pick.verdict.reason,
       message: `${pick.address}: ${pick.verdict.message}`,
+      ...(d ? { degraded: { reason: d.reason, message: `${pick.address}: ${d.message}` } } : {}),
     };
   }
   const flapping = (r: string) => r === Reason.Flapping;
-  const changed = prev.verdict !== next.verdict || flapping(prev.reason) !== flapping(next.reason);
-  return {
-    overall: {
-      verdict: next.verdict,
-      reason: next.reason,
-      message: next.message,
-      since: changed ? now : prev.since,
-    },
-    changed,
+  const changed =
+    prev.verdict !== next.verdict ||
+    flapping(prev.reason) !== flapping(next.reason) ||
+    (prev.degraded === undefined) !== (next.degraded === undefined);
+  const overall: OverallVerdict = {
+    verdict: next.verdict,
+    reason: next.reason,
+    message: next.message,
+    since:
+      prev.verdict !== next.verdict || flapping(prev.reason) !== flapping(next.reason) ? now : prev.since,
   };
+  if (next.degraded) overall.degraded = next.degraded;
+  return { overall, changed };
 }

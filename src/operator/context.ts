@@ -56,6 +56,11 @@ export interface OperatorSettings {
    * (hundreds of near-1 MB writes would make the test slow and load-bound).
    */
   configMapBudgetBytes?: number;
+  /**
+   * The most ConfigMaps one service's document is split into (format 2);
+   * default PUBLISHED_MAX_PARTS. 1 keeps format 1 only (over budget: stale).
+   */
+  configMapMaxParts?: number;
 }
 
 export interface OperatorContext {

@@ -197,7 +197,7 @@ export type MergedHealthCheck =
  * - `probes` merge by type: an override probe merges into the base probe of
  *   the same type (the one with its name, when it names a base probe), field
  *   by field within its member (`http`, `tcp`, ...); lists and objects in a
- *   member (headers, expectedStatuses, tls, bodyMatch) replace the base's
+ *   member (headers, expectedStatuses, degradedStatuses, tls, bodyMatch) replace the base's
  *   whole. Base probes no override probe matches stay; override probes that
  *   match none are added.
  * - With `replaceProbes` (the base is the operator default's check), the
@@ -294,11 +294,13 @@ function describeProbe(p: Probe): string {
   switch (p.type) {
     case "http": {
       const h = p.http;
-      const statuses = h.expectedStatuses.map((r) => (r.min === r.max ? `${r.min}` : `${r.min}-${r.max}`));
-      return `http ${h.method} ${h.scheme.toLowerCase()}://${at(h.host, h.port)}${h.path} (${statuses.join(",")})`;
+      const ranges = (rs: readonly { min: number; max: number }[]) =>
+        rs.map((r) => (r.min === r.max ? `${r.min}` : `${r.min}-${r.max}`)).join(",");
+      const degraded = h.degradedStatuses ? `; degraded ${ranges(h.degradedStatuses)}` : "";
+      return `http ${h.method} ${h.scheme.toLowerCase()}://${at(h.host, h.port)}${h.path} (${ranges(h.expectedStatuses)}${degraded})`;
     }
     case "tcp":
-      return `tcp ${at(p.tcp.host, p.tcp.port)}`;
+      return `tcp ${at(p.tcp.host, p.tcp.port)}${p.tcp.tls ? " tls" : ""}`;
     case "udp":
       return `udp ${at(p.udp.host, p.udp.port)}${p.udp.expectRegex ? ` expect /${p.udp.expectRegex}/` : ""}`;
     case "grpc":
@@ -364,6 +366,7 @@ export function instanceTarget(
       windowMs: parseDuration(healthCheck.flapDamping.window),
     },
     ...(healthCheck.recheckInterval ? { recheckIntervalMs: parseDuration(healthCheck.recheckInterval) } : {}),
+    ...(healthCheck.degradedLatency ? { degradedLatencyMs: parseDuration(healthCheck.degradedLatency) } : {}),
   };
   const [hostOverride] = hosts;
   return {
@@ -432,6 +435,10 @@ function toProbeSpec(
         headers,
         ...(secretHeaders.length > 0 ? { secretHeaders } : {}),
         expectedStatuses: h.expectedStatuses.map((r) => ({ from: r.min, to: r.max })),
+        ...(h.degradedStatuses
+          ? { degradedStatuses: h.degradedStatuses.map((r) => ({ from: r.min, to: r.max })) }
+          : {}),
+        ...(h.degradeOnWarning ? { degradeOnWarning: true } : {}),
         bodyMatch: h.bodyMatch?.substring,
         bodyRegex: h.bodyMatch?.regex,
         maxBodyBytes: h.bodyMatch?.maxBytes,
@@ -441,7 +448,10 @@ function toProbeSpec(
     }
     case "tcp": {
       const p = port(probe.tcp.port);
-      return p === undefined ? missingPort(probe.tcp.port) : { type: "tcp", port: p };
+      if (p === undefined) return missingPort(probe.tcp.port);
+      const tls = probe.tcp.tls && tlsSpec(probe.tcp.tls, secrets);
+      if (tls && "reason" in tls) return tls;
+      return { type: "tcp", port: p, ...(tls ? { tls } : {}) };
     }
     case "udp": {
       const u = probe.udp;

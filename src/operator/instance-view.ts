@@ -10,8 +10,14 @@
  *   resolved (minus what may not be published), or with a host override
  *   the instance address's own resolution at the overall verdict.
  * - An instance another replica probes: the status that replica wrote.
+ * - Its database role (status.role, publish.role): the one role every
+ *   published address's server reported to its last counted probe (with a
+ *   host override, every probed address); unknown when one of them reported
+ *   none (not probed yet, failing) or they disagree. Fresh only: a role
+ *   recorded before a restart is not trusted for publishing by role.
  */
-import { ConditionTypes, type ServiceInstanceStatus, type Verdict } from "../api/index.ts";
+import { ConditionTypes, type DatabaseRole, type ServiceInstanceStatus, type Verdict } from "../api/index.ts";
+import type { Degradation } from "../health/index.ts";
 import type { InstanceInput } from "../publish/index.ts";
 import type { InstanceObject, OperatorContext } from "./context.ts";
 import { blockerReasons, type InstanceRuntime, type RuntimeStore } from "./runtime.ts";
@@ -24,6 +30,8 @@ export interface ProbedInstance {
   verdict: InstanceVerdict | undefined;
   /** The addresses to publish (resolved IPs). */
   addresses: string[];
+  /** The database role; absent when unknown. */
+  role?: DatabaseRole;
 }
 
 /** An instance as the publisher publishes it. */
@@ -33,9 +41,13 @@ export interface PublishedInstance {
   /** Probed at least once (or blocked): the start-up hold need not wait for it. */
   settled: boolean;
   verdict: InstanceInput["verdict"];
+  /** Healthy but degraded: published at the policy's degradedWeightPercent of its weight. */
+  degraded: boolean;
   addresses: string[];
   /** While the verdict is Healthy: when the instance turned healthy (ms; see healthySince()). */
   healthySince?: number;
+  /** The database role; absent when unknown. */
+  role?: DatabaseRole;
 }
 
 export interface InstanceView {
@@ -80,6 +92,30 @@ export function healthySince(
   return verdict?.verdict === "Healthy" ? verdict.since : undefined;
 }
 
+/** The one role all these addresses' servers reported; undefined when one reported none or they differ. */
+export function instanceRole(addresses: readonly AddressVerdict[]): DatabaseRole | undefined {
+  const role = addresses[0]?.role;
+  return role && addresses.every((a) => a.role === role) ? role : undefined;
+}
+
+/**
+ * The degradation of a healthy instance, by the same rule: the fresh
+ * verdict's, else (no verdict yet) the recorded Degraded condition's.
+ */
+export function instanceDegraded(
+  previous: ServiceInstanceStatus | undefined,
+  verdict: InstanceVerdict | undefined,
+): Degradation | undefined {
+  if (verdict?.verdict === "Healthy") return verdict.degraded;
+  if (verdict?.verdict === "Unhealthy" || previous?.healthy !== true) return undefined;
+  return recordedDegradation(previous);
+}
+
+function recordedDegradation(status: ServiceInstanceStatus | undefined): Degradation | undefined {
+  const c = status?.conditions?.find((c) => c.type === ConditionTypes.Degraded);
+  return c?.status === "True" ? { reason: c.reason, message: c.message } : undefined;
+}
+
 export function instanceView(ctx: OperatorContext, runtimes: RuntimeStore): InstanceView {
   /** The addresses to publish for an owned instance, each with its verdict. */
   function addresses(
@@ -100,7 +136,18 @@ export function instanceView(ctx: OperatorContext, runtimes: RuntimeStore): Inst
       });
     }
     const overall = verdict?.verdict ?? "Unknown";
-    return (rt.resolved ?? []).map((address) => ({ address, verdict: overall }));
+    // The published addresses are not the probed ones: the role is the probed servers'.
+    const role = instanceRole(verdict?.addresses ?? []);
+    return (rt.resolved ?? []).map((address) =>
+      role ? { address, verdict: overall, role } : { address, verdict: overall },
+    );
+  }
+
+  /** The addresses listed and their role (see the header): a healthy name that resolves to several IPs lists the IPs that pass. */
+  function listed(all: readonly AddressVerdict[], healthy: boolean) {
+    const passing = all.filter((a) => a.verdict === "Healthy");
+    const shown = healthy && passing.length > 0 ? passing : all;
+    return { addresses: shown.map((a) => a.address), role: instanceRole(shown) };
   }
 
   function published(si: InstanceObject): PublishedInstance {
@@ -111,30 +158,34 @@ export function instanceView(ctx: OperatorContext, runtimes: RuntimeStore): Inst
       const blocked = ready?.status === "False" && blockerReasons.has(ready.reason);
       const addresses = si.status?.addresses ?? [];
       const since = recorded === "Healthy" ? healthySince(si.status, undefined) : undefined;
+      const role = blocked ? undefined : si.status?.role;
+      const degraded = recorded === "Healthy" && recordedDegradation(si.status) !== undefined;
       return {
         blocked,
         settled: blocked || recorded !== "Unknown",
         verdict: recorded,
+        degraded,
         addresses,
+        ...withRole(role),
         ...(since !== undefined ? { healthySince: since } : {}),
       };
     }
     const rt = runtimes.get(key);
     if (!rt || rt.blocker)
-      return { blocked: true, settled: rt !== undefined, verdict: "Unknown", addresses: [] };
+      return { blocked: true, settled: rt !== undefined, verdict: "Unknown", degraded: false, addresses: [] };
     const verdict = ctx.verdicts.get(key);
     // The status writer's rule: the fresh verdict, else the recorded one.
     const effective = asVerdict(instanceHealthy(si.status, verdict));
-    const all = addresses(key, rt, verdict);
-    // A healthy name that resolves to several IPs publishes the IPs that pass.
-    const passing = all.filter((a) => a.verdict === "Healthy").map((a) => a.address);
-    const list = effective === "Healthy" && passing.length > 0 ? passing : all.map((a) => a.address);
+    const { addresses: list, role } = listed(addresses(key, rt, verdict), effective === "Healthy");
+    const degraded = effective === "Healthy" && instanceDegraded(si.status, verdict) !== undefined;
     const since = effective === "Healthy" ? healthySince(si.status, verdict) : undefined;
     return {
       blocked: false,
       settled: verdict?.probed === true,
       verdict: effective,
+      degraded,
       addresses: list,
+      ...withRole(role),
       ...(since !== undefined ? { healthySince: since } : {}),
     };
   }
@@ -144,7 +195,10 @@ export function instanceView(ctx: OperatorContext, runtimes: RuntimeStore): Inst
       const runtime = runtimes.get(key);
       if (!runtime) return undefined;
       const verdict = runtime.blocker ? undefined : ctx.verdicts.get(key);
-      return { runtime, verdict, addresses: addresses(key, runtime, verdict).map((a) => a.address) };
+      const all = addresses(key, runtime, verdict);
+      // The status lists every address; the role is that of the addresses published.
+      const { role } = listed(all, verdict?.verdict === "Healthy");
+      return { runtime, verdict, addresses: all.map((a) => a.address), ...withRole(role) };
     },
     published,
     inputs(instances) {
@@ -161,8 +215,10 @@ export function instanceView(ctx: OperatorContext, runtimes: RuntimeStore): Inst
           zone: si.spec.zone,
           drain: si.spec.drain,
           verdict: v.verdict,
+          ...(v.degraded ? { degraded: true } : {}),
           tags: si.spec.tags,
           metadata: si.spec.metadata,
+          ...withRole(v.role),
           ...(v.healthySince !== undefined ? { healthySince: v.healthySince } : {}),
         });
       }
@@ -170,6 +226,11 @@ export function instanceView(ctx: OperatorContext, runtimes: RuntimeStore): Inst
     },
     probingSince: () => runtimes.probingSince(),
   };
+}
+
+/** `role` only when known: an unknown role is an absent field, in status and published documents alike. */
+function withRole(role: DatabaseRole | undefined): { role?: DatabaseRole } {
+  return role ? { role } : {};
 }
 
 /** A status's `healthy` (absent: no verdict yet) as the one Verdict (src/api/common.ts). */

@@ -91,7 +91,7 @@ export function instanceReconciler(ctx: OperatorContext, view: InstanceView): { 
       ? { ...parsed.value, metadata: obj.metadata, status: obj.status }
       : obj;
     const blocker = rt.blocker;
-    const { verdict, addresses } = probed;
+    const { verdict, addresses, role } = probed;
 
     const svcKey = serviceKey(obj.metadata.namespace!, instance.spec.service);
     const taken = await ctx.unmanaged.isUnmanaged(svcKey, rc.signal);
@@ -111,6 +111,7 @@ export function instanceReconciler(ctx: OperatorContext, view: InstanceView): { 
       instance,
       verdict,
       addresses,
+      role,
       blocker,
       conflict,
       configMapStale,

@@ -44,7 +44,7 @@ export function operatorMetrics(registry: Registry, reads: MetricReads): Operato
   });
   const transitions = new Counter({
     name: "roster_verdict_transitions_total",
-    help: "Instance verdict transitions by new verdict.",
+    help: "Instance verdict transitions by new verdict (Degraded: healthy but degraded, from any verdict).",
     labelNames: ["to"],
     registers,
   });
@@ -80,7 +80,9 @@ export function operatorMetrics(registry: Registry, reads: MetricReads): Operato
       if (!o.ok) probeFailures.inc({ type: o.type, reason: o.reason });
     },
     transition(t) {
-      if (t.address === undefined) transitions.inc({ to: t.to });
+      // A Healthy verdict that turns degraded counts as to="Degraded".
+      if (t.address === undefined)
+        transitions.inc({ to: t.to === "Healthy" && t.degraded ? "Degraded" : t.to });
     },
   };
 }

@@ -238,6 +238,7 @@ export function createOperator(options: OperatorOptions): Operator {
       if (o.voided) return;
       verdicts.onProbe(o);
     },
+    onRole: (id) => verdicts.onRole(id),
     onError: (err) => log.error({ err }, "probe engine callback failed"),
   });
   verdicts.attach(engine);

@@ -12,7 +12,8 @@
  * published.
  */
 import { configMapName, type LoadBalancing } from "../api/index.ts";
-import type { LoadBalancing as PublishedLoadBalancing } from "../api/published.ts";
+import { PUBLISHED_MAX_BYTES, type LoadBalancing as PublishedLoadBalancing } from "../api/published.ts";
+import { PUBLISHED_MAX_PARTS } from "../api/published-parts.ts";
 import { type KubeObject, resources, type WriteStep, withVersion } from "../kube/index.ts";
 import {
   buildPublishedContent,
@@ -21,10 +22,13 @@ import {
   type DesiredPublication,
   type InstanceInput,
   type InstancePort,
+  isHead,
   isManagedByRoster,
+  isPartOf,
   overBudgetMessage,
   planConfigMap,
   planEndpointSlices,
+  planPartedConfigMaps,
   serviceNeedsReplace,
   serviceOwnerReference,
 } from "../publish/index.ts";
@@ -45,8 +49,10 @@ export interface PublicationInput {
   slowStart?: EffectiveSlowStart;
   /** The time slow start windows are measured at (ms). */
   now?: number;
-  /** The largest ConfigMap document (default PUBLISHED_MAX_BYTES). */
+  /** The largest ConfigMap document (default PUBLISHED_MAX_BYTES); also each part's budget. */
   configMapBudgetBytes?: number;
+  /** The most parts of a split document (default PUBLISHED_MAX_PARTS); 1 keeps format 1 only. */
+  configMapMaxParts?: number;
   /** The Service of that name, managed or not. */
   existing: ServiceObject | undefined;
   /** The service's slices Roster manages. */
@@ -71,11 +77,17 @@ export interface ServicePlan {
 
 export function planServicePublication(input: PublicationInput): ServicePlan {
   const { namespace, service, publish } = input;
-  const desired = computeDesired(namespace, service, input.instances, {
+  // publish.role: the instances with another role or an unknown one are left
+  // out, as blocked instances are (not listed as not ready): the endpoint
+  // states have no value for "healthy but the other role" (a new one would be
+  // a new major format version), and panic must never fail open to a replica.
+  const instances = publish.role ? input.instances.filter((i) => i.role === publish.role) : input.instances;
+  const desired = computeDesired(namespace, service, instances, {
     panicThreshold: publish.panicThreshold,
     trafficDistribution: publish.trafficDistribution,
     slowStart: input.slowStart,
     now: input.now,
+    degradedWeightPercent: publish.degradedWeightPercent,
   });
   const steps: WriteStep[] = [];
   let replace: WriteStep | undefined;
@@ -149,51 +161,89 @@ export function planSlicePublication(
  * The ConfigMap writes, the revision published and, over budget, why the
  * document published is stale. Throws what planConfigMap throws (content
  * that breaks the format).
+ *
+ * Format 1 (one ConfigMap) while the document fits the budget; over it, the
+ * split format 2 (planPartedConfigMaps): `steps` then writes the parts and
+ * `commit` the head and the deletions of parts it no longer lists, to run
+ * only once every part is written (the head is the readers' commit point: a
+ * part that could not be written must not be listed). Over even
+ * `configMapMaxParts` parts, the stale format-1 document as before.
  */
 export function planConfigMapPublication(
   input: PublicationInput,
   desired: DesiredPublication,
   owner: ServiceObject | undefined,
-): { steps: WriteStep[]; revision?: number; stale?: string } {
+): { steps: WriteStep[]; commit?: WriteStep[]; revision?: number; stale?: string; parts?: number } {
   const { namespace, service, publish } = input;
   const type = resources.configMaps;
   const name = configMapName(service, publish);
   const previous = input.configMap;
   const steps: WriteStep[] = [];
+  const late: WriteStep[] = [];
+  const remove = (cm: { metadata?: { name?: string; uid?: string } }): WriteStep => ({
+    op: "delete",
+    type,
+    namespace,
+    name: cm.metadata!.name!,
+    uid: cm.metadata!.uid,
+  });
+  const write = (cm: ConfigMapObject, live: ConfigMapObject | undefined): WriteStep => {
+    const body = cm as unknown as KubeObject;
+    return live ? { op: "apply", type, body: withVersion(body, live) } : { op: "create", type, body };
+  };
+  const ownParts = input.configMaps.filter((cm) => isPartOf(cm, name));
   let revision: number | undefined;
   let stale: string | undefined;
+  let commit: WriteStep[] | undefined;
+  let parts: number | undefined;
   if (publish.configMap.enabled) {
-    const plan = planConfigMap(
-      {
-        namespace,
-        name,
-        content: buildPublishedContent(
-          desired,
-          publishedHints(input.loadBalancing, publish, input.slowStart),
-        ),
-        previous,
-        owner: owner?.metadata.uid ? serviceOwnerReference(owner) : undefined,
-      },
-      input.configMapBudgetBytes,
-    );
-    revision = plan.revision;
-    if (plan.overBudget) stale = overBudgetMessage(name, plan.overBudget);
-    if (plan.changed) {
-      const body = plan.configMap as unknown as KubeObject;
-      steps.push(
-        previous ? { op: "apply", type, body: withVersion(body, previous) } : { op: "create", type, body },
-      );
+    const planInput = {
+      namespace,
+      name,
+      content: buildPublishedContent(desired, publishedHints(input.loadBalancing, publish, input.slowStart)),
+      previous,
+      owner: owner?.metadata.uid ? serviceOwnerReference(owner) : undefined,
+    };
+    const budget = input.configMapBudgetBytes ?? PUBLISHED_MAX_BYTES;
+    const maxParts = input.configMapMaxParts ?? PUBLISHED_MAX_PARTS;
+    const planSplit = () =>
+      maxParts > 1
+        ? planPartedConfigMaps({ ...planInput, previousParts: ownParts, maxParts }, budget)
+        : undefined;
+    // Already split and unchanged (the steady state of a large service): no
+    // format-1 attempt, whose document is known to be over the budget.
+    let split = isHead(previous) ? planSplit() : undefined;
+    const unchanged = split && !split.headChanged && split.writeParts.length + split.deleteParts.length === 0;
+    const plan = unchanged ? undefined : planConfigMap(planInput, budget);
+    if (plan && !plan.overBudget) split = undefined;
+    else if (plan?.overBudget && !split) split = planSplit();
+    if (split) {
+      const live = new Map(ownParts.map((cm) => [cm.metadata.name!, cm]));
+      for (const p of split.writeParts) steps.push(write(p as ConfigMapObject, live.get(p.metadata!.name!)));
+      commit = [];
+      if (split.headChanged) commit.push(write(split.head as ConfigMapObject, previous));
+      for (const cm of split.deleteParts) commit.push(remove(cm));
+      revision = split.revision;
+      parts = split.parts.length;
+    } else if (plan) {
+      if (plan.overBudget) stale = overBudgetMessage(name, plan.overBudget);
+      revision = plan.revision;
+      if (plan.changed) steps.push(write(plan.configMap as ConfigMapObject, previous));
+      // Back to one ConfigMap: the parts go once the format-1 head is written.
+      for (const cm of ownParts) late.push(remove(cm));
     }
-  } else if (previous) {
-    steps.push({ op: "delete", type, namespace, name, uid: previous.metadata.uid });
+  } else {
+    if (previous) steps.push(remove(previous));
+    for (const cm of ownParts) steps.push(remove(cm));
   }
-  // A renamed ConfigMap (publish.configMap.name changed): the old one would
-  // stay behind, frozen, for clients still reading it.
+  // A renamed ConfigMap (publish.configMap.name changed): the old one (and
+  // its parts) would stay behind, frozen, for clients still reading it.
   for (const cm of input.configMaps) {
-    if (cm.metadata.name !== name)
-      steps.push({ op: "delete", type, namespace, name: cm.metadata.name!, uid: cm.metadata.uid });
+    if (cm.metadata.name !== name && !isPartOf(cm, name)) late.push(remove(cm));
   }
-  return { steps, revision, stale };
+  if (commit) commit.push(...late);
+  else steps.push(...late);
+  return { steps, commit, revision, stale, parts };
 }
 
 /**

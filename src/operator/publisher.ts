@@ -94,9 +94,10 @@ export function servicePublisher(ctx: OperatorContext, view: InstanceView): { re
       outcome.conflictReason = "ConfigMapClaimed";
     } else {
       const { publish, loadBalancing, slowStart } = effectiveSettings(policy, ctx.settings().defaults);
-      const { configMapBudgetBytes } = ctx.settings();
+      const { configMapBudgetBytes, configMapMaxParts } = ctx.settings();
       const input: PublicationInput = {
-        ...{ namespace, service, publish, loadBalancing, configMapBudgetBytes, existing, slices, configMaps },
+        ...{ namespace, service, publish, loadBalancing, configMapBudgetBytes, configMapMaxParts },
+        ...{ existing, slices, configMaps },
         ...(slowStart ? { slowStart, now: ctx.clock.now() } : {}),
         instances: view.inputs(siObjs),
         servicePorts: siObjs.map((si) => ({ name: si.metadata.name!, ports: si.spec.ports })),
@@ -151,7 +152,12 @@ export function servicePublisher(ctx: OperatorContext, view: InstanceView): { re
     const cm = planConfigMapPublication(input, plan.desired, owner);
     outcome.revision = cm.revision;
     outcome.stale = cm.stale;
-    const published = await executor.run(cm.steps, { group: key, signal });
+    let published = await executor.run(cm.steps, { group: key, signal });
+    // Format 2: the head (and the deletion of unlisted parts) only once every part is written.
+    if (cm.commit && !published.conflict) {
+      const committed = await executor.run(cm.commit, { group: key, signal });
+      published = { ...committed, behind: published.behind || committed.behind };
+    }
     const conflict = published.conflict ?? sliced.conflict;
     if (conflict) outcome.conflict = unmanaged(conflict);
     return wrote.behind || sliced.behind || published.behind;

@@ -8,6 +8,7 @@
 import {
   addressKind,
   ConditionTypes,
+  type DatabaseRole,
   type DiscoveryPolicy,
   type DiscoveryPolicyStatus,
   type EffectiveHealthCheck,
@@ -18,7 +19,7 @@ import {
 import { Reason } from "../health/index.ts";
 import { type Condition, type ConditionInput, metaTime, setCondition } from "../kube/index.ts";
 import { checkAddress } from "../publish/addresses.ts";
-import { instanceHealthy } from "./instance-view.ts";
+import { instanceDegraded, instanceHealthy } from "./instance-view.ts";
 import type { Blocker } from "./runtime.ts";
 import type { InstanceVerdict } from "./verdicts.ts";
 
@@ -27,6 +28,8 @@ export interface InstanceStatusInput {
   verdict: InstanceVerdict | undefined;
   /** Addresses published for the instance (resolved IPs). */
   addresses: readonly string[];
+  /** The database role the instance view decided (status.role); undefined when unknown. */
+  role?: DatabaseRole | undefined;
   /** The instance cannot be probed (invalid health check, missing Secret...). */
   blocker?: Blocker;
   /** A Service of the same name that Roster does not manage is in the way. */
@@ -100,6 +103,19 @@ export function instanceStatus(input: InstanceStatusInput): ServiceInstanceStatu
     });
   }
 
+  // Degraded: healthy, but published at a reduced weight (publish.degradedWeightPercent).
+  const degraded = blocker || healthy !== true ? undefined : instanceDegraded(previous, verdict);
+  set(
+    degraded
+      ? {
+          type: ConditionTypes.Degraded,
+          status: "True",
+          reason: degraded.reason,
+          message: degraded.message,
+        }
+      : { type: ConditionTypes.Degraded, status: "False", reason: "NotDegraded", message: "" },
+  );
+
   if (addressKind(instance.spec.address) === "DNS") {
     set(
       input.addresses.length > 0
@@ -163,6 +179,7 @@ export function instanceStatus(input: InstanceStatusInput): ServiceInstanceStatu
     addresses: input.addresses.slice(0, 16),
   };
   if (generation !== undefined) status.observedGeneration = generation;
+  if (input.role && !blocker) status.role = input.role;
   if (input.healthCheck) status.effectiveHealthCheck = input.healthCheck;
   if (healthy !== undefined) {
     status.healthy = healthy;

@@ -5,11 +5,20 @@
  * local implementation wraps this process's probe engine; a sharded prober
  * can feed the same interface from other replicas.
  */
-import type { ProbeEngine, TargetSummary, Transition, Verdict } from "../health/index.ts";
+import type {
+  DatabaseRole,
+  Degradation,
+  ProbeEngine,
+  TargetSummary,
+  Transition,
+  Verdict,
+} from "../health/index.ts";
 
 export interface AddressVerdict {
   address: string;
   verdict: Verdict;
+  /** The database role the address's server last reported (postgres, redis probes). */
+  role?: DatabaseRole;
 }
 
 export interface InstanceVerdict {
@@ -19,6 +28,8 @@ export interface InstanceVerdict {
   message: string;
   /** When the overall verdict last changed (ms). */
   since: number;
+  /** Set while the verdict is Healthy but degraded: published at a reduced weight. */
+  degraded?: Degradation;
   /** Verdict per probed address (the resolved addresses of the probe host). */
   addresses: AddressVerdict[];
   /** At least one probe run finished since this process started probing the instance. */
@@ -37,6 +48,8 @@ export interface VerdictSource {
 export interface EngineVerdicts extends VerdictSource {
   onTransition(t: Transition): void;
   onProbe(o: { id: string }): void;
+  /** An address's database role changed: writers re-read the instance. */
+  onRole(id: string): void;
   /** Forget an instance (it was removed from the engine). */
   forget(instanceKey: string): void;
   attach(engine: ProbeEngine): void;
@@ -61,8 +74,13 @@ export function engineVerdicts(): EngineVerdicts {
         reason: s.reason,
         message: s.message,
         since: s.since,
-        addresses: s.addresses.map((a) => ({ address: a.address, verdict: a.verdict })),
+        addresses: s.addresses.map((a) =>
+          a.role
+            ? { address: a.address, verdict: a.verdict, role: a.role }
+            : { address: a.address, verdict: a.verdict },
+        ),
         probed: probed.has(key),
+        ...(s.degraded ? { degraded: s.degraded } : {}),
       };
     },
     subscribe(listener) {
@@ -82,6 +100,9 @@ export function engineVerdicts(): EngineVerdicts {
       if (probed.has(o.id)) return;
       probed.add(o.id);
       notify(o.id);
+    },
+    onRole(id) {
+      notify(id);
     },
     forget(key) {
       probed.delete(key);

@@ -152,13 +152,12 @@ function planDocument(input: ConfigMapPlanInput, limit: number): ConfigMapPlan {
     revision = nextRevision(parsed?.ok ? parsed.document : undefined, input.content, previousRevision);
     contentChanged = !parsed?.ok || revision !== parsed.document.revision;
     const document: PublishedEndpoints = { ...input.content, revision };
-    const checked = publishedEndpointsSchema.safeParse(document);
-    if (!checked.success) {
-      throw new Error(
-        `published document for ${input.namespace}/${input.name} is invalid:\n${z.prettifyError(checked.error)}`,
-      );
-    }
     text = serializePublishedEndpoints(document);
+    // Size first: validating thousands of endpoints of a document that is
+    // not written (split or stale instead) would cost every reconcile.
+    const size = Buffer.byteLength(text, "utf8");
+    if (size > limit) throw new PublishedDocumentTooLargeError(size, limit);
+    assertValidDocument(document, input.name);
   }
   const document: PublishedEndpoints = { ...input.content, revision };
   const bytes = Buffer.byteLength(text, "utf8");
@@ -194,6 +193,16 @@ function planDocument(input: ConfigMapPlanInput, limit: number): ConfigMapPlan {
     !hasLabels(prev.metadata?.annotations, annotations) ||
     (input.owner !== undefined && !isOwnedBy(prev.metadata, input.owner));
   return { configMap, document, revision, contentChanged, changed, bytes };
+}
+
+/** Throws an Error naming the fields when `document` breaks the format (an input bug). */
+export function assertValidDocument(document: PublishedEndpoints, name: string): void {
+  const checked = publishedEndpointsSchema.safeParse(document);
+  if (!checked.success) {
+    throw new Error(
+      `published document for ${document.namespace}/${name} is invalid:\n${z.prettifyError(checked.error)}`,
+    );
+  }
 }
 
 /**

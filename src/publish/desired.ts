@@ -17,6 +17,9 @@
  *   published as ready (fail open) and the document says `panic: true`.
  *   Pending instances count on neither side: no verdict is no evidence, and
  *   a service whose instances are all new must not start in panic.
+ * - Degraded (healthy, but its probes report it degraded): Ready as any
+ *   healthy instance, at degradedWeightPercent of its weight (publishedWeight,
+ *   the one place the published weight is decided), and `degraded: true`.
  * - Zone hints (policy.trafficDistribution set, PreferSameZone or PreferClose:
  *   kube-proxy reads the same hints for both): `hints.forZones` = the endpoint's own zone,
  *   on ready endpoints, and only when every ready slice endpoint has a zone
@@ -71,10 +74,14 @@ export interface InstanceInput {
   zone?: string;
   drain?: boolean;
   verdict: Verdict;
+  /** Healthy but degraded (only read with verdict Healthy): published at a reduced weight. */
+  degraded?: boolean;
   tags?: readonly string[];
   metadata?: Readonly<Record<string, string>>;
   /** When a healthy instance turned healthy (ms), for slow start. */
   healthySince?: number;
+  /** The database role its probe reported (the instance view decides it); absent when unknown. */
+  role?: "primary" | "replica";
 }
 
 export interface PublishPolicy {
@@ -86,6 +93,8 @@ export interface PublishPolicy {
   slowStart?: { windowMs: number; notBeforeMs?: number };
   /** The time (ms) slow start windows are measured at; required with slowStart. */
   now?: number;
+  /** Percent 0..100 of its weight a degraded instance is published with; default 100 (no reduction). */
+  degradedWeightPercent?: number;
 }
 
 /** One endpoint of an EndpointSlice, with the ports that decide which slices can hold it. */
@@ -161,6 +170,19 @@ export function slowStartSince(
   return formatPublishedTime(start);
 }
 
+/** The weight an instance is published with: its own, reduced while it is degraded. */
+export function publishedWeight(instance: InstanceInput, policy: PublishPolicy): number {
+  const weight = instance.weight ?? DEFAULT_WEIGHT;
+  if (!isDegraded(instance)) return weight;
+  const percent = policy.degradedWeightPercent ?? 100;
+  // A reduced weight never rounds down to 0 (no traffic) unless the percent says so.
+  return percent === 0 || weight === 0 ? 0 : Math.max(1, Math.round((weight * percent) / 100));
+}
+
+function isDegraded(instance: InstanceInput): boolean {
+  return instance.degraded === true && instance.verdict === "Healthy";
+}
+
 function endpointState(instance: InstanceInput, panic: boolean): EndpointState {
   if (instance.drain) return "Draining";
   if (instance.verdict === "Healthy") return "Ready";
@@ -226,6 +248,8 @@ export function computeDesired(
     const state = endpointState(inst, panic);
     const ready = isRoutableState(state);
     const healthy = inst.verdict === "Healthy";
+    const degraded = isDegraded(inst);
+    const weight = publishedWeight(inst, policy);
     const ports = normalizePorts(inst.ports);
     const rampSince = slowStartSince(inst, state, policy);
     // One array per instance: the planner normalizes each distinct array once.
@@ -254,7 +278,7 @@ export function computeDesired(
         address: check.address,
         family: check.family,
         ports,
-        weight: inst.weight ?? DEFAULT_WEIGHT,
+        weight,
         ...(inst.zone ? { zone: inst.zone } : {}),
         tags: [...new Set(inst.tags ?? [])].sort(compareStrings),
         metadata: { ...(inst.metadata ?? {}) },
@@ -262,6 +286,8 @@ export function computeDesired(
         ready,
         healthy,
         ...(rampSince ? { slowStartSince: rampSince } : {}),
+        ...(inst.role ? { role: inst.role } : {}),
+        ...(degraded ? { degraded: true as const } : {}),
       });
       if (!check.sliceable) {
         skipped.push({

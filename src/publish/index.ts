@@ -15,6 +15,8 @@ export {
   planConfigMap,
   staleReasonOf,
 } from "./configmap.ts";
+export type { PartedPlan, PartedPlanInput } from "./configmap-parts.ts";
+export { isHead, isPart, isPartOf, planPartedConfigMaps, splitEndpoints } from "./configmap-parts.ts";
 export type {
   DesiredPublication,
   DesiredSliceEndpoints,

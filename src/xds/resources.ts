@@ -13,8 +13,14 @@
  * port (ports are sorted by name). Localities are zones (no zone: the empty
  * locality). health_status: Ready and Panic are HEALTHY (in panic Roster
  * already decided to fail open, so Envoy's own panic threshold is set to 0),
- * Draining is DRAINING, Unhealthy and Pending are UNHEALTHY. Weight 0 endpoints
+ * Draining is DRAINING, Unhealthy and Pending are UNHEALTHY. A degraded Ready
+ * endpoint is DEGRADED for Envoy (which sends it traffic only when too few
+ * endpoints are HEALTHY) and HEALTHY for gRPC clients, which drop DEGRADED
+ * endpoints (grpc-go keeps only HEALTHY and UNKNOWN); both get its weight,
+ * already reduced by Roster. Weight 0 endpoints
  * are left out (xDS weights are >= 1, and weight 0 takes no traffic).
+ * Filter metadata `roster.dev`: `instance`, and `role` when the endpoint's
+ * database role is known.
  *
  * Strategies. Envoy and gRPC support different policies (grpc-go: round_robin,
  * ring_hash, least_request; grpc-js: round_robin and ring_hash only, no
@@ -73,7 +79,8 @@ export interface ServiceResources {
   route: XdsResource;
   /** The Cluster per client family (equal objects for most strategies). */
   cluster: Record<ClientFamily, XdsResource>;
-  endpoints: XdsResource;
+  /** The ClusterLoadAssignment per client family (equal objects unless an endpoint is degraded). */
+  endpoints: Record<ClientFamily, XdsResource>;
 }
 
 const ANY = "type.googleapis.com/";
@@ -92,7 +99,12 @@ export function parseResourceName(name: string): { service: string; namespace: s
   return { service: name.slice(0, dot), namespace: name.slice(dot + 1) };
 }
 
-export function healthStatus(state: EndpointState): "HEALTHY" | "UNHEALTHY" | "DRAINING" {
+export function healthStatus(
+  state: EndpointState,
+  degraded = false,
+  family: ClientFamily = "envoy",
+): "HEALTHY" | "UNHEALTHY" | "DRAINING" | "DEGRADED" {
+  if (state === "Ready" && degraded && family === "envoy") return "DEGRADED";
   if (state === "Ready" || state === "Panic") return "HEALTHY";
   return state === "Draining" ? "DRAINING" : "UNHEALTHY";
 }
@@ -247,7 +259,7 @@ export function buildServiceResources(doc: PublishedEndpoints): ServiceResources
     if (list) list.push(ep);
     else zones.set(zone, [ep]);
   }
-  const endpoints: XdsResource = {
+  const assignment = (family: ClientFamily): XdsResource => ({
     "@type": TYPE.endpoints,
     cluster_name: name,
     endpoints: [...zones].map(([zone, eps]) => ({
@@ -262,14 +274,24 @@ export function buildServiceResources(doc: PublishedEndpoints): ServiceResources
       },
       lb_endpoints: eps.map((ep) => ({
         endpoint: { address: { socket_address: { address: ep.address, port_value: servingPort(ep) } } },
-        health_status: healthStatus(ep.state),
+        health_status: healthStatus(ep.state, ep.degraded, family),
         load_balancing_weight: { value: ep.weight },
         metadata: {
-          filter_metadata: { "roster.dev": { fields: { instance: { string_value: ep.instance } } } },
+          filter_metadata: {
+            "roster.dev": {
+              fields: {
+                instance: { string_value: ep.instance },
+                // The database role (publish.role, status.role), for route matching on metadata.
+                ...(ep.role ? { role: { string_value: ep.role } } : {}),
+              },
+            },
+          },
         },
       })),
     })),
-  };
+  });
+  const grpcEndpoints = assignment("grpc");
+  const degraded = doc.endpoints.some((ep) => ep.degraded && ep.state === "Ready");
   const grpcCluster = cluster("grpc");
   const envoyCluster = cluster("envoy");
   return {
@@ -282,6 +304,6 @@ export function buildServiceResources(doc: PublishedEndpoints): ServiceResources
       grpc: grpcCluster,
       envoy: JSON.stringify(envoyCluster) === JSON.stringify(grpcCluster) ? grpcCluster : envoyCluster,
     },
-    endpoints,
+    endpoints: { grpc: grpcEndpoints, envoy: degraded ? assignment("envoy") : grpcEndpoints },
   };
 }

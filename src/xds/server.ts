@@ -40,6 +40,7 @@ import {
   type ClientFamily,
   resourceName,
   type ServiceResources,
+  type XdsResource,
 } from "./resources.ts";
 
 export interface XdsAccessRule {
@@ -93,12 +94,14 @@ interface Subscription {
   sent: number;
 }
 
+/** The types built per client family (Cluster: strategies; ClusterLoadAssignment: DEGRADED). */
+type PerFamily = typeof TYPE.cluster | typeof TYPE.endpoints;
+
 interface Entry {
   resources: ServiceResources;
   /** Each resource encoded once, shared by every stream. */
-  encoded: Record<Exclude<TypeUrl, typeof TYPE.cluster>, EncodedAny> & {
-    [TYPE.cluster]: Record<ClientFamily, EncodedAny>;
-  };
+  encoded: Record<Exclude<TypeUrl, PerFamily>, EncodedAny> &
+    Record<PerFamily, Record<ClientFamily, EncodedAny>>;
   /** The snapshot version at which each type of this service last changed. */
   changed: Record<TypeUrl, number>;
   sinceMs: number | undefined;
@@ -160,7 +163,9 @@ export function createXdsServer(options: XdsServerOptions): XdsServer {
   }
 
   function pick(entry: Entry, type: TypeUrl, family: ClientFamily): EncodedAny {
-    return type === TYPE.cluster ? entry.encoded[type][family] : entry.encoded[type];
+    return type === TYPE.cluster || type === TYPE.endpoints
+      ? entry.encoded[type][family]
+      : entry.encoded[type];
   }
 
   class Stream {
@@ -366,19 +371,17 @@ export function createXdsServer(options: XdsServerOptions): XdsServer {
       for (const t of TYPE_URLS) changed[t] ??= next;
       for (const t of changedTypes) changed[t] = next;
       const reuse = (t: TypeUrl) => prev !== undefined && !changedTypes.includes(t);
-      const clusters = (): Record<ClientFamily, EncodedAny> => {
-        const grpc = encodeAny(resources.cluster.grpc);
-        const envoy =
-          resources.cluster.envoy === resources.cluster.grpc ? grpc : encodeAny(resources.cluster.envoy);
-        return { grpc, envoy };
+      const perFamily = (r: Record<ClientFamily, XdsResource>): Record<ClientFamily, EncodedAny> => {
+        const grpc = encodeAny(r.grpc);
+        return { grpc, envoy: r.envoy === r.grpc ? grpc : encodeAny(r.envoy) };
       };
       const encoded: Entry["encoded"] = {
         [TYPE.listener]: reuse(TYPE.listener) ? prev!.encoded[TYPE.listener] : encodeAny(resources.listener),
         [TYPE.route]: reuse(TYPE.route) ? prev!.encoded[TYPE.route] : encodeAny(resources.route),
-        [TYPE.cluster]: reuse(TYPE.cluster) ? prev!.encoded[TYPE.cluster] : clusters(),
+        [TYPE.cluster]: reuse(TYPE.cluster) ? prev!.encoded[TYPE.cluster] : perFamily(resources.cluster),
         [TYPE.endpoints]: reuse(TYPE.endpoints)
           ? prev!.encoded[TYPE.endpoints]
-          : encodeAny(resources.endpoints),
+          : perFamily(resources.endpoints),
       };
       services.set(name, { resources, encoded, changed, sinceMs });
       removedAt.delete(name);

@@ -4,7 +4,9 @@
  * writes), so every replica serves xDS, and what it serves is exactly the
  * published document, built once from the desired model by the publisher.
  * Services whose ConfigMap is disabled (publish.configMap.enabled: false) are
- * not served over xDS either.
+ * not served over xDS either. A split document (format 2) is served once
+ * its head and every part it lists are in the cache, the parts at the head's
+ * revision (the client library's rule: a torn set is never served).
  *
  * Push latency is measured from the verdict: when a document arrives in which
  * endpoints' `healthy` (the probe verdict) flipped, the change began at the
@@ -14,7 +16,7 @@
  */
 
 import type { PublishedEndpoints } from "../api/published.ts";
-import { safeParsePublishedEndpoints } from "../api/published.ts";
+import { assemblePublished, type HeldPart, safeParsePublishedData } from "../api/published-parts.ts";
 import type { Informer, KubeObject } from "../kube/index.ts";
 import type { Logger } from "../kube/log.ts";
 import type { Clock } from "../util/clock.ts";
@@ -59,9 +61,33 @@ export function feedFromConfigMaps(
   /** ConfigMap key -> the service it published (for deletes and renames). */
   const published = new Map<string, { namespace: string; service: string; doc: PublishedEndpoints }>();
   const key = (cm: ConfigMapLike) => `${cm.metadata.namespace}/${cm.metadata.name}`;
+  /** Format-2 parts by key, and heads waiting for theirs. */
+  const parts = new Map<string, HeldPart>();
+  const pending = new Map<string, ConfigMapLike>();
   const apply = (cm: ConfigMapLike) => {
     const k = key(cm);
-    const parsed = safeParsePublishedEndpoints(cm.data);
+    const data = safeParsePublishedData(cm.data);
+    if (data.ok && data.kind === "part") {
+      parts.set(k, { part: data.part, text: data.text });
+      const head = pending.get(`${cm.metadata.namespace}/${data.part.head}`);
+      if (head) apply(head);
+      return;
+    }
+    parts.delete(k);
+    pending.delete(k);
+    let parsed: { ok: true; document: PublishedEndpoints } | { ok: false; error: Error };
+    if (!data.ok) {
+      parsed = data;
+    } else if (data.kind === "head") {
+      const assembled = assemblePublished(data.head, (n) => parts.get(`${cm.metadata.namespace}/${n}`));
+      if (!assembled.ok && assembled.torn) {
+        pending.set(k, cm); // keep serving what was served until the set is whole
+        return;
+      }
+      parsed = assembled.ok ? assembled : { ok: false, error: assembled.error };
+    } else {
+      parsed = data;
+    }
     const before = published.get(k);
     if (!parsed.ok) {
       logger.warn(
@@ -90,6 +116,8 @@ export function feedFromConfigMaps(
     onAdd: apply,
     onUpdate: (_old, cm) => apply(cm),
     onDelete: (cm) => {
+      if (parts.delete(key(cm))) return;
+      pending.delete(key(cm));
       const before = published.get(key(cm));
       if (!before) return;
       published.delete(key(cm));

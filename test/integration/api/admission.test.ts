@@ -142,6 +142,7 @@ describe("admission of Roster objects", () => {
         maxEndpointsPerSlice: 100,
         panicThreshold: 0,
         headless: false,
+        degradedWeightPercent: 50,
       },
     });
   });

@@ -4,12 +4,15 @@
 // all are healthy. No cluster involved.
 import assert from "node:assert/strict";
 import { createSocket } from "node:dgram";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
+import { createServer as createTlsServer } from "node:tls";
 import { dump } from "js-yaml";
 import { freePort, roster } from "../../support/cli.ts";
+import { postgresCluster, redisServer, skipWithoutDatabases } from "../../support/databases.ts";
+import { listen, testCerts } from "../../support/servers.ts";
 import { type HttpTarget, httpTargets } from "../../support/targets.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "roster-cli-check-"));
@@ -193,4 +196,96 @@ test("a udp probe: an echo server is healthy, a closed port is PortUnreachable",
   const table = rows(r.stdout);
   assert.deepEqual(table.get("echo")!.slice(1, 3), ["Healthy", "ProbeSucceeded"]);
   assert.deepEqual(table.get("closed")!.slice(1, 3), ["Unhealthy", "PortUnreachable"]);
+});
+
+/** An instance of service `service` with its own health check of one probe on its port "http". */
+function probed(name: string, port: number, service: string, probe: object) {
+  const si = instance(name, "127.0.0.1", port, service);
+  return {
+    ...si,
+    spec: {
+      ...si.spec,
+      healthCheck: { probes: [probe], interval: "1s", timeout: "900ms", failureThreshold: 1 },
+    },
+  };
+}
+
+/** A --secrets directory: DIR/NAME/KEY for each Secret key. */
+function secretsDir(secrets: Record<string, Record<string, string>>): string {
+  const root = join(dir, `secrets-${++files}`);
+  for (const [name, keys] of Object.entries(secrets)) {
+    mkdirSync(join(root, name), { recursive: true });
+    for (const [key, value] of Object.entries(keys)) writeFileSync(join(root, name, key), value);
+  }
+  return root;
+}
+
+test("a tcp probe with tls: CA bundle, client certificate from --secrets, expiryWarning; refused with a hint without --secrets", async (t) => {
+  const { ca, cert, key } = testCerts();
+  const server = createTlsServer({ cert, key, ca, requestCert: true, rejectUnauthorized: true }, (s) =>
+    s.end(),
+  );
+  server.on("tlsClientError", () => {});
+  const port = await listen(server);
+  t.after(() => server.close());
+  const tls = { caBundle: ca, serverName: "localhost" };
+  const file = manifest([
+    probed("mtls", port, "db", {
+      type: "tcp",
+      tcp: {
+        port: "http",
+        tls: { ...tls, clientCertificate: { secretName: "probe-client" }, expiryWarning: "72h" },
+      },
+    }),
+    probed("nocert", port, "db", { type: "tcp", tcp: { port: "http", tls } }),
+  ]);
+  const secrets = secretsDir({ "probe-client": { "tls.crt": cert, "tls.key": key } });
+  const r = await roster(["check", "-f", file, "--allow-loopback", "--secrets", secrets]);
+  assert.equal(r.code, 1, `${r.stdout}${r.stderr}`);
+  const table = rows(r.stdout);
+  // The test certificate is valid for 2 days: within the 72h warning, and still healthy.
+  assert.deepEqual(table.get("mtls")!.slice(1, 3), ["Healthy", "CertificateExpiresSoon"]);
+  assert.deepEqual(table.get("nocert")!.slice(1, 3), ["Unhealthy", "TLSError"]);
+  assert.match(table.get("nocert")![3]!, /CERTIFICATE_REQUIRED/);
+
+  const without = await roster(["check", "-f", file, "--allow-loopback"]);
+  assert.equal(without.code, 1);
+  const refused = rows(without.stdout).get("mtls")!;
+  assert.equal(refused[1], "Refused");
+  assert.match(refused[3]!, /Secret probe-client not found .*pass --secrets DIR/);
+});
+
+test("postgres and redis probes with passwords from --secrets and expectRole", {
+  skip: skipWithoutDatabases(),
+}, async (t) => {
+  const pg = await postgresCluster(t);
+  const redis = await redisServer(t, { password: "secret" });
+  const passwordFrom = { secretKeyRef: { name: "db-probe", key: "password" } };
+  const file = manifest([
+    probed("pg", pg.primary.port, "orders-db", {
+      type: "postgres",
+      postgres: { port: "http", user: pg.user, passwordFrom, expectRole: "primary" },
+    }),
+    probed("pg-replica", pg.primary.port, "orders-db", {
+      type: "postgres",
+      postgres: { port: "http", user: pg.user, passwordFrom, expectRole: "replica" },
+    }),
+    probed("cache", redis.port, "cache", {
+      type: "redis",
+      redis: { port: "http", passwordFrom, expectRole: "primary" },
+    }),
+  ]);
+  const r = await roster([
+    "check",
+    "-f",
+    file,
+    "--allow-loopback",
+    "--secrets",
+    secretsDir({ "db-probe": { password: pg.password } }),
+  ]);
+  const table = rows(r.stdout);
+  assert.deepEqual(table.get("pg")!.slice(1, 3), ["Healthy", "ProbeSucceeded"], r.stdout);
+  assert.deepEqual(table.get("pg-replica")!.slice(1, 3), ["Unhealthy", "RoleMismatch"], r.stdout);
+  assert.deepEqual(table.get("cache")!.slice(1, 3), ["Healthy", "ProbeSucceeded"], r.stdout);
+  assert.equal(r.code, 1);
 });

@@ -14,6 +14,8 @@ import {
   parsePublishedEndpoints,
   serializePublishedEndpoints,
 } from "../../../src/api/published.ts";
+import { PUBLISHED_PART_DATA_KEY } from "../../../src/api/published-parts.ts";
+import { planPartedConfigMaps } from "../../../src/publish/index.ts";
 import { eventually, testNamespace } from "../../support/cluster.ts";
 import { MARGIN_MS, webInstance } from "../../support/instances.ts";
 import { startTestOperator } from "../../support/operator.ts";
@@ -34,12 +36,20 @@ async function hasJsonschema(): Promise<boolean> {
   );
 }
 
-async function read(docText: string): Promise<{ code: number; out: Record<string, unknown> }> {
+async function read(
+  docText: string,
+  partTexts: readonly string[] = [],
+): Promise<{ code: number; out: Record<string, unknown> }> {
   const dir = mkdtempSync(join(tmpdir(), "roster-py-"));
   try {
     const file = join(dir, PUBLISHED_DATA_KEY);
     writeFileSync(file, docText);
-    const r = await run(PYTHON, [reader, schema, file]).then(
+    const parts = partTexts.map((text, i) => {
+      const path = join(dir, `part-${i}.json`);
+      writeFileSync(path, text);
+      return path;
+    });
+    const r = await run(PYTHON, [reader, schema, file, ...parts]).then(
       (x) => ({ code: 0, stdout: x.stdout }),
       (e: { code: number; stdout: string }) => ({ code: e.code, stdout: e.stdout }),
     );
@@ -113,4 +123,68 @@ test("a Python reader validates the published endpoints.json against the committ
   const errors = (refused.out.errors as string[]).join("\n");
   assert.match(errors, /endpoints\/0\/state: 'Healthy' is not one of/);
   assert.match(errors, /'panic' is a required property/);
+});
+
+test("the Python reader assembles a split document (format 2) and refuses a torn set", async (t) => {
+  if (!(await hasJsonschema())) {
+    if (process.env.CI === "true")
+      assert.fail(`${PYTHON} with jsonschema is required in CI (python3-jsonschema)`);
+    t.skip(`${PYTHON} has no jsonschema module (apt-get install python3-jsonschema)`);
+    return;
+  }
+  const endpoints = (n: number, sick: number) =>
+    Array.from({ length: n }, (_, i) => ({
+      instance: `web-${String(i).padStart(3, "0")}`,
+      address: `198.18.1.${i + 1}`,
+      family: "IPv4" as const,
+      ports: [{ name: "http", port: 8080, protocol: "TCP" as const }],
+      weight: 100,
+      tags: [],
+      metadata: { note: "x".repeat(40) },
+      state: i === sick ? ("Unhealthy" as const) : ("Ready" as const),
+      ready: i !== sick,
+      healthy: i !== sick,
+    }));
+  const plan = (n: number, sick: number, previous?: ReturnType<typeof planPartedConfigMaps>) =>
+    planPartedConfigMaps(
+      {
+        namespace: "shop",
+        name: "web-roster",
+        content: {
+          formatVersion: 1,
+          namespace: "shop",
+          service: "web",
+          panic: false,
+          loadBalancing: { strategy: "RoundRobin", zoneAware: false },
+          endpoints: endpoints(n, sick),
+        },
+        previous: previous?.head,
+        previousParts: previous?.parts ?? [],
+        maxParts: 64,
+      },
+      2_000,
+    )!;
+  const one = plan(30, 3);
+  const two = plan(30, 4, one);
+  const text = (cm: { data?: Record<string, string> }, key: string) => cm.data![key]!;
+  const partTexts = (p: typeof one) => p.parts.map((cm) => text(cm, PUBLISHED_PART_DATA_KEY));
+  assert.ok(one.parts.length >= 2);
+  const whole = await read(text(two.head, PUBLISHED_DATA_KEY), [...partTexts(two)].reverse());
+  assert.equal(whole.code, 0, JSON.stringify(whole.out));
+  assert.deepEqual(whole.out, {
+    valid: true,
+    revision: 2,
+    strategy: "RoundRobin",
+    ready: endpoints(30, 4)
+      .filter((e) => e.ready)
+      .map((e) => `${e.instance}/${e.address}:8080`),
+  });
+  // Head 2 with part 0 of revision 1: torn, never read.
+  const torn = await read(text(two.head, PUBLISHED_DATA_KEY), [
+    partTexts(one)[0]!,
+    ...partTexts(two).slice(1),
+  ]);
+  assert.equal(torn.code, 3, JSON.stringify(torn.out));
+  assert.equal(torn.out.valid, true);
+  assert.match(String(torn.out.torn), /web-roster-part-0/);
 });

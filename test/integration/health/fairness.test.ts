@@ -147,7 +147,7 @@ test("an operator stalled all the time still judges a dead target: stalls excuse
   const hang = await httpServer(() => {});
   t.after(() => closeAll(hang.server));
   const { engine, transitions, observations } = engineFor(t, {
-    stalls: { blockedMs: () => 60_000, stop() {} },
+    stalls: { blockedMs: () => 60_000, hold() {}, release() {}, stop() {} },
   });
   const seenAt: number[] = [];
   engine.set({

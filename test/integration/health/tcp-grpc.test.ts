@@ -3,6 +3,7 @@
 import assert from "node:assert/strict";
 import { createServer } from "node:net";
 import { after, before, test } from "node:test";
+import { createServer as createTlsServer, type SecureVersion } from "node:tls";
 import {
   Server,
   ServerCredentials,
@@ -50,6 +51,57 @@ test("tcp: connected, refused, and a connection that never completes", async () 
     await closeAll(server);
   }
 });
+
+for (const version of ["TLSv1.3", "TLSv1.2"] as SecureVersion[]) {
+  test(`tcp with tls (${version}): a server that requires a client certificate accepts only a probe that presents one`, async () => {
+    const { ca, cert, key } = testCerts();
+    let handshakes = 0;
+    const server = createTlsServer(
+      {
+        cert,
+        key,
+        ca,
+        requestCert: true,
+        rejectUnauthorized: true,
+        minVersion: version,
+        maxVersion: version,
+      },
+      (s) => {
+        handshakes++;
+        s.on("error", () => {});
+      },
+    );
+    server.on("tlsClientError", () => {});
+    const port = await listen(server);
+    const probe = (tls: object) => tcpProbe({ address: "127.0.0.1", port, signal: deadline(2000), tls });
+    try {
+      const without = await probe({ caBundle: ca, serverName: "localhost" });
+      assert.equal(without.reason, "TLSError", without.message);
+      // TLS 1.3 names the missing certificate (alert 116); TLS 1.2 servers send a generic handshake_failure.
+      assert.match(without.message, version === "TLSv1.3" ? /CERTIFICATE_REQUIRED/ : /HANDSHAKE_FAILURE/);
+      const withCert = await probe({ caBundle: ca, serverName: "localhost", clientCert: { cert, key } });
+      assert.deepEqual([withCert.ok, withCert.reason], [true, "ProbeSucceeded"], withCert.message);
+      assert.match(
+        withCert.message,
+        new RegExp(`TLS handshake completed \\(${version.replace(".", "\\.")}\\)`),
+      );
+      assert.equal(handshakes, 1);
+      // The test certificate is valid for 2 days: within a 72h warning.
+      const soon = await probe({
+        caBundle: ca,
+        serverName: "localhost",
+        clientCert: { cert, key },
+        expiryWarningMs: 72 * 3_600_000,
+      });
+      assert.deepEqual([soon.ok, soon.reason], [true, "CertificateExpiresSoon"], soon.message);
+      // A server certificate from an unknown CA, with or without a client certificate.
+      const untrusted = await probe({ serverName: "localhost", clientCert: { cert, key } });
+      assert.equal(untrusted.reason, "TLSError", untrusted.message);
+    } finally {
+      await closeAll(server);
+    }
+  });
+}
 
 // --- gRPC -------------------------------------------------------------------
 

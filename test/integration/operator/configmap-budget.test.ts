@@ -46,7 +46,10 @@ test("over the ConfigMap budget: a stale document readers refuse, truthful condi
   const { kc } = await testCluster();
   const ns = await testNamespace(t, "cm-budget");
   const [ok, sick, drained] = await httpTargets(t, 3);
-  await startTestOperator(t, { namespaces: [ns], settings: { configMapBudgetBytes: BUDGET } });
+  await startTestOperator(t, {
+    namespaces: [ns],
+    settings: { configMapBudgetBytes: BUDGET, configMapMaxParts: 1 },
+  });
   await createPolicy(ns, "web", { service: "web" });
   await createInstance(ns, "web-ok", webInstance(ok!, 0));
   await createInstance(ns, "web-sick", webInstance(sick!, 1));

@@ -8,7 +8,13 @@ import { Redis } from "ioredis";
 import { eventually, testNamespace } from "../../support/cluster.ts";
 import { postgresCluster, redisServer, skipWithoutDatabases } from "../../support/databases.ts";
 import { startTestOperator } from "../../support/operator.ts";
-import { createInstance, createPolicy, createSecret, publishedDocument } from "../../support/roster.ts";
+import {
+  createInstance,
+  createPolicy,
+  createSecret,
+  getInstance,
+  publishedDocument,
+} from "../../support/roster.ts";
 
 const skip = skipWithoutDatabases();
 const CHECK = { interval: "1s", timeout: "900ms", failureThreshold: 1, successThreshold: 1, jitter: 0 };
@@ -112,4 +118,119 @@ test("redis: only the primary is published; after REPLICAOF NO ONE + stop the ne
   await admin.call("REPLICAOF", "NO", "ONE");
   await primary.stop();
   await published(ns, "cache", ["cache-b"]);
+});
+
+/**
+ * Waits until the service's ConfigMap lists exactly these instances (ready or
+ * not) with these roles, and each instance's status.role is as given
+ * (undefined: absent).
+ */
+function publishedRoles(
+  ns: string,
+  service: string,
+  endpoints: Record<string, "primary" | "replica">,
+  statusRoles: Record<string, "primary" | "replica" | undefined>,
+) {
+  const want = JSON.stringify(Object.entries(endpoints).sort());
+  return eventually(
+    async () => {
+      const doc = await publishedDocument(ns, `${service}-roster`);
+      const listed = (doc?.endpoints ?? []).map((e) => [e.instance, e.ready ? e.role : "not-ready"]);
+      if (JSON.stringify(listed.sort()) !== want) return undefined;
+      for (const [name, role] of Object.entries(statusRoles)) {
+        if ((await getInstance(ns, name)).status?.role !== role) return undefined;
+      }
+      return doc;
+    },
+    {
+      timeoutMs: 30_000,
+      what: `${service} published ${want}, status roles ${JSON.stringify(statusRoles)}`,
+    },
+  );
+}
+
+test("postgres: publish.role primary (no expectRole) publishes only the primary and follows promote + stop", {
+  skip,
+}, async (t) => {
+  const ns = await testNamespace(t, "pg-pubrole");
+  const pg = await postgresCluster(t, { replica: true, primaryHost: "127.0.0.1", replicaHost: "127.0.0.2" });
+  await startTestOperator(t, { namespaces: [ns] });
+  await createSecret(ns, "orders-db-probe", { password: pg.password });
+  await createPolicy(ns, "orders-db", {
+    service: "orders-db",
+    publish: { role: "primary" },
+    healthCheck: {
+      probes: [
+        {
+          type: "postgres",
+          postgres: {
+            user: pg.user,
+            passwordFrom: { secretKeyRef: { name: "orders-db-probe", key: "password" } },
+          },
+        },
+      ],
+      ...CHECK,
+    },
+  });
+  await createInstance(ns, "db-a", {
+    service: "orders-db",
+    address: "127.0.0.1",
+    ports: [{ name: "pg", port: pg.primary.port }],
+  });
+  await createInstance(ns, "db-b", {
+    service: "orders-db",
+    address: "127.0.0.2",
+    ports: [{ name: "pg", port: pg.replica!.port }],
+  });
+  // Both are healthy (no expectRole); the replica is left out of publication
+  // by the policy, not listed as not ready.
+  await publishedRoles(ns, "orders-db", { "db-a": "primary" }, { "db-a": "primary", "db-b": "replica" });
+  pg.replica!.promote();
+  pg.primary.stop();
+  // The stopped server's probe fails: its role is unknown, so it is left out.
+  await publishedRoles(ns, "orders-db", { "db-b": "primary" }, { "db-a": undefined, "db-b": "primary" });
+});
+
+test("redis: publish.role primary (no expectRole) publishes only the primary and follows REPLICAOF NO ONE + stop", {
+  skip,
+}, async (t) => {
+  const ns = await testNamespace(t, "redis-pubrole");
+  const primary = await redisServer(t, { password: "secret", host: "127.0.0.1" });
+  const replica = await redisServer(t, {
+    password: "secret",
+    host: "127.0.0.2",
+    replicaOf: { host: "127.0.0.1", port: primary.port },
+  });
+  await startTestOperator(t, { namespaces: [ns] });
+  await createSecret(ns, "cache-probe", { password: "secret" });
+  await createPolicy(ns, "cache", {
+    service: "cache",
+    publish: { role: "primary" },
+    healthCheck: {
+      probes: [
+        {
+          type: "redis",
+          redis: { passwordFrom: { secretKeyRef: { name: "cache-probe", key: "password" } } },
+        },
+      ],
+      ...CHECK,
+    },
+  });
+  await createInstance(ns, "cache-a", {
+    service: "cache",
+    address: "127.0.0.1",
+    ports: [{ name: "redis", port: primary.port }],
+  });
+  await createInstance(ns, "cache-b", {
+    service: "cache",
+    address: "127.0.0.2",
+    ports: [{ name: "redis", port: replica.port }],
+  });
+  await publishedRoles(ns, "cache", { "cache-a": "primary" }, { "cache-a": "primary", "cache-b": "replica" });
+  const admin = new Redis({ host: "127.0.0.2", port: replica.port, password: "secret", lazyConnect: true });
+  t.after(() => admin.disconnect());
+  await admin.connect();
+  await admin.call("REPLICAOF", "NO", "ONE");
+  await primary.stop();
+  await publishedRoles(ns, "cache", { "cache-b": "primary" }, { "cache-a": undefined, "cache-b": "primary" });
 });

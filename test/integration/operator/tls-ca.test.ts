@@ -8,6 +8,7 @@
 import assert from "node:assert/strict";
 import { createServer } from "node:https";
 import { test } from "node:test";
+import { createServer as createTlsServer } from "node:tls";
 import { SECRET_RETRY_MS } from "../../../src/operator/targets.ts";
 import { eventually, testNamespace } from "../../support/cluster.ts";
 import { FAST, INTERVAL_MS, MARGIN_MS } from "../../support/instances.ts";
@@ -133,4 +134,55 @@ test("caBundleFrom: ConfigMap and Secret CA bundles verify a real HTTPS server; 
   );
   assert.equal(condition(soon, "Healthy")?.status, "True");
   assert.match(condition(soon, "Healthy")?.message ?? "", /certificate expires/);
+});
+
+test("tcp with tls: a server that requires a client certificate fails the probe without one (TLSError) and accepts the kubernetes.io/tls Secret's", async (t) => {
+  const ns = await testNamespace(t, "tcpmtls");
+  const { ca, cert, key } = testCerts();
+  const mtls = createTlsServer({ cert, key, ca, requestCert: true, rejectUnauthorized: true }, (s) =>
+    s.end(),
+  );
+  mtls.on("tlsClientError", () => {});
+  const port = await listen(mtls);
+  t.after(() => mtls.close());
+  await startTestOperator(t, { namespaces: [ns], destinations: { allowLoopback: true } });
+  const tcpCheck = (clientCertificate?: { secretName: string }) => ({
+    probes: [
+      {
+        type: "tcp" as const,
+        tcp: {
+          host: "127.0.0.1",
+          port: "tls",
+          tls: { caBundle: ca, ...(clientCertificate ? { clientCertificate } : {}) },
+        },
+      },
+    ],
+    ...FAST,
+  });
+  await createInstance(ns, "db-nocert", {
+    service: "db",
+    address: "192.0.2.1",
+    ports: [{ name: "tls", port }],
+    healthCheck: tcpCheck(),
+  });
+  await createSecret(ns, "probe-client", { "tls.crt": cert, "tls.key": key });
+  await createInstance(ns, "db-mtls", {
+    service: "db",
+    address: "192.0.2.2",
+    ports: [{ name: "tls", port }],
+    healthCheck: tcpCheck({ secretName: "probe-client" }),
+  });
+  await eventually(async () => ((await readyAddresses(ns, "db")).join() === "192.0.2.2" ? true : undefined), {
+    timeoutMs: INTERVAL_MS + MARGIN_MS,
+    what: "db-mtls published",
+  });
+  const refused = await eventually(
+    async () => {
+      const s = await getInstance(ns, "db-nocert");
+      return condition(s, "Healthy")?.status === "False" ? s : undefined;
+    },
+    { timeoutMs: INTERVAL_MS + MARGIN_MS, what: "db-nocert unhealthy" },
+  );
+  assert.equal(condition(refused, "Healthy")?.reason, "TLSError");
+  assert.match(condition(refused, "Healthy")?.message ?? "", /CERTIFICATE_REQUIRED/);
 });

@@ -3,9 +3,14 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
 import {
+  PUBLISHED_HEAD_SCHEMA_FILE,
+  PUBLISHED_PART_SCHEMA_FILE,
   PUBLISHED_SCHEMA_FILE,
+  publishedHeadJsonSchema,
   publishedJsonSchema,
+  renderPublishedHeadJsonSchema,
   renderPublishedJsonSchema,
+  renderPublishedPartJsonSchema,
 } from "../../../src/api/json-schema.ts";
 import { ENDPOINT_STATES, LOAD_BALANCING_STRATEGIES } from "../../../src/api/published.ts";
 
@@ -15,6 +20,21 @@ test("the committed JSON Schema of endpoints.json is current (npm run gen:schema
     "utf8",
   );
   assert.equal(committed, renderPublishedJsonSchema());
+  for (const [file, text] of [
+    [PUBLISHED_HEAD_SCHEMA_FILE, renderPublishedHeadJsonSchema()],
+    [PUBLISHED_PART_SCHEMA_FILE, renderPublishedPartJsonSchema()],
+  ] as const) {
+    assert.equal(readFileSync(new URL(`../../../schemas/${file}`, import.meta.url), "utf8"), text, file);
+  }
+});
+
+test("the format-2 head schema lists its parts with hashes", () => {
+  const s = publishedHeadJsonSchema() as {
+    required: string[];
+    properties: Record<string, { const?: unknown }>;
+  };
+  assert.equal(s.properties.formatVersion?.const, 2);
+  assert.ok(s.required.includes("parts") && s.required.includes("endpointCount"));
 });
 
 test("the JSON Schema carries the format's required fields and enums", () => {

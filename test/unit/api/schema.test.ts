@@ -160,6 +160,7 @@ describe("defaults", () => {
       configMap: { enabled: true },
       maxEndpointsPerSlice: 100,
       panicThreshold: 0,
+      degradedWeightPercent: 50,
       headless: false,
     });
   });

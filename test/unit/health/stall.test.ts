@@ -64,3 +64,48 @@ test("timer noise is no stall; old stalls are forgotten", () => {
   assert.equal(m.blockedMs(0, at), 0, "dropped after keepMs");
   m.stop();
 });
+
+test("on demand: no sampling while nothing holds it, stalls measured while held", () => {
+  const c = blockableClock();
+  let pending = 0;
+  const counting: Clock = {
+    now: c.clock.now,
+    setTimer(fn, ms) {
+      pending++;
+      const t = c.clock.setTimer(() => {
+        pending--;
+        fn();
+      }, ms);
+      return {
+        cancel() {
+          pending--;
+          t.cancel();
+        },
+      };
+    },
+  };
+  const m = stallMonitor({ clock: counting, sampleMs: 25, onDemand: true });
+  assert.equal(pending, 0, "idle: no timer");
+  c.block(5000);
+  c.run(100);
+  assert.equal(m.blockedMs(0, c.clock.now()), 0, "a block while nothing is held is not measured");
+  // A probe in flight: a block during it is measured from the first due tick.
+  m.hold();
+  m.hold();
+  assert.equal(pending, 1, "holds nest: one sampler");
+  const start = c.clock.now();
+  c.run(25);
+  c.block(1000);
+  assert.ok(m.blockedMs(start, c.clock.now()) >= 975, "a stall under way counts while held");
+  c.run(25);
+  const blocked = m.blockedMs(start, c.clock.now());
+  assert.ok(blocked >= 975 && blocked <= 1025, `${blocked}`);
+  m.release();
+  assert.equal(pending, 1, "still held once");
+  m.release();
+  assert.equal(pending, 0, "released: the sampler stops");
+  assert.equal(m.blockedMs(start, c.clock.now()), blocked, "the recorded stall is kept");
+  c.block(3000);
+  assert.equal(m.blockedMs(c.clock.now() - 3000, c.clock.now()), 0, "not sampling: no overdue tick");
+  m.stop();
+});

@@ -34,6 +34,7 @@ test("an owned instance: runtime first, then the fresh verdict, else the recorde
     blocked: true,
     settled: false,
     verdict: "Unknown",
+    degraded: false,
     addresses: [],
   });
   assert.equal(view.probed(key), undefined, "not seen by the probe-target controller yet");
@@ -42,6 +43,7 @@ test("an owned instance: runtime first, then the fresh verdict, else the recorde
     blocked: true,
     settled: true,
     verdict: "Unknown",
+    degraded: false,
     addresses: [],
   });
   assert.equal(view.probed(key)?.verdict, undefined, "a blocked instance has no verdict");
@@ -68,6 +70,7 @@ test("an owned instance: runtime first, then the fresh verdict, else the recorde
     blocked: false,
     settled: true,
     verdict: "Healthy",
+    degraded: false,
     addresses: ["198.18.0.1"],
     healthySince: T0,
   });
@@ -88,6 +91,7 @@ test("a host override publishes the instance address's own resolution at the ove
     blocked: false,
     settled: true,
     verdict: "Unhealthy",
+    degraded: false,
     addresses: ["198.18.1.1", "198.18.1.2"],
   });
 });
@@ -99,6 +103,7 @@ test("an instance another replica probes is what that replica recorded", () => {
     blocked: false,
     settled: true,
     verdict: "Healthy",
+    degraded: false,
     addresses: ["198.18.0.9"],
   });
   const blocked = si("b", {

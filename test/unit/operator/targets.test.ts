@@ -20,7 +20,7 @@ import {
 import { serviceKey } from "../../../src/operator/effective.ts";
 import { publicationPolicy } from "../../../src/operator/publication.ts";
 import { runtimeStore } from "../../../src/operator/runtime.ts";
-import { probeTargets, SECRET_RETRY_MS } from "../../../src/operator/targets.ts";
+import { probeTargets, SECRET_REFRESH_MS, SECRET_RETRY_MS } from "../../../src/operator/targets.ts";
 import { fakeClock } from "../../../src/util/clock.ts";
 import { fakeInformer, scriptedClient } from "../kube/fakes.ts";
 import { instance, NS, policy, T0 } from "./fixtures.ts";
@@ -158,6 +158,34 @@ describe("probeTargets", () => {
     const probe = t.targets.get(KEY)?.check.probes[0];
     assert.ok(probe?.type === "http");
     assert.equal(probe.headers?.Authorization, "Bearer s3cret", "the header value comes from the Secret");
+  });
+
+  it("a tcp probe's TLS client certificate comes from a kubernetes.io/tls Secret: missing blocks, present registers, rotated is re-read", async () => {
+    const secrets: Record<string, Record<string, string>> = {};
+    const t = setup({ secrets });
+    const tls = {
+      caBundle: "-----BEGIN CERTIFICATE-----\n",
+      clientCertificate: { secretName: "probe-client" },
+    };
+    t.instances.upsert(si({ healthCheck: { probes: [{ type: "tcp", tcp: { port: "http", tls } }] } }));
+    assert.deepEqual(await t.reconcile(KEY), { requeueAfterMs: SECRET_RETRY_MS });
+    assert.equal(t.runtimes.get(KEY)?.blocker?.reason, "SecretNotFound");
+    assert.match(
+      t.runtimes.get(KEY)?.blocker?.message ?? "",
+      /tls\.clientCertificate: key tls\.crt of Secret probe-client/,
+    );
+    assert.equal(t.targets.size, 0);
+    secrets["probe-client"] = { "tls.crt": "cert-1", "tls.key": "key-1" };
+    assert.deepEqual(await t.reconcile(KEY), { requeueAfterMs: SECRET_REFRESH_MS }, "re-read on rotation");
+    const first = t.targets.get(KEY)?.check.probes[0];
+    assert.ok(first?.type === "tcp");
+    assert.deepEqual(first.tls?.clientCert, { cert: "cert-1", key: "key-1" });
+    secrets["probe-client"] = { "tls.crt": "cert-2", "tls.key": "key-2" };
+    await t.reconcile(KEY);
+    const rotated = t.targets.get(KEY)?.check.probes[0];
+    assert.ok(rotated?.type === "tcp");
+    assert.deepEqual(rotated.tls?.clientCert, { cert: "cert-2", key: "key-2" });
+    assert.deepEqual(t.calls, [`set ${KEY}`, `set ${KEY}`], "the engine gets the rotated certificate");
   });
 
   it("a blocker that appears later removes the registered target", async () => {

@@ -71,7 +71,7 @@ describe("xDS resources", () => {
     assert.equal(r.listener.name, "cart.shop");
     assert.equal(r.route.name, "cart.shop");
     assert.equal(r.cluster.grpc.name, "cart.shop");
-    assert.equal(r.endpoints.cluster_name, "cart.shop");
+    assert.equal(r.endpoints.grpc.cluster_name, "cart.shop");
     assert.equal(at(r.listener, "api_listener", "api_listener", "rds", "route_config_name"), "cart.shop");
     assert.equal(at(r.route, "virtual_hosts", 0, "routes", 0, "route", "cluster"), "cart.shop");
     assert.equal(at(r.cluster.grpc, "eds_cluster_config", "service_name"), "cart.shop");
@@ -87,7 +87,7 @@ describe("xDS resources", () => {
     const r = buildServiceResources(
       doc(RR, [ep("a", "198.18.0.1", { state: "Panic", healthy: false }), ep("b", "198.18.0.2")], true),
     );
-    const lbs = at(r.endpoints, "endpoints", 0, "lb_endpoints") as Obj[];
+    const lbs = at(r.endpoints.grpc, "endpoints", 0, "lb_endpoints") as Obj[];
     assert.deepEqual(
       lbs.map((l) => l.health_status),
       ["HEALTHY", "HEALTHY"],
@@ -104,7 +104,7 @@ describe("xDS resources", () => {
         ep("e", "198.18.0.5", { ports: [{ name: "http", port: 8080, protocol: "TCP" }] }),
       ]),
     );
-    const localities = at(r.endpoints, "endpoints") as Obj[];
+    const localities = at(r.endpoints.grpc, "endpoints") as Obj[];
     assert.deepEqual(
       localities.map((l) => [l.locality, l.load_balancing_weight]),
       [
@@ -131,7 +131,7 @@ describe("xDS resources", () => {
       at(localities[2], "lb_endpoints", 0, "endpoint", "address", "socket_address", "port_value"),
       8080,
     );
-    assert.ok(!JSON.stringify(r.endpoints).includes("fd00::4"), "weight 0 is not published over xDS");
+    assert.ok(!JSON.stringify(r.endpoints.grpc).includes("fd00::4"), "weight 0 is not published over xDS");
   });
 
   test("strategy mapping", () => {
@@ -223,7 +223,7 @@ describe("xDS resources", () => {
       ),
     );
     const method = adsServiceDefinition().StreamAggregatedResources!;
-    const resources = [r.listener, r.route, r.cluster.envoy, r.endpoints];
+    const resources = [r.listener, r.route, r.cluster.envoy, r.endpoints.envoy];
     const bytes = method.responseSerialize({
       version_info: "1",
       type_url: TYPE.cluster,
