@@ -20,6 +20,11 @@
  * - Degraded (healthy, but its probes report it degraded): Ready as any
  *   healthy instance, at degradedWeightPercent of its weight (publishedWeight,
  *   the one place the published weight is decided), and `degraded: true`.
+ * - Slow start (policy.slowStart): a Ready endpoint whose instance turned
+ *   healthy within the window carries `slowStartSince` (slowStartSince(),
+ *   once per ramp, so re-plans during the window write nothing). Readers
+ *   ramp the published weight, so a degraded instance ramps to its degraded
+ *   weight: the two multiply (weight × degradedWeightPercent × ramp factor).
  * - Zone hints (policy.trafficDistribution set, PreferSameZone or PreferClose:
  *   kube-proxy reads the same hints for both): `hints.forZones` = the endpoint's own zone,
  *   on ready endpoints, and only when every ready slice endpoint has a zone
