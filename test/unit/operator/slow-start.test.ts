@@ -18,6 +18,7 @@ import { RosterClient } from "../../../src/client/client.ts";
 import { memorySource } from "../../../src/client/source.ts";
 import type { ConfigMapObject, ServiceObject } from "../../../src/operator/context.ts";
 import type { EffectiveSlowStart } from "../../../src/operator/effective.ts";
+import { healthySince } from "../../../src/operator/instance-view.ts";
 import {
   type PublicationInput,
   planConfigMapPublication,
@@ -26,7 +27,7 @@ import {
 import type { InstanceInput } from "../../../src/publish/index.ts";
 import { buildServiceResources } from "../../../src/xds/resources.ts";
 import { configMap, endpoint } from "../client/fixtures.ts";
-import { NS, T0 } from "./fixtures.ts";
+import { NS, T0, verdict } from "./fixtures.ts";
 
 const SS: EffectiveSlowStart = {
   windowMs: 30_000,
@@ -130,6 +131,20 @@ describe("the desired step publishes the ramp start", () => {
     const ss: PublishedSlowStart = { windowMs: 30_000, aggression: 1, minWeightPercent: 10 };
     assert.equal(slowStartWeight(ep!, ss, T0 + 15_000), 25, "half of the window: half of 50");
     assert.equal(slowStartWeight(ep!, ss, T0 + 30_000), 50);
+  });
+});
+
+describe("the ramp survives an operator restart", () => {
+  it("the recorded healthy transition wins over a restarted engine's verdict time", () => {
+    const restarted = verdict("Healthy", { since: T0 + 20_000 }); // the new process's first verdict
+    const status = { healthy: true, lastTransitionTime: "2030-01-01T00:00:00Z" };
+    assert.equal(healthySince(status, restarted), T0);
+    // Not yet recorded (it just turned healthy): the verdict's time, which the status writer records.
+    assert.equal(
+      healthySince({ healthy: false, lastTransitionTime: "2029-12-31T23:00:00Z" }, restarted),
+      T0 + 20_000,
+    );
+    assert.equal(healthySince(undefined, verdict("Unhealthy")), undefined);
   });
 });
 
