@@ -270,7 +270,7 @@ export interface InstanceEvent {
  * written: the first verdict (so `kubectl describe si` of an instance that
  * never became healthy says why), every change of `healthy`, and the start
  * and end of flap damping (which can hold an instance without changing
- * `healthy`). Repeats become a series of one Event (src/kube/events.ts).
+ * `healthy`), and the start and end of the Degraded state. Repeats become a series of one Event (src/kube/events.ts).
  */
 export function instanceEvents(
   previous: ServiceInstanceStatus | undefined,
@@ -298,6 +298,21 @@ export function instanceEvents(
       type: "Normal",
       reason: "FlapDampingEnded",
       note: `stable again; ${next.healthy ? "healthy" : "unhealthy"}: ${detail}`,
+    });
+  }
+  // Degraded: entered (or its cause changed) and left while healthy. Leaving
+  // it by becoming unhealthy is BecameUnhealthy's Event, not a recovery.
+  const degradation = (s: ServiceInstanceStatus | undefined) =>
+    s?.conditions?.find((c) => c.type === ConditionTypes.Degraded && c.status === "True");
+  const was = degradation(previous);
+  const is = degradation(next);
+  if (is && is.reason !== was?.reason) {
+    events.push({ type: "Warning", reason: "Degraded", note: `${is.reason}: ${is.message}` });
+  } else if (was && !is && next.healthy === true) {
+    events.push({
+      type: "Normal",
+      reason: "DegradedEnded",
+      note: `published at full weight again (was ${was.reason}: ${was.message})`,
     });
   }
   return events;

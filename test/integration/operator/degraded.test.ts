@@ -15,6 +15,7 @@ import {
   createInstance,
   createPolicy,
   getInstance,
+  hasEvent,
   publishedDocument,
   readyAddresses,
   sliceEndpoints,
@@ -28,15 +29,18 @@ interface Target {
   status: number;
   /** Delay before answering, in ms. */
   delayMs: number;
+  /** A `Warning` header value to send, if any. */
+  warning?: string;
 }
 
 /** A loopback health server whose status and delay the test switches. */
 async function target(t: TestContext, host: string): Promise<Target> {
   const state: Target = { host, port: 0, status: 200, delayMs: 0 };
   const server: Server = createServer((_req, res) => {
-    const { status, delayMs } = state;
+    const { status, delayMs, warning } = state;
     const answer = () => {
       res.statusCode = status;
+      if (warning !== undefined) res.setHeader("Warning", warning);
       res.end(status === 200 ? "ok" : "busy");
     };
     if (delayMs > 0) setTimeout(answer, delayMs);
@@ -53,7 +57,12 @@ async function target(t: TestContext, host: string): Promise<Target> {
   return state;
 }
 
-function instanceSpec(tg: Target, index: number, check: Record<string, unknown> = {}) {
+function instanceSpec(
+  tg: Target,
+  index: number,
+  check: Record<string, unknown> = {},
+  http: Record<string, unknown> = {},
+) {
   return {
     service: "web",
     address: `192.0.2.${index + 1}`,
@@ -63,7 +72,13 @@ function instanceSpec(tg: Target, index: number, check: Record<string, unknown> 
       probes: [
         {
           type: "http" as const,
-          http: { host: tg.host, port: "http", path: "/healthz", degradedStatuses: [{ min: 429, max: 429 }] },
+          http: {
+            host: tg.host,
+            port: "http",
+            path: "/healthz",
+            degradedStatuses: [{ min: 429, max: 429 }],
+            ...http,
+          },
         },
       ],
       ...FAST,
@@ -113,6 +128,7 @@ test("a degraded status keeps the instance ready at a reduced weight; a clean an
   const si = await instanceWith(ns, "web-1", "True", "web-1 Degraded True");
   assert.equal(condition(si, "Degraded")?.reason, "DegradedStatus");
   assertHealthyReady(si);
+  await hasEvent(ns, "web-1", "Degraded");
 
   const entry = await eventually(
     async () => {
@@ -153,6 +169,7 @@ test("a degraded status keeps the instance ready at a reduced weight; a clean an
   const back = await instanceWith(ns, "web-1", "False", "web-1 Degraded False");
   assert.equal(condition(back, "Degraded")?.reason, "NotDegraded");
   assertHealthyReady(back);
+  await hasEvent(ns, "web-1", "DegradedEnded");
   const restored = await eventually(
     async () => {
       const e = await entryOf(ns, "web-1");
@@ -193,4 +210,42 @@ test("a success slower than degradedLatency is degraded with SlowResponse", asyn
     ...WAIT,
     what: "slow web-1 ready in the EndpointSlice",
   });
+});
+
+test("degradeOnWarning: a 200 with a Warning header is degraded with WarningHeader until the header goes away", async (t) => {
+  const ns = await testNamespace(t, "degraded-warning");
+  const warned = await target(t, "127.0.0.1");
+  warned.warning = '199 - "overloaded"';
+  await startTestOperator(t, { namespaces: [ns] });
+  await createPolicy(ns, "web", { service: "web", publish: { degradedWeightPercent: 40 } });
+  await createInstance(ns, "web-1", instanceSpec(warned, 0, {}, { degradeOnWarning: true }));
+
+  const si = await instanceWith(ns, "web-1", "True", "web-1 Degraded True (Warning)");
+  const c = condition(si, "Degraded");
+  assert.equal(c?.reason, "WarningHeader");
+  assert.match(c?.message ?? "", /Warning: 199 - "overloaded"/);
+  assertHealthyReady(si);
+  await hasEvent(ns, "web-1", "Degraded");
+  const entry = await eventually(
+    async () => {
+      const e = await entryOf(ns, "web-1");
+      return e?.degraded ? e : undefined;
+    },
+    { ...WAIT, what: "warned web-1 degraded in the ConfigMap" },
+  );
+  assert.equal(entry.weight, 40);
+  assert.equal(entry.ready, true);
+
+  warned.warning = undefined;
+  const back = await instanceWith(ns, "web-1", "False", "web-1 Degraded False (no Warning)");
+  assertHealthyReady(back);
+  await hasEvent(ns, "web-1", "DegradedEnded");
+  const restored = await eventually(
+    async () => {
+      const e = await entryOf(ns, "web-1");
+      return e && !e.degraded ? e : undefined;
+    },
+    { ...WAIT, what: "web-1 at full weight in the ConfigMap" },
+  );
+  assert.equal(restored.weight, 100);
 });

@@ -307,6 +307,39 @@ describe("instanceEvents", () => {
     );
   });
 
+  it("records Degraded when it starts or its cause changes, DegradedEnded on recovery to full health only", () => {
+    const warn = verdict("Healthy", {
+      degraded: { reason: "WarningHeader", message: 'HTTP 200; Warning: 199 - "overloaded"' },
+    });
+    const slow = verdict("Healthy", { degraded: { reason: "SlowResponse", message: "took 600ms" } });
+    assert.deepEqual(
+      run([verdict("Healthy"), warn, warn, slow, verdict("Healthy"), warn, verdict("Unhealthy")]),
+      [
+        ["Normal BecameHealthy: first verdict: ProbeSucceeded: HTTP 200"],
+        ['Warning Degraded: WarningHeader: HTTP 200; Warning: 199 - "overloaded"'],
+        [],
+        ["Warning Degraded: SlowResponse: took 600ms"],
+        ["Normal DegradedEnded: published at full weight again (was SlowResponse: took 600ms)"],
+        ['Warning Degraded: WarningHeader: HTTP 200; Warning: 199 - "overloaded"'],
+        ["Warning BecameUnhealthy: HttpStatus: HTTP 503"],
+      ],
+    );
+  });
+
+  it("a restart of a degraded instance (recorded Degraded stands) records nothing", () => {
+    const warn = verdict("Healthy", {
+      degraded: { reason: "WarningHeader", message: "HTTP 200; Warning: 199" },
+    });
+    const first = instanceStatus({ instance: instance(), verdict: warn, addresses: [], now: T0 });
+    const restarted = instanceStatus({
+      instance: instance({}, { status: first }),
+      verdict: undefined,
+      addresses: [],
+      now: T0 + 1,
+    });
+    assert.deepEqual(instanceEvents(first, restarted), []);
+  });
+
   it("an operator restart (no fresh verdict, the recorded one stands) records nothing", () => {
     const first = instanceStatus({
       instance: instance(),
