@@ -213,32 +213,85 @@ export const ShardingConfig = z.strictObject({
     .describe("A replica that stops renewing its membership Lease this long loses its share to the others."),
 });
 
-export const XdsConfig = z.strictObject({
-  enabled: z.boolean().default(false).describe("Serve the published services over xDS (Envoy v3 ADS, gRPC)."),
-  port: Port.default(18000),
-  bindAddress: z.string().min(1).default("0.0.0.0"),
-  maxStreams: z
-    .int()
-    .min(1)
-    .max(100_000)
-    .default(10_000)
-    .describe("Open ADS streams at most; more are refused."),
-  access: z
-    .array(
-      z.strictObject({
-        nodeIdPrefix: z
+const XdsAccessRule = z
+  .strictObject({
+    nodeIdPrefix: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        "Clients whose xDS node id starts with this. Node ids are chosen by the client: safe only behind mTLS (together with clientCertificate) or on a trusted network.",
+      ),
+    clientCertificate: z
+      .strictObject({
+        uri: z
           .string()
-          .describe("Clients whose xDS node id starts with this (first matching rule wins)."),
-        namespaces: z.array(Namespace).max(1000).describe("The namespaces they may read."),
-      }),
-    )
-    .max(1000)
-    .default([])
-    .describe(
-      "Who may read what. Empty: every client reads every namespace the operator serves. " +
-        "Otherwise a client reads only the namespaces of its rule, nothing without one.",
-    ),
-});
+          .min(1)
+          .max(2048)
+          .optional()
+          .describe("A URI SAN the certificate must carry, exactly (e.g. a SPIFFE ID)."),
+        dns: z.string().min(1).max(253).optional().describe("A DNS SAN the certificate must carry, exactly."),
+      })
+      .refine((c) => c.uri !== undefined || c.dns !== undefined, "needs uri or dns")
+      .optional()
+      .describe(
+        "Clients whose verified client certificate (xds.tls.clientCaFile) carries this SAN; a node id alone never matches such a rule.",
+      ),
+    namespaces: z.array(Namespace).max(1000).describe("The namespaces they may read."),
+  })
+  .refine((r) => r.nodeIdPrefix !== undefined || r.clientCertificate !== undefined, {
+    message: "needs nodeIdPrefix or clientCertificate (an empty rule would match every client)",
+    path: ["nodeIdPrefix"],
+  });
+
+export const XdsConfig = z
+  .strictObject({
+    enabled: z
+      .boolean()
+      .default(false)
+      .describe("Serve the published services over xDS (Envoy v3 ADS, gRPC)."),
+    port: Port.default(18000),
+    bindAddress: z.string().min(1).default("0.0.0.0"),
+    maxStreams: z
+      .int()
+      .min(1)
+      .max(100_000)
+      .default(10_000)
+      .describe("Open ADS streams at most; more are refused."),
+    tls: z
+      .strictObject({
+        certFile: z.string().min(1).describe("PEM certificate (chain) file of the server."),
+        keyFile: z.string().min(1).describe("PEM private key file of the server."),
+        clientCaFile: z
+          .string()
+          .min(1)
+          .optional()
+          .describe(
+            "PEM CA bundle: when set, every client must present a certificate signed by it (mTLS); without one the handshake fails.",
+          ),
+      })
+      .optional()
+      .describe("Serve xDS over TLS (read at start). Absent: plaintext gRPC."),
+    access: z
+      .array(XdsAccessRule)
+      .max(1000)
+      .default([])
+      .describe(
+        "Who may read what. Empty: every client reads every namespace the operator serves. " +
+          "Otherwise a client reads only the namespaces of the first rule it matches, nothing without one.",
+      ),
+  })
+  .superRefine((x, ctx) => {
+    x.access.forEach((rule, i) => {
+      if (rule.clientCertificate && !x.tls?.clientCaFile) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["access", i, "clientCertificate"],
+          message: "needs xds.tls.clientCaFile (client certificates are verified only under mTLS)",
+        });
+      }
+    });
+  });
 
 /** `/metrics`: where it listens and who may read it (README "Security model"). */
 export const MetricsConfig = z.strictObject({

@@ -57,7 +57,7 @@ import {
   ROSTER_MANAGER,
 } from "../publish/labels.ts";
 import { type Clock, systemClock } from "../util/clock.ts";
-import { createXdsServer, type XdsAccessRule, type XdsServer } from "../xds/server.ts";
+import { createXdsServer, type XdsAccessRule, type XdsServer, type XdsTlsOptions } from "../xds/server.ts";
 import { feedFromConfigMaps } from "../xds/source.ts";
 import { byConfigMap, configMapIndex, rivalServices } from "./claims.ts";
 import {
@@ -112,6 +112,7 @@ export interface XdsOptions {
   bindAddress: string;
   maxStreams?: number;
   access?: readonly XdsAccessRule[];
+  tls?: XdsTlsOptions;
 }
 
 export interface OperatorOptions extends Omit<ManagerOptions, "client" | "clock" | "logger"> {
@@ -387,6 +388,7 @@ export function createOperator(options: OperatorOptions): Operator {
         bindAddress: options.xds.bindAddress,
         maxStreams: options.xds.maxStreams,
         access: options.xds.access,
+        tls: options.xds.tls,
         clock,
         logger: manager.logger,
         registry: manager.metrics.registry,

@@ -19,10 +19,16 @@
  *   holds memory or blocks the others.
  * - Who may read: a client sees the namespaces the operator serves (its
  *   caches hold nothing else); with `access` rules, only the namespaces of the
- *   first rule whose nodeIdPrefix its node id starts with (none if no rule
- *   matches). An invisible resource is answered as absent.
+ *   first rule its identity matches (src/xds/access.ts: node id prefix and,
+ *   under mTLS, the client certificate's SANs; none if no rule matches). An
+ *   invisible resource is answered as absent, logged and counted.
+ * - TLS: with `tls` the server speaks TLS; with `tls.clientCaFile` every
+ *   client must present a certificate signed by that CA (mTLS), or the
+ *   handshake fails.
  * - At most `maxStreams` streams; more are refused with RESOURCE_EXHAUSTED.
  */
+
+import { readFileSync } from "node:fs";
 import {
   status as GrpcStatus,
   Server,
@@ -34,6 +40,7 @@ import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 import type { PublishedEndpoints } from "../api/published.ts";
 import type { Logger } from "../kube/log.ts";
 import type { Clock } from "../util/clock.ts";
+import { parseSubjectAltName, readableNamespaces, type XdsAccessRule } from "./access.ts";
 import { adsServiceDefinition, type EncodedAny, encodeAny, TYPE, TYPE_URLS, type TypeUrl } from "./protos.ts";
 import {
   buildServiceResources,
@@ -43,15 +50,21 @@ import {
   type XdsResource,
 } from "./resources.ts";
 
-export interface XdsAccessRule {
-  nodeIdPrefix: string;
-  namespaces: string[];
+export type { XdsAccessRule } from "./access.ts";
+
+/** PEM files, read when the server starts. */
+export interface XdsTlsOptions {
+  certFile: string;
+  keyFile: string;
+  /** When set, clients must present a certificate signed by this CA (mTLS). */
+  clientCaFile?: string;
 }
 
 export interface XdsServerOptions {
   port: number;
   bindAddress: string;
   access?: readonly XdsAccessRule[];
+  tls?: XdsTlsOptions;
   maxStreams?: number;
   clock: Clock;
   logger: Logger;
@@ -151,15 +164,21 @@ export function createXdsServer(options: XdsServerOptions): XdsServer {
     help: "xDS streams refused because maxStreams were open.",
     registers: reg,
   });
+  const denied = new Counter({
+    name: "roster_xds_access_denied_total",
+    help: "Resources an xDS client asked for by name in a namespace its access rule does not grant (answered as absent), by type.",
+    labelNames: ["type"],
+    registers: reg,
+  });
   void connected;
 
   const shortType = (t: string) => t.slice(t.lastIndexOf(".") + 1);
 
-  function visible(rules: readonly XdsAccessRule[] | undefined, nodeId: string): (ns: string) => boolean {
-    if (!rules?.length) return () => true;
-    const rule = rules.find((r) => nodeId.startsWith(r.nodeIdPrefix));
-    const allowed = new Set(rule?.namespaces ?? []);
-    return (ns) => allowed.has(ns);
+  /** The verified client certificate's SANs; undefined without one. */
+  function peerOf(call: ServerDuplexStream<DiscoveryRequest, DiscoveryResponse>) {
+    const cert = call.getAuthContext?.().sslPeerCertificate;
+    if (!cert || Object.keys(cert).length === 0) return undefined;
+    return parseSubjectAltName(cert.subjectaltname);
   }
 
   function pick(entry: Entry, type: TypeUrl, family: ClientFamily): EncodedAny {
@@ -264,7 +283,19 @@ export function createXdsServer(options: XdsServerOptions): XdsServer {
       if (req.node?.id !== undefined && this.nodeId === "") {
         this.nodeId = req.node.id;
         this.family = req.node.user_agent_name === "envoy" ? "envoy" : "grpc";
-        this.canRead = visible(options.access, this.nodeId);
+        const peer = peerOf(this.call);
+        const readable = readableNamespaces(options.access, { nodeId: this.nodeId, peer });
+        const granted = readable.all ? undefined : readable.namespaces;
+        this.canRead = granted ? (ns) => granted.has(ns) : () => true;
+        const who = { node: this.nodeId, stream: this.id, uris: peer?.uris, dns: peer?.dnsNames };
+        if (readable.all) log.debug(who, "xDS client reads every served namespace");
+        else if (readable.rule === undefined)
+          log.warn(who, "xDS client matches no access rule: it reads nothing");
+        else
+          log.info(
+            { ...who, rule: readable.rule, namespaces: [...readable.namespaces] },
+            "xDS client identified",
+          );
       }
       const names = req.resource_names?.length
         ? new Set(req.resource_names)
@@ -288,6 +319,17 @@ export function createXdsServer(options: XdsServerOptions): XdsServer {
             names.size === sub.names.size &&
             [...names].every((n) => sub.names!.has(n)));
       if (sub && sameNames) return; // an ACK, a NACK or a stale request: nothing new to send
+      const hidden = [...(names ?? [])].filter((n) => {
+        const e = services.get(n);
+        return e !== undefined && !this.canRead(e.resources.namespace);
+      });
+      if (hidden.length > 0) {
+        denied.inc({ type: shortType(type) }, hidden.length);
+        log.warn(
+          { node: this.nodeId, type: shortType(type), names: hidden.slice(0, 10), count: hidden.length },
+          "xDS client asked for resources its access rule does not grant: answered as absent",
+        );
+      }
       if (sub) sub.names = names;
       else this.subs.set(type, { names, nonce: "", sent: -1 });
       this.dirty.add(type);
@@ -390,10 +432,18 @@ export function createXdsServer(options: XdsServerOptions): XdsServer {
     start() {
       return new Promise((resolve, reject) => {
         const host = options.bindAddress.includes(":") ? `[${options.bindAddress}]` : options.bindAddress;
-        server.bindAsync(`${host}:${options.port}`, ServerCredentials.createInsecure(), (err, port) => {
+        let creds: ServerCredentials;
+        try {
+          creds = credentialsOf(options.tls);
+        } catch (err) {
+          reject(err);
+          return;
+        }
+        server.bindAsync(`${host}:${options.port}`, creds, (err, port) => {
           if (err) reject(err);
           else {
-            log.info({ port, bindAddress: options.bindAddress }, "xDS server listening");
+            const tls = !options.tls ? "none" : options.tls.clientCaFile ? "mutual" : "server";
+            log.info({ port, bindAddress: options.bindAddress, tls }, "xDS server listening");
             resolve(port);
           }
         });
@@ -405,4 +455,25 @@ export function createXdsServer(options: XdsServerOptions): XdsServer {
     },
     stats: () => ({ streams: streams.size, pushes: totals.pushes, nacks: totals.nacks, version }),
   };
+}
+
+function credentialsOf(tls: XdsTlsOptions | undefined): ServerCredentials {
+  if (!tls) return ServerCredentials.createInsecure();
+  const ca = tls.clientCaFile === undefined ? null : readPem(tls.clientCaFile, "clientCaFile");
+  return ServerCredentials.createSsl(
+    ca,
+    [{ cert_chain: readPem(tls.certFile, "certFile"), private_key: readPem(tls.keyFile, "keyFile") }],
+    ca !== null,
+  );
+}
+
+/** A TLS file, or an error naming the setting and the file. */
+function readPem(file: string, what: keyof XdsTlsOptions): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    throw new Error(
+      `cannot serve xDS over TLS: cannot read xds.tls.${what} ${file}: ${(err as Error).message}`,
+    );
+  }
 }

@@ -71,6 +71,64 @@ export function testCerts(): TestCerts {
   }
 }
 
+export interface TestLeaf {
+  /** Subject CN. */
+  cn: string;
+  /** OpenSSL subjectAltName value, e.g. `URI:spiffe://x/y,DNS:a.example`. */
+  san: string;
+}
+
+/** A fresh CA and leaves it signed (EC P-256, 2 days), by openssl as testCerts(). */
+export function testPki(leaves: readonly TestLeaf[]): {
+  ca: string;
+  leaves: { cert: string; key: string }[];
+} {
+  const dir = mkdtempSync(join(tmpdir(), "roster-pki-"));
+  try {
+    const f = (name: string) => join(dir, name);
+    const ssl = (...args: string[]) => execFileSync("openssl", args, { stdio: "pipe" });
+    const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    ssl(
+      "req",
+      "-x509",
+      ...ec,
+      "-days",
+      "2",
+      "-subj",
+      "/CN=roster-test-pki",
+      "-keyout",
+      f("ca.key"),
+      "-out",
+      f("ca.crt"),
+    );
+    const out = leaves.map((leaf, i) => {
+      ssl("req", ...ec, "-subj", `/CN=${leaf.cn}`, "-keyout", f(`${i}.key`), "-out", f(`${i}.csr`));
+      writeFileSync(f(`${i}.cnf`), `subjectAltName=${leaf.san}\n`);
+      ssl(
+        "x509",
+        "-req",
+        "-in",
+        f(`${i}.csr`),
+        "-CA",
+        f("ca.crt"),
+        "-CAkey",
+        f("ca.key"),
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        f(`${i}.cnf`),
+        "-out",
+        f(`${i}.crt`),
+      );
+      return { cert: readFileSync(f(`${i}.crt`), "utf8"), key: readFileSync(f(`${i}.key`), "utf8") };
+    });
+    return { ca: readFileSync(f("ca.crt"), "utf8"), leaves: out };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 /** Listens on host:0 and returns the port. */
 export async function listen(server: Server, host = "127.0.0.1"): Promise<number> {
   await new Promise<void>((resolve, reject) => {

@@ -91,6 +91,13 @@ The two halves are deep-merged into the config file (configmap.yaml).
     "maxStreams" .Values.xds.maxStreams
     "access" (.Values.xds.access | default list))
 }}
+{{- with .Values.xds.tls.secretName }}
+{{- $tls := dict "certFile" (printf "%s/tls.crt" (include "roster.xdsTlsPath" $)) "keyFile" (printf "%s/tls.key" (include "roster.xdsTlsPath" $)) }}
+{{- if $.Values.xds.tls.clientCaSecretName }}
+{{- $_ := set $tls "clientCaFile" (printf "%s/ca.crt" (include "roster.xdsClientCaPath" $)) }}
+{{- end }}
+{{- $_ := set $config.xds "tls" $tls }}
+{{- end }}
 {{- with .Values.watch }}
 {{- $_ := set $config "watch" . }}
 {{- end }}
@@ -105,6 +112,14 @@ The two halves are deep-merged into the config file (configmap.yaml).
 {{- $_ := set $config "probing" . }}
 {{- end }}
 {{- toYaml $config }}
+{{- end }}
+
+{{/* Where the xds.tls Secrets are mounted. */}}
+{{- define "roster.xdsTlsPath" -}}
+/etc/roster/xds-tls
+{{- end }}
+{{- define "roster.xdsClientCaPath" -}}
+/etc/roster/xds-client-ca
 {{- end }}
 
 {{/* Where the metrics.tls Secret is mounted. */}}

@@ -410,6 +410,43 @@ describe("/metrics protection", () => {
     );
   });
 
+  test("xds.tls: the Secrets are mounted read-only and the config serves mTLS with certificate rules", async () => {
+    const access = [
+      { clientCertificate: { uri: "spiffe://example.org/ns/a/sa/orders" }, namespaces: ["a"] },
+      { nodeIdPrefix: "b/", clientCertificate: { dns: "consumer.b.svc" }, namespaces: ["b"] },
+    ];
+    const objects = await render(
+      { xds: { enabled: true, tls: { secretName: "xds-cert", clientCaSecretName: "xds-ca" }, access } },
+      { release, namespace: ns },
+    );
+    const config = configOf(objects);
+    assert.deepEqual(config.xds.tls, {
+      certFile: "/etc/roster/xds-tls/tls.crt",
+      keyFile: "/etc/roster/xds-tls/tls.key",
+      clientCaFile: "/etc/roster/xds-client-ca/ca.crt",
+    });
+    assert.deepEqual(config.xds.access, access);
+    const pod = one<V1Deployment>(objects, "Deployment").spec!.template.spec!;
+    assert.equal(pod.volumes?.find((v) => v.name === "xds-tls")?.secret?.secretName, "xds-cert");
+    assert.equal(pod.volumes?.find((v) => v.name === "xds-client-ca")?.secret?.secretName, "xds-ca");
+    assert.deepEqual(
+      pod.containers[0]!.volumeMounts?.filter((m) => m.name.startsWith("xds-")),
+      [
+        { name: "xds-tls", mountPath: "/etc/roster/xds-tls", readOnly: true },
+        { name: "xds-client-ca", mountPath: "/etc/roster/xds-client-ca", readOnly: true },
+      ],
+    );
+  });
+
+  test("xds: a client CA without a server certificate, or an empty access rule, fails naming it", async () => {
+    const noCert = await renderFailure({ xds: { enabled: true, tls: { clientCaSecretName: "xds-ca" } } });
+    assert.notEqual(noCert.code, 0);
+    assert.match(noCert.stderr, /xds\.tls\.clientCaSecretName needs xds\.tls\.secretName/);
+    const empty = await renderFailure({ xds: { enabled: true, access: [{ namespaces: ["a"] }] } });
+    assert.notEqual(empty.code, 0);
+    assert.match(empty.stderr, /xds\/access\/0/);
+  });
+
   test("values.schema.json refuses an unknown metrics.auth", async () => {
     const r = await renderFailure({ metrics: { auth: "basic" } });
     assert.notEqual(r.code, 0);
