@@ -18,13 +18,13 @@
  *   load every write is eventually started.
  * - A write that fails (rejects) frees its slot like one that succeeds.
  */
-import type { Method } from "./client.ts";
+import type { KubeClient, Method } from "./client.ts";
 
 export const WRITE_CLASSES = ["publication", "configmap", "status", "event"] as const;
 export type WriteClass = (typeof WRITE_CLASSES)[number];
 
 /** Default in-flight budget: see docs/scaling.md (write priorities). */
-export const DEFAULT_MAX_INFLIGHT_WRITES = 8;
+export const DEFAULT_MAX_INFLIGHT_WRITES = 16;
 
 /** The class of a request, or undefined when it bypasses the gate. */
 export function writeClassOf(method: Method, path: string): WriteClass | undefined {
@@ -109,5 +109,16 @@ export function writeGate(options: WriteGateOptions = {}): WriteGate {
       >,
       started: { ...started },
     }),
+  };
+}
+
+/** The client with every mutating request (but Leases) passed through the gate with its class. */
+export function gatedClient(client: KubeClient, gate: WriteGate): KubeClient {
+  return {
+    ...client,
+    request(req) {
+      const cls = writeClassOf(req.method, req.path);
+      return cls ? gate.run(cls, () => client.request(req)) : client.request(req);
+    },
   };
 }
