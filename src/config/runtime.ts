@@ -34,6 +34,7 @@ export function managerOptions(config: OperatorConfig): Omit<ManagerOptions, "ku
   return {
     ...liveSettings(config),
     namespaces: config.namespaces,
+    maxInflightWrites: config.publishing.maxInflightWrites,
     leaderElection: {
       enabled: le.enabled,
       namespace: le.namespace,

@@ -165,6 +165,14 @@ export const ProbingConfig = z.strictObject({
 
 /** Publication batching and the start-up hold. */
 export const PublishingConfig = z.strictObject({
+  maxInflightWrites: z
+    .int()
+    .min(1)
+    .max(100)
+    .default(16)
+    .describe(
+      "Mutating API requests in flight at once, shared by every writer and handed out by priority: Services and EndpointSlices, then ConfigMaps, statuses, Events (applies on restart).",
+    ),
   batchWindow: durationBetween("0s", "10s")
     .default("20ms")
     .describe("Verdict changes of one service within this window become one write per published object."),
@@ -388,4 +396,5 @@ export const restartFields = [
   "probing.maxAddressesPerName",
   "probing.dnsServers",
   "probing.dnsRefresh",
+  "publishing.maxInflightWrites",
 ] as const;

@@ -44,6 +44,7 @@ import { type RuntimeMetrics, runtimeMetrics } from "./metrics.ts";
 import { kubernetesMetricsAuthorizer, type MetricsAuthMode } from "./metrics-auth.ts";
 import { type KubeObject, type ResourceType, resourceName } from "./object.ts";
 import { type Check, type Checks, type EndpointServer, serveEndpoints } from "./server.ts";
+import { gatedClient, writeGate } from "./writegate.ts";
 
 export interface LeaderElectionSettings extends Partial<LeaderElectionTimings> {
   enabled: boolean;
@@ -90,6 +91,8 @@ export interface ManagerOptions extends ManagerSettings {
     "inactivityTimeoutMs" | "resyncPeriodMs" | "backoff" | "pageSize" | "watchTimeoutSeconds"
   >;
   gracefulShutdownTimeoutMs?: number;
+  /** Mutating requests in flight at once, shared by every writer (default DEFAULT_MAX_INFLIGHT_WRITES). */
+  maxInflightWrites?: number;
   /** Field manager for server-side apply (default `roster`). */
   fieldManager?: string;
   /** events.k8s.io reportingController (default `roster.dev/operator`). */
@@ -153,11 +156,14 @@ export interface Manager {
 export function createManager(options: ManagerOptions): Manager {
   const metrics = options.metrics ?? runtimeMetrics();
   if (!options.client && !options.kubeConfig) throw new Error("createManager needs kubeConfig or client");
-  const theClient: KubeClient =
+  // Every writer shares one budget of in-flight writes, handed out by priority (writegate.ts).
+  const theClient: KubeClient = gatedClient(
     options.client ??
-    kubeClient(options.kubeConfig!, {
-      onRequest: (r) => metrics.restRequests.inc({ code: String(r.status), method: r.method }),
-    });
+      kubeClient(options.kubeConfig!, {
+        onRequest: (r) => metrics.restRequests.inc({ code: String(r.status), method: r.method }),
+      }),
+    writeGate({ limit: options.maxInflightWrites, metrics: metrics.writeGate }),
+  );
   const clock = options.clock ?? systemClock;
   const logger = options.logger ?? silentLogger();
   const log = logger.child({ component: "manager" });

@@ -12,8 +12,10 @@
  *   running processor) are computed at scrape time from the queues, not by a
  *   timer.
  */
+
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { QueueMetricsSink, WorkQueue } from "./workqueue.ts";
+import type { WriteClass, WriteGateMetricsSink } from "./writegate.ts";
 
 /** prometheus.ExponentialBuckets(10e-9, 10, 12), client-go's workqueue buckets. */
 const workqueueBuckets = Array.from({ length: 12 }, (_, i) => 1e-8 * 10 ** i);
@@ -40,6 +42,8 @@ export interface RuntimeMetrics {
   readonly informerObjects: Gauge<"resource">;
   readonly restRequests: Counter<"code" | "method">;
   readonly eventsDropped: Counter<"reason">;
+  /** The write gate's sink (issue 18): queued writes and wait time per class. */
+  readonly writeGate: WriteGateMetricsSink;
   /** A sink for one named queue; also registers the queue for scrape-time gauges. */
   queueSink(name: string): QueueMetricsSink;
   trackQueue(name: string, queue: WorkQueue): void;
@@ -200,6 +204,25 @@ export function runtimeMetrics(options: MetricsOptions = {}): RuntimeMetrics {
       labelNames: ["reason"] as const,
       registers,
     }),
+    writeGate: (() => {
+      const queued = new Gauge({
+        name: "roster_write_gate_queued",
+        help: "Mutating API requests waiting for a write slot, by priority class",
+        labelNames: ["class"] as const,
+        registers,
+      });
+      const waited = new Histogram({
+        name: "roster_write_gate_wait_seconds",
+        help: "Time a mutating API request waited for a write slot, by priority class",
+        labelNames: ["class"] as const,
+        buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30],
+        registers,
+      });
+      return {
+        queued: (cls: WriteClass, n: number) => queued.set({ class: cls }, n),
+        waited: (cls: WriteClass, s: number) => waited.observe({ class: cls }, s),
+      };
+    })(),
     queueSink(name) {
       const l = { name, controller: name };
       return {
