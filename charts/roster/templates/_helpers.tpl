@@ -65,7 +65,8 @@ app.kubernetes.io/component: operator
 {{/*
 Settings that the operator reads only at start (src/config/schema.ts
 restartKeys: leaderElection, namespaces, watch, sharding; and the probe engine's
-probing.maxConcurrent, maxPerHost, maxAddressesPerName, dnsServers and dnsRefresh). Their checksum is a pod
+probing.maxConcurrent, maxPerHost, maxAddressesPerName, dnsServers and dnsRefresh;
+publishing.maxInflightWrites). Their checksum is a pod
 annotation, so changing one of them rolls the pods; everything else in the
 config file is hot-reloaded from the mounted ConfigMap without a restart.
 The two halves are deep-merged into the config file (configmap.yaml).
@@ -111,6 +112,10 @@ The two halves are deep-merged into the config file (configmap.yaml).
 {{- with $probing }}
 {{- $_ := set $config "probing" . }}
 {{- end }}
+{{- /* The write gate is sized when the client is made. */}}
+{{- if hasKey .Values.publishing "maxInflightWrites" }}
+{{- $_ := set $config "publishing" (dict "maxInflightWrites" .Values.publishing.maxInflightWrites) }}
+{{- end }}
 {{- toYaml $config }}
 {{- end }}
 
@@ -154,7 +159,7 @@ never lacks a grant it was given.
 {{- $_ := set $probing "destinations" . }}
 {{- end }}
 {{- $_ := set $config "probing" $probing }}
-{{- with .Values.publishing }}
+{{- with omit .Values.publishing "maxInflightWrites" }}
 {{- $_ := set $config "publishing" . }}
 {{- end }}
 {{- toYaml $config }}
