@@ -139,6 +139,9 @@ export async function dev(args: string[]): Promise<number> {
   let backends: DemoBackends | undefined;
   let operator: DemoOperator | undefined;
   let traffic: TrafficFeed | undefined;
+  // In this order: nothing probes or dials a test host after its namespace
+  // and routes are gone (the sandbox and data plane are in process groups of
+  // their own, so a Ctrl-C does not stop them first).
   const stopAll = async () => {
     await traffic?.stop();
     await operator?.stop();
@@ -236,8 +239,10 @@ export async function dev(args: string[]): Promise<number> {
 
     const deadline = Date.now() + timeoutS * 1000;
     let stopped = false;
+    let wake = () => {};
     const onSignal = () => {
       stopped = true;
+      wake();
     };
     process.once("SIGINT", onSignal);
     process.once("SIGTERM", onSignal);
@@ -260,7 +265,14 @@ export async function dev(args: string[]): Promise<number> {
       } else {
         process.stdout.write(`--- ${new Date().toISOString()}\n${render(false)}`);
       }
-      await new Promise((r) => setTimeout(r, values.once ? 250 : 1000));
+      // A signal ends the wait: everything stops in order at once.
+      await new Promise<void>((r) => {
+        const timer = setTimeout(r, values.once ? 250 : 1000);
+        wake = () => {
+          clearTimeout(timer);
+          r();
+        };
+      });
     }
     console.log(
       `\nStopping the operator${inCluster ? " (helm uninstall)" : ""}, the demo backends${plane ? ", the data plane" : ""} and the local control plane${inCluster ? " with its node" : ""}...`,

@@ -75,7 +75,10 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
   if (options.node) args.push("--node");
   for (const image of options.nodeImages ?? []) args.push(`--node-image=${resolve(image)}`);
 
-  const child = spawn(binary, args, { stdio: ["ignore", "pipe", "pipe"] });
+  // Its own process group: a terminal's Ctrl-C reaches only this process,
+  // which stops what uses the API server first (--exit-with-parent still
+  // ends the sandbox if this process dies).
+  const child = spawn(binary, args, { stdio: ["ignore", "pipe", "pipe"], detached: true });
   const killOnExit = () => child.kill("SIGKILL");
   process.on("exit", killOnExit);
   const exited = new Promise<void>((done) => child.once("exit", () => done()));

@@ -73,7 +73,11 @@ export async function startDataPlane(
   const child = spawn(
     binary,
     ["dataplane", `--kubeconfig=${kubeconfigPath}`, `--dir=${dir}`, `--zone=${zone}`, "--exit-with-parent"],
-    { stdio: ["ignore", "pipe", "pipe"] },
+    // Its own process group, so that a terminal's Ctrl-C does not remove
+    // the routes to the test hosts while the operator still probes them:
+    // a connection opened then would leave by the host's default route.
+    // The caller stops it last; --exit-with-parent covers a crash.
+    { stdio: ["ignore", "pipe", "pipe"], detached: true },
   );
   // SIGTERM: the data plane removes its namespaces before it exits.
   const killOnExit = () => child.kill("SIGTERM");
