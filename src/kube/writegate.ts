@@ -5,8 +5,9 @@
  *
  * Classes, highest first: `publication` (Services, EndpointSlices),
  * `configmap`, `status`, `event`. `writeClassOf` is the one place that
- * decides the class of a request; reads, watches and Leases (leader election
- * and membership must renew whatever the storm) bypass the gate.
+ * decides the class of a request; reads, watches, Leases (leader election
+ * and membership must renew whatever the storm) and access reviews bypass
+ * the gate.
  *
  * Guarantees (tested as properties):
  * - At most `limit` gated writes are in flight at once.
@@ -30,6 +31,9 @@ export const DEFAULT_MAX_INFLIGHT_WRITES = 16;
 export function writeClassOf(method: Method, path: string): WriteClass | undefined {
   if (method === "GET") return undefined;
   if (/\/leases(\/|$)/.test(path)) return undefined;
+  // TokenReviews and SubjectAccessReviews (the /metrics filter) create
+  // nothing: a scrape must not wait behind a storm of writes.
+  if (/^\/apis\/(authentication|authorization)\.k8s\.io\//.test(path)) return undefined;
   if (/\/events(\/|$)/.test(path)) return "event";
   if (/\/status$/.test(path)) return "status";
   if (/\/configmaps(\/|$)/.test(path)) return "configmap";

@@ -118,4 +118,6 @@ test("writeClassOf: one place decides the class of a request", () => {
   );
   assert.equal(writeClassOf("POST", "/apis/events.k8s.io/v1/namespaces/a/events"), "event");
   assert.equal(writeClassOf("PUT", "/apis/coordination.k8s.io/v1/namespaces/a/leases/l"), undefined);
+  assert.equal(writeClassOf("POST", "/apis/authentication.k8s.io/v1/tokenreviews"), undefined);
+  assert.equal(writeClassOf("POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews"), undefined);
 });
