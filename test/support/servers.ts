@@ -23,52 +23,9 @@ let certs: TestCerts | undefined;
 
 export function testCerts(): TestCerts {
   if (certs) return certs;
-  const dir = mkdtempSync(join(tmpdir(), "roster-health-certs-"));
-  try {
-    const f = (name: string) => join(dir, name);
-    const ssl = (...args: string[]) => execFileSync("openssl", args, { stdio: "pipe" });
-    const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-    ssl(
-      "req",
-      "-x509",
-      ...ec,
-      "-days",
-      "2",
-      "-subj",
-      "/CN=roster-test-ca",
-      "-keyout",
-      f("ca.key"),
-      "-out",
-      f("ca.crt"),
-    );
-    ssl("req", ...ec, "-subj", "/CN=localhost", "-keyout", f("leaf.key"), "-out", f("leaf.csr"));
-    writeFileSync(f("ext.cnf"), "subjectAltName=DNS:localhost,IP:127.0.0.1\n");
-    ssl(
-      "x509",
-      "-req",
-      "-in",
-      f("leaf.csr"),
-      "-CA",
-      f("ca.crt"),
-      "-CAkey",
-      f("ca.key"),
-      "-CAcreateserial",
-      "-days",
-      "2",
-      "-extfile",
-      f("ext.cnf"),
-      "-out",
-      f("leaf.crt"),
-    );
-    certs = {
-      ca: readFileSync(f("ca.crt"), "utf8"),
-      cert: readFileSync(f("leaf.crt"), "utf8"),
-      key: readFileSync(f("leaf.key"), "utf8"),
-    };
-    return certs;
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  const { ca, leaves } = testPki([{ cn: "localhost", san: "DNS:localhost,IP:127.0.0.1" }]);
+  certs = { ca, ...leaves[0]! };
+  return certs;
 }
 
 export interface TestLeaf {
@@ -78,7 +35,7 @@ export interface TestLeaf {
   san: string;
 }
 
-/** A fresh CA and leaves it signed (EC P-256, 2 days), by openssl as testCerts(). */
+/** A fresh CA and leaves it signed (EC P-256, 2 days), by openssl. */
 export function testPki(leaves: readonly TestLeaf[]): {
   ca: string;
   leaves: { cert: string; key: string }[];
