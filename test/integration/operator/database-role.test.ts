@@ -3,6 +3,8 @@
 // real PostgreSQL 15 (a primary and a streaming replica) and real Redis (a
 // primary and a replica) on loopback, probed through the operator with the
 // password from a Secret, published in the service's ConfigMap on the real sandbox.
+// The same holds for a policy with spec.publish.role: primary and probes
+// without expectRole (both members healthy, status.role primary / replica).
 import { test } from "node:test";
 import { Redis } from "ioredis";
 import { eventually, testNamespace } from "../../support/cluster.ts";
