@@ -166,12 +166,24 @@ export type LoadBalancing = z.output<typeof LoadBalancing>;
 // --- publishing ----------------------------------------------------------------
 
 /** The published ConfigMap. */
-export const ConfigMapPublish = z
-  .strictObject({
+export const ConfigMapPublish = withRules(
+  z.strictObject({
     enabled: z.boolean().default(true).describe("Publish the ConfigMap read by the Roster client library."),
-    name: ObjectName.optional().describe("ConfigMap name; default <service>-roster."),
-  })
-  .describe("The ConfigMap with the endpoint set and load-balancing hints.");
+    name: ObjectName.optional().describe(
+      "ConfigMap name; default <service>-roster. Names ending in -part-<n> are reserved for the parts of a split document.",
+    ),
+  }),
+  [
+    {
+      // A split document's parts are `<head>-part-<i>` (published-parts.ts): a
+      // head of that shape would be another head's part, two writers on one object.
+      rule: "!has(self.name) || !self.name.matches('-part-[0-9]+$')",
+      message: "name must not end in -part-<n>: those names are the parts of a split ConfigMap document",
+      fieldPath: ".name",
+      check: (cm) => cm.name === undefined || !/-part-[0-9]+$/.test(cm.name),
+    },
+  ],
+).describe("The ConfigMap with the endpoint set and load-balancing hints.");
 export type ConfigMapPublish = z.output<typeof ConfigMapPublish>;
 
 /**
