@@ -230,5 +230,5 @@ export function isPart(cm: Pick<V1ConfigMap, "metadata">): boolean {
 /** Whether a ConfigMap holds a format-2 head (cheap: no parse of the document). */
 export function isHead(cm: Pick<V1ConfigMap, "data"> | undefined): boolean {
   const text = cm?.data?.[PUBLISHED_DATA_KEY];
-  return text !== undefined && text.startsWith(`{\n  "formatVersion": ${PUBLISHED_PARTS_FORMAT_VERSION},`);
+  return text?.startsWith(`{\n  "formatVersion": ${PUBLISHED_PARTS_FORMAT_VERSION},`) === true;
 }
