@@ -107,8 +107,17 @@ function assertHealthyReady(si: ServiceInstance) {
   assert.equal(condition(si, "Healthy")?.status, "True");
 }
 
-async function entryOf(ns: string, instance: string) {
-  return (await publishedDocument(ns, "web-roster"))?.endpoints.find((e) => e.instance === instance);
+type Entry = NonNullable<Awaited<ReturnType<typeof publishedDocument>>>["endpoints"][number];
+
+/** The instance's entry in web-roster's endpoints.json, once `when` holds for it. */
+function entryWhen(ns: string, instance: string, when: (e: Entry) => boolean | undefined, what: string) {
+  return eventually(
+    async () => {
+      const e = (await publishedDocument(ns, "web-roster"))?.endpoints.find((x) => x.instance === instance);
+      return e && when(e) ? e : undefined;
+    },
+    { ...WAIT, what },
+  );
 }
 
 test("a degraded status keeps the instance ready at a reduced weight; a clean answer restores it", async (t) => {
@@ -130,23 +139,11 @@ test("a degraded status keeps the instance ready at a reduced weight; a clean an
   assertHealthyReady(si);
   await hasEvent(ns, "web-1", "Degraded");
 
-  const entry = await eventually(
-    async () => {
-      const e = await entryOf(ns, "web-1");
-      return e?.degraded ? e : undefined;
-    },
-    { ...WAIT, what: "web-1 degraded in the ConfigMap" },
-  );
+  const entry = await entryWhen(ns, "web-1", (e) => e.degraded, "web-1 degraded in the ConfigMap");
   assert.equal(entry.weight, 40);
   assert.equal(entry.ready, true);
   assert.equal(entry.healthy, true);
-  const other = await eventually(
-    async () => {
-      const e = await entryOf(ns, "web-2");
-      return e?.ready ? e : undefined;
-    },
-    { ...WAIT, what: "web-2 ready in the ConfigMap" },
-  );
+  const other = await entryWhen(ns, "web-2", (e) => e.ready, "web-2 ready in the ConfigMap");
   assert.equal(other.weight, 100);
   assert.equal("degraded" in other, false);
   const cleanSi = await instanceWith(ns, "web-2", "False", "web-2 Degraded False");
@@ -170,12 +167,11 @@ test("a degraded status keeps the instance ready at a reduced weight; a clean an
   assert.equal(condition(back, "Degraded")?.reason, "NotDegraded");
   assertHealthyReady(back);
   await hasEvent(ns, "web-1", "DegradedEnded");
-  const restored = await eventually(
-    async () => {
-      const e = await entryOf(ns, "web-1");
-      return e && !e.degraded ? e : undefined;
-    },
-    { ...WAIT, what: "web-1 no longer degraded in the ConfigMap" },
+  const restored = await entryWhen(
+    ns,
+    "web-1",
+    (e) => !e.degraded,
+    "web-1 no longer degraded in the ConfigMap",
   );
   assert.equal(restored.weight, 100);
   assert.equal(restored.ready, true);
@@ -197,13 +193,7 @@ test("a success slower than degradedLatency is degraded with SlowResponse", asyn
   const si = await instanceWith(ns, "web-1", "True", "web-1 Degraded True (slow)");
   assert.equal(condition(si, "Degraded")?.reason, "SlowResponse");
   assertHealthyReady(si);
-  const entry = await eventually(
-    async () => {
-      const e = await entryOf(ns, "web-1");
-      return e?.degraded ? e : undefined;
-    },
-    { ...WAIT, what: "slow web-1 degraded in the ConfigMap" },
-  );
+  const entry = await entryWhen(ns, "web-1", (e) => e.degraded, "slow web-1 degraded in the ConfigMap");
   assert.equal(entry.weight, 40);
   assert.equal(entry.ready, true);
   await eventually(async () => ((await readyAddresses(ns, "web")).includes("192.0.2.1") ? true : undefined), {
@@ -226,13 +216,7 @@ test("degradeOnWarning: a 200 with a Warning header is degraded with WarningHead
   assert.match(c?.message ?? "", /Warning: 199 - "overloaded"/);
   assertHealthyReady(si);
   await hasEvent(ns, "web-1", "Degraded");
-  const entry = await eventually(
-    async () => {
-      const e = await entryOf(ns, "web-1");
-      return e?.degraded ? e : undefined;
-    },
-    { ...WAIT, what: "warned web-1 degraded in the ConfigMap" },
-  );
+  const entry = await entryWhen(ns, "web-1", (e) => e.degraded, "warned web-1 degraded in the ConfigMap");
   assert.equal(entry.weight, 40);
   assert.equal(entry.ready, true);
 
@@ -240,12 +224,6 @@ test("degradeOnWarning: a 200 with a Warning header is degraded with WarningHead
   const back = await instanceWith(ns, "web-1", "False", "web-1 Degraded False (no Warning)");
   assertHealthyReady(back);
   await hasEvent(ns, "web-1", "DegradedEnded");
-  const restored = await eventually(
-    async () => {
-      const e = await entryOf(ns, "web-1");
-      return e && !e.degraded ? e : undefined;
-    },
-    { ...WAIT, what: "web-1 at full weight in the ConfigMap" },
-  );
+  const restored = await entryWhen(ns, "web-1", (e) => !e.degraded, "web-1 at full weight in the ConfigMap");
   assert.equal(restored.weight, 100);
 });
