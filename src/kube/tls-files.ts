@@ -193,6 +193,7 @@ export function watchTlsFiles(options: TlsWatchOptions): TlsWatch {
       reported = false;
       return;
     }
+    if (again && reported) return; // the same bad set, already reported
     if (bytes) {
       try {
         const next = parseTlsSet(bytes, setting);
@@ -225,7 +226,6 @@ export function watchTlsFiles(options: TlsWatchOptions): TlsWatch {
       log.debug({ err: error!.message }, "TLS files not usable yet: checking again at the next poll");
       return;
     }
-    if (reported) return;
     reported = true;
     metrics?.errors.inc({ server });
     log.error(
