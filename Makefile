@@ -248,6 +248,7 @@ bench: deps $(SANDBOX) $(COREDNS) net-deps ## All benchmarks (half an hour or mo
 	node bench/suite.bench.ts
 	node bench/xds.bench.ts
 	node bench/xds-server.bench.ts
+	node bench/tls-reload.bench.ts
 	node bench/dataplane.bench.ts
 
 # Skips (exit 0, saying why) without root or network namespaces.

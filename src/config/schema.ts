@@ -279,7 +279,9 @@ export const XdsConfig = z
           ),
       })
       .optional()
-      .describe("Serve xDS over TLS (read at start). Absent: plaintext gRPC."),
+      .describe(
+        "Serve xDS over TLS. The files are polled every 10 s: a renewed set is served to new handshakes without a restart. Absent: plaintext gRPC.",
+      ),
     access: z
       .array(XdsAccessRule)
       .max(1000)
@@ -321,7 +323,9 @@ export const MetricsConfig = z.strictObject({
       keyFile: z.string().min(1).describe("PEM private key file."),
     })
     .optional()
-    .describe("Serve /metrics over HTTPS, so scrape tokens never cross the network in clear text."),
+    .describe(
+      "Serve /metrics over HTTPS, so scrape tokens never cross the network in clear text. The files are polled every 10 s: renewals are served without a restart.",
+    ),
 });
 
 /** `/healthz` and `/readyz`: never authenticated (the kubelet probes them without credentials). */

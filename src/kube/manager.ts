@@ -268,6 +268,8 @@ export function createManager(options: ManagerOptions): Manager {
           registry: metrics.registry,
           authorize,
           tls,
+          clock,
+          logger,
         });
     }
   }

@@ -11,14 +11,18 @@
  * throws counts as failed, never crashes the server; the bound port is
  * reported (port 0 picks a free one, for tests). With `authorize`, /metrics
  * answers only requests it lets through (401/403 otherwise); health paths
- * never ask for credentials (the kubelet has none). With `tls`, HTTPS.
+ * never ask for credentials (the kubelet has none). With `tls`, HTTPS; the
+ * files are polled (tls-files.ts): a renewed certificate is used for new
+ * connections (`setSecureContext`), a bad one refused, the last good served.
  */
-import { readFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { createServer as createTlsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import type { Registry } from "prom-client";
+import { type Clock, systemClock } from "../util/clock.ts";
+import { type Logger, silentLogger } from "./log.ts";
 import type { MetricsAuthorizer } from "./metrics-auth.ts";
+import { type TlsWatch, watchTlsFiles } from "./tls-files.ts";
 
 export type Check = () => string | undefined | Promise<string | undefined>;
 
@@ -41,8 +45,12 @@ export interface ServeOptions {
   registry?: Registry;
   /** Who may read /metrics; undefined: anyone who can connect. */
   authorize?: MetricsAuthorizer;
-  /** Serve HTTPS with this PEM certificate and key (files, read at listen time). */
+  /** Serve HTTPS with this PEM certificate and key (files, read at listen time and polled). */
   tls?: { certFile: string; keyFile: string };
+  /** How often the TLS files are polled for a renewal (default 10 s). */
+  tlsPollMs?: number;
+  clock?: Clock;
+  logger?: Logger;
 }
 
 async function runChecks(checks: Map<string, Check>): Promise<{ ok: boolean; lines: string[] }> {
@@ -98,44 +106,54 @@ export async function serveEndpoints(o: ServeOptions): Promise<EndpointServer> {
       res.end(String(err));
     });
   };
-  const server: Server = o.tls
-    ? createTlsServer(
-        { cert: readPem(o.tls.certFile, "certFile"), key: readPem(o.tls.keyFile, "keyFile") },
-        listener,
-      )
-    : createServer(listener);
+  let tls: TlsWatch | undefined;
+  if (o.tls) {
+    try {
+      tls = watchTlsFiles({
+        files: o.tls,
+        server: "metrics",
+        clock: o.clock ?? systemClock,
+        logger: o.logger ?? silentLogger(),
+        registry: o.registry,
+        intervalMs: o.tlsPollMs,
+      });
+    } catch (err) {
+      throw new Error(`cannot serve /metrics over HTTPS: ${(err as Error).message}`);
+    }
+  }
+  let server: Server;
+  if (tls) {
+    const https = createTlsServer({ cert: tls.current().cert, key: tls.current().key }, listener);
+    tls.onChange((set) => https.setSecureContext({ cert: set.cert, key: set.key }));
+    server = https;
+  } else server = createServer(listener);
   const host = o.host ?? "0.0.0.0";
-  await new Promise<void>((resolve, reject) => {
-    const failed = (err: NodeJS.ErrnoException) => reject(listenError(err, host, o));
-    server.once("error", failed);
-    server.listen(o.port, host, () => {
-      server.off("error", failed);
-      resolve();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const failed = (err: NodeJS.ErrnoException) => reject(listenError(err, host, o));
+      server.once("error", failed);
+      server.listen(o.port, host, () => {
+        server.off("error", failed);
+        resolve();
+      });
     });
-  });
+  } catch (err) {
+    tls?.stop();
+    throw err;
+  }
   const port = (server.address() as AddressInfo).port;
   let closing: Promise<void> | undefined;
   return {
     port,
     close() {
       closing ??= new Promise<void>((resolve) => {
+        tls?.stop();
         server.close(() => resolve());
         server.closeIdleConnections();
       });
       return closing;
     },
   };
-}
-
-/** A TLS file, or an error naming the setting and the file. */
-function readPem(file: string, what: "certFile" | "keyFile"): Buffer {
-  try {
-    return readFileSync(file);
-  } catch (err) {
-    throw new Error(
-      `cannot serve /metrics over HTTPS: cannot read metrics.tls.${what} ${file}: ${(err as Error).message}`,
-    );
-  }
 }
 
 /** "cannot serve /metrics on 0.0.0.0:8080: the port is in use (...)": what, where, and what to change. */

@@ -24,12 +24,14 @@
  *   invisible resource is answered as absent, logged and counted.
  * - TLS: with `tls` the server speaks TLS; with `tls.clientCaFile` every
  *   client must present a certificate signed by that CA (mTLS), or the
- *   handshake fails.
+ *   handshake fails. The files are polled (src/kube/tls-files.ts): a renewed
+ *   set is used for new handshakes, open streams go on; a bad one is refused
+ *   and the last good set served.
  * - At most `maxStreams` streams; more are refused with RESOURCE_EXHAUSTED.
  */
 
-import { readFileSync } from "node:fs";
 import {
+  experimental,
   status as GrpcStatus,
   Server,
   ServerCredentials,
@@ -39,6 +41,7 @@ import {
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 import type { PublishedEndpoints } from "../api/published.ts";
 import type { Logger } from "../kube/log.ts";
+import { type TlsWatch, watchTlsFiles } from "../kube/tls-files.ts";
 import type { Clock } from "../util/clock.ts";
 import { parseSubjectAltName, readableNamespaces, type XdsAccessRule } from "./access.ts";
 import { adsServiceDefinition, type EncodedAny, encodeAny, TYPE, TYPE_URLS, type TypeUrl } from "./protos.ts";
@@ -52,7 +55,7 @@ import {
 
 export type { XdsAccessRule } from "./access.ts";
 
-/** PEM files, read when the server starts. */
+/** PEM files, read when the server starts and polled for renewals. */
 export interface XdsTlsOptions {
   certFile: string;
   keyFile: string;
@@ -65,6 +68,8 @@ export interface XdsServerOptions {
   bindAddress: string;
   access?: readonly XdsAccessRule[];
   tls?: XdsTlsOptions;
+  /** How often the TLS files are polled for a renewal (default 10 s). */
+  tlsPollMs?: number;
   maxStreams?: number;
   clock: Clock;
   logger: Logger;
@@ -377,6 +382,7 @@ export function createXdsServer(options: XdsServerOptions): XdsServer {
     }
   }
 
+  let tlsWatch: TlsWatch | undefined;
   const server = new Server({ "grpc.max_concurrent_streams": 100 });
   server.addService(adsServiceDefinition(), {
     StreamAggregatedResources: onStream,
@@ -432,16 +438,28 @@ export function createXdsServer(options: XdsServerOptions): XdsServer {
     start() {
       return new Promise((resolve, reject) => {
         const host = options.bindAddress.includes(":") ? `[${options.bindAddress}]` : options.bindAddress;
-        let creds: ServerCredentials;
-        try {
-          creds = credentialsOf(options.tls);
-        } catch (err) {
-          reject(err);
-          return;
+        let creds = ServerCredentials.createInsecure();
+        if (options.tls) {
+          try {
+            tlsWatch = watchTlsFiles({
+              files: options.tls,
+              server: "xds",
+              clock: options.clock,
+              logger: options.logger,
+              registry: options.registry,
+              intervalMs: options.tlsPollMs,
+            });
+          } catch (err) {
+            reject(new Error(`cannot serve xDS over TLS: ${(err as Error).message}`));
+            return;
+          }
+          creds = renewingCredentials(tlsWatch, options.tls.clientCaFile !== undefined);
         }
         server.bindAsync(`${host}:${options.port}`, creds, (err, port) => {
-          if (err) reject(err);
-          else {
+          if (err) {
+            tlsWatch?.stop();
+            reject(err);
+          } else {
             const tls = !options.tls ? "none" : options.tls.clientCaFile ? "mutual" : "server";
             log.info({ port, bindAddress: options.bindAddress, tls }, "xDS server listening");
             resolve(port);
@@ -452,28 +470,44 @@ export function createXdsServer(options: XdsServerOptions): XdsServer {
     async stop() {
       // ADS streams never end on their own: cancel them (clients reconnect to another replica).
       server.forceShutdown();
+      tlsWatch?.stop();
     },
     stats: () => ({ streams: streams.size, pushes: totals.pushes, nacks: totals.nacks, version }),
   };
 }
 
-function credentialsOf(tls: XdsTlsOptions | undefined): ServerCredentials {
-  if (!tls) return ServerCredentials.createInsecure();
-  const ca = tls.clientCaFile === undefined ? null : readPem(tls.clientCaFile, "clientCaFile");
-  return ServerCredentials.createSsl(
-    ca,
-    [{ cert_chain: readPem(tls.certFile, "certFile"), private_key: readPem(tls.keyFile, "keyFile") }],
-    ca !== null,
-  );
-}
-
-/** A TLS file, or an error naming the setting and the file. */
-function readPem(file: string, what: keyof XdsTlsOptions): Buffer {
-  try {
-    return readFileSync(file);
-  } catch (err) {
-    throw new Error(
-      `cannot serve xDS over TLS: cannot read xds.tls.${what} ${file}: ${(err as Error).message}`,
-    );
-  }
+/**
+ * TLS credentials that follow the watched files: grpc-js's certificate
+ * provider interface, fed from the last good set (grpc-js's own
+ * FileWatcherCertificateProvider hands on whatever it reads, a half-written
+ * or mismatched set included, and withdraws the credentials when a file is
+ * missing; then the server drops every new connection). grpc-js applies each
+ * update with `setSecureContext`: new handshakes only.
+ */
+function renewingCredentials(watch: TlsWatch, mutual: boolean): ServerCredentials {
+  const identity = new Set<experimental.IdentityCertificateUpdateListener>();
+  const ca = new Set<experimental.CaCertificateUpdateListener>();
+  const identityOf = () => ({ certificate: watch.current().cert, privateKey: watch.current().key });
+  const caOf = () => ({ caCertificate: watch.current().ca! });
+  watch.onChange(() => {
+    for (const l of identity) l(identityOf());
+    for (const l of ca) l(caOf());
+  });
+  const provider: experimental.CertificateProvider = {
+    // grpc-js registers its watcher right after adding these listeners: the
+    // first update must come after it (on the next tick), as its own provider does.
+    addIdentityCertificateListener(l) {
+      identity.add(l);
+      process.nextTick(() => identity.has(l) && l(identityOf()));
+    },
+    removeIdentityCertificateListener: (l) => identity.delete(l),
+    addCaCertificateListener(l) {
+      ca.add(l);
+      process.nextTick(() => ca.has(l) && l(caOf()));
+    },
+    removeCaCertificateListener: (l) => ca.delete(l),
+  };
+  // The first argument is the identity provider, the second the CA one
+  // (grpc-js 1.14's declaration names them the other way round).
+  return experimental.createCertificateProviderServerCredentials(provider, mutual ? provider : null, mutual);
 }

@@ -4,7 +4,15 @@
  * port that accepts no connection (its backlog is full).
  */
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { connect, createServer as createNetServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -84,6 +92,46 @@ export function testPki(leaves: readonly TestLeaf[]): {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * A directory laid out as the kubelet mounts a Secret volume (its atomic
+ * writer): each file is a symlink through `..data` to a timestamped directory.
+ * `swap()` writes a new directory and renames a new `..data` symlink onto the
+ * old one, so a reader sees the whole old set or the whole new one.
+ */
+export function secretVolume(files: Record<string, string>): {
+  dir: string;
+  path(name: string): string;
+  swap(files: Record<string, string>): void;
+  remove(): void;
+} {
+  const dir = mkdtempSync(join(tmpdir(), "roster-secret-"));
+  let generation = 0;
+  let current: string | undefined;
+  const swap = (next: Record<string, string>) => {
+    const version = `..${new Date().toISOString().replace(/[-:.]/g, "_")}_${generation++}`;
+    mkdirSync(join(dir, version));
+    for (const [name, text] of Object.entries(next)) writeFileSync(join(dir, version, name), text);
+    symlinkSync(version, join(dir, "..data_tmp"));
+    renameSync(join(dir, "..data_tmp"), join(dir, "..data"));
+    for (const name of Object.keys(next)) {
+      try {
+        symlinkSync(join("..data", name), join(dir, name));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+      }
+    }
+    if (current) rmSync(join(dir, current), { recursive: true, force: true });
+    current = version;
+  };
+  swap(files);
+  return {
+    dir,
+    path: (name) => join(dir, name),
+    swap,
+    remove: () => rmSync(dir, { recursive: true, force: true }),
+  };
 }
 
 /** Listens on host:0 and returns the port. */

@@ -438,6 +438,27 @@ describe("/metrics protection", () => {
     );
   });
 
+  test("TLS Secrets are mounted as directories, never by subPath, so renewed certificates reach the running operator", async () => {
+    // The kubelet updates a Secret volume by swapping its `..data` symlink; a
+    // subPath mount pins the file it first resolved and never sees a renewal.
+    const objects = await render(
+      {
+        metrics: { tls: { secretName: "metrics-cert" } },
+        xds: { enabled: true, tls: { secretName: "xds-cert", clientCaSecretName: "xds-ca" } },
+      },
+      { release, namespace: ns },
+    );
+    const pod = one<V1Deployment>(objects, "Deployment").spec!.template.spec!;
+    const secretVolumes = (pod.volumes ?? []).filter((v) => v.secret).map((v) => v.name);
+    assert.deepEqual(secretVolumes.sort(), ["metrics-tls", "xds-client-ca", "xds-tls"]);
+    const mounts = pod.containers[0]!.volumeMounts!.filter((m) => secretVolumes.includes(m.name));
+    assert.equal(mounts.length, 3);
+    for (const m of mounts) {
+      assert.equal(m.subPath, undefined, `${m.name} mounted by subPath`);
+      assert.equal(m.subPathExpr, undefined, `${m.name} mounted by subPathExpr`);
+    }
+  });
+
   test("xds: a client CA without a server certificate, or an empty access rule, fails naming it", async () => {
     const noCert = await renderFailure({ xds: { enabled: true, tls: { clientCaSecretName: "xds-ca" } } });
     assert.notEqual(noCert.code, 0);
