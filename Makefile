@@ -246,10 +246,15 @@ bench: deps $(SANDBOX) $(COREDNS) net-deps ## All benchmarks (half an hour or mo
 	node bench/operator.bench.ts
 	node bench/peer.bench.ts
 	node bench/suite.bench.ts
+	node bench/storm.bench.ts
 	node bench/xds.bench.ts
 	node bench/xds-server.bench.ts
 	node bench/tls-reload.bench.ts
 	node bench/dataplane.bench.ts
+
+.PHONY: bench-storm
+bench-storm: deps $(SANDBOX) ## Zone outage and churn at 10k instances against the API server's write ceiling measured in the same run (~15 min on 2 busy cores; STORM_ARGS=--quick for 1k); bench/results/storm-10k.json
+	node bench/storm.bench.ts $(STORM_ARGS)
 
 # Skips (exit 0, saying why) without root or network namespaces.
 .PHONY: bench-dataplane

@@ -37,6 +37,10 @@ export interface ChildStart {
   sharding?: { namespace: string; group: string; leaseDurationMs: number };
   /** Serve xDS on 127.0.0.1 at this port; off when absent. */
   xdsPort?: number;
+  /** The write gate's budget (`publishing.maxInflightWrites`); the operator's default when absent. */
+  maxInflightWrites?: number;
+  /** Workers of named controllers (`concurrency.perController`), over `concurrency` and their floors. */
+  perController?: Record<string, number>;
 }
 
 export type ChildRequest =
@@ -87,6 +91,10 @@ export interface ChildStats {
   transitions: number;
   /** This replica holds the leader Lease (always true without leader election). */
   leader?: boolean;
+  /** Writes waiting for a write-gate slot now, by class (roster_write_gate_queued). */
+  gateQueued?: Record<string, number>;
+  /** Keys waiting in the work queues now, all controllers (workqueue_depth). */
+  queueDepth?: number;
 }
 
 /** Event-loop delay (ms) since the previous `load` request, and work-queue depth per controller now. */
@@ -175,8 +183,9 @@ async function answer(req: ChildRequest): Promise<unknown> {
           ? { enabled: true, ...req.leaderElection }
           : { enabled: false, namespace: "default", name: "unused" },
         sharding: req.sharding ? { enabled: true, ...req.sharding } : undefined,
-        concurrency: { default: req.concurrency },
+        concurrency: { default: req.concurrency, perController: req.perController },
         metricsPort: req.metricsPort,
+        maxInflightWrites: req.maxInflightWrites,
         xds:
           req.xdsPort === undefined
             ? undefined
@@ -199,6 +208,11 @@ async function answer(req: ChildRequest): Promise<unknown> {
       }
       const metric = op.manager.metrics.registry.getSingleMetric("roster_verdict_transitions_total");
       const transitions = (metric ? (await metric.get()).values : []).reduce((n, v) => n + v.value, 0);
+      const gate = op.manager.metrics.registry.getSingleMetric("roster_write_gate_queued");
+      const gateQueued: Record<string, number> = {};
+      for (const v of gate ? (await gate.get()).values : []) gateQueued[String(v.labels.class)] = v.value;
+      const depth = op.manager.metrics.registry.getSingleMetric("workqueue_depth");
+      const queueDepth = (depth ? (await depth.get()).values : []).reduce((n, v) => n + v.value, 0);
       const cpu = process.cpuUsage();
       const mem = process.memoryUsage();
       const stats: ChildStats = {
@@ -211,6 +225,8 @@ async function answer(req: ChildRequest): Promise<unknown> {
         requests,
         transitions,
         leader: op.manager.isLeader(),
+        gateQueued,
+        queueDepth,
       };
       return stats;
     }

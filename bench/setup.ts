@@ -128,7 +128,12 @@ export async function createInstances(
 // --- the operator: one or more replica processes --------------------------------------------
 
 export type StartOptions = Pick<ChildStart, "kubeconfig" | "namespaces"> &
-  Partial<Pick<ChildStart, "batchWindowMs" | "maxConcurrent" | "maxPerHost" | "concurrency">>;
+  Partial<
+    Pick<
+      ChildStart,
+      "batchWindowMs" | "maxConcurrent" | "maxPerHost" | "concurrency" | "maxInflightWrites" | "perController"
+    >
+  >;
 
 /** The operator's settings in every bench unless a bench says otherwise. */
 export const operatorDefaults = { batchWindowMs: 20, maxConcurrent: 512, maxPerHost: 64, concurrency: 4 };

@@ -44,7 +44,7 @@ import { type RuntimeMetrics, runtimeMetrics } from "./metrics.ts";
 import { kubernetesMetricsAuthorizer, type MetricsAuthMode } from "./metrics-auth.ts";
 import { type KubeObject, type ResourceType, resourceName } from "./object.ts";
 import { type Check, type Checks, type EndpointServer, serveEndpoints } from "./server.ts";
-import { gatedClient, writeGate } from "./writegate.ts";
+import { gatedClient, type WriteGate, writeGate } from "./writegate.ts";
 
 export interface LeaderElectionSettings extends Partial<LeaderElectionTimings> {
   enabled: boolean;
@@ -120,6 +120,8 @@ export interface Manager {
   readonly clock: Clock;
   readonly identity: string;
   readonly events: EventRecorder;
+  /** The write gate every mutating request of `client` passes through (its stats; tests hold a slot to stage a storm). */
+  readonly writes: WriteGate;
   /** A shared informer (created on first request, started with the manager). */
   informer<T extends KubeObject>(type: ResourceType, request?: InformerRequest): Informer<T>;
   /**
@@ -157,12 +159,13 @@ export function createManager(options: ManagerOptions): Manager {
   const metrics = options.metrics ?? runtimeMetrics();
   if (!options.client && !options.kubeConfig) throw new Error("createManager needs kubeConfig or client");
   // Every writer shares one budget of in-flight writes, handed out by priority (writegate.ts).
+  const gate = writeGate({ limit: options.maxInflightWrites, metrics: metrics.writeGate });
   const theClient: KubeClient = gatedClient(
     options.client ??
       kubeClient(options.kubeConfig!, {
         onRequest: (r) => metrics.restRequests.inc({ code: String(r.status), method: r.method }),
       }),
-    writeGate({ limit: options.maxInflightWrites, metrics: metrics.writeGate }),
+    gate,
   );
   const clock = options.clock ?? systemClock;
   const logger = options.logger ?? silentLogger();
@@ -310,6 +313,7 @@ export function createManager(options: ManagerOptions): Manager {
 
   const manager: Manager = {
     client: theClient,
+    writes: gate,
     applier: apply,
     logger,
     metrics,

@@ -48,6 +48,7 @@ import {
   secondary,
   splitKey,
 } from "../kube/index.ts";
+import { DEFAULT_MAX_INFLIGHT_WRITES } from "../kube/writegate.ts";
 import { staleReasonOf } from "../publish/configmap.ts";
 import {
   LABEL_MANAGED_BY,
@@ -368,6 +369,12 @@ export function createOperator(options: OperatorOptions): Operator {
       secondary(configMaps, (o) => labelIndex(o, LABEL_ROSTER_SERVICE)),
     ],
     reconcile: publisher.reconcile,
+    // As many workers as the write gate has slots: a reconcile writes its
+    // slices and its ConfigMap one after the other, so with fewer workers
+    // than slots the status writer's 16 would fill the rest and, under a
+    // storm, statuses would be written as fast as slices (issue 18; the
+    // gate's priorities only order the writes that wait at it).
+    minConcurrency: Math.max(16, options.maxInflightWrites ?? DEFAULT_MAX_INFLIGHT_WRITES),
   });
 
   function enqueuePublisher(instanceKey: string): void {

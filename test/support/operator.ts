@@ -29,6 +29,10 @@ export interface TestOperatorOptions {
   probing?: Partial<ProbingOptions>;
   /** The xDS server (port 0: any free port; see operator.xds.port()). */
   xds?: XdsOptions;
+  /** The write gate's budget (default: the operator's). */
+  maxInflightWrites?: number;
+  /** Workers per controller (default 4). */
+  concurrency?: number;
 }
 
 export function testSettings(overrides: Partial<OperatorSettings> = {}): OperatorSettings {
@@ -58,7 +62,8 @@ export async function startTestOperator(t: TestContext, options: TestOperatorOpt
           retryPeriodMs: 500,
         }
       : { enabled: false, namespace: "default", name: "unused" },
-    concurrency: { default: 4 },
+    concurrency: { default: options.concurrency ?? 4 },
+    maxInflightWrites: options.maxInflightWrites,
     xds: options.xds,
     // ROSTER_TEST_LOG=debug shows the operator's logs while debugging a test.
     logger: process.env.ROSTER_TEST_LOG
