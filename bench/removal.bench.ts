@@ -74,6 +74,8 @@ interface Side {
   afterFirstFail: number[][];
   confirm: number[][];
   publish: number[][];
+  /** CPU seconds of the side's process over its rounds (failures, removals, recoveries). */
+  cpuSeconds: number;
 }
 const side = (name: string, service: string, k: number, roster: boolean): Side => ({
   name,
@@ -84,6 +86,7 @@ const side = (name: string, service: string, k: number, roster: boolean): Side =
   afterFirstFail: [],
   confirm: [],
   publish: [],
+  cpuSeconds: 0,
 });
 const sides = [
   side("roster default", "r-default", 0, true),
@@ -159,6 +162,12 @@ try {
   for (let r = 0; r < rounds; r++) {
     for (const s of sides) {
       loads.push(loadavg()[0]!);
+      const cpu = async () => {
+        if (!s.roster) return (await peer.call<PeerStats>({ op: "stats" })).cpuMicros / 1e6;
+        const t = total(await group.stats());
+        return (t.userMicros + t.systemMicros) / 1e6;
+      };
+      const cpu0 = await cpu();
       const order = s.ids.map((id) => ({ id, at: Math.random() * intervalMs })).sort((a, b) => a.at - b.at);
       const flippedAt = new Map<number, number>();
       const start = Date.now();
@@ -197,6 +206,7 @@ try {
       );
       // Statuses and policy statuses trail a round: let them land before the next side's.
       await settle(group, 500, 5000);
+      s.cpuSeconds += (await cpu()) - cpu0;
     }
   }
   watched.stop();
@@ -239,11 +249,20 @@ try {
       });
     }
   }
+  for (const s of sides) {
+    figures.push({
+      name: `${s.name}: CPU ms per failure (detect, publish, recover)`,
+      value: (s.cpuSeconds * 1000) / (rounds * perSide),
+      unit: "ms",
+    });
+  }
   figures.push(
     { name: "roster: steady probes per target per s", value: rosterSteady, unit: "/s" },
     { name: "peer: steady probes per target per s", value: peerSteady, unit: "/s" },
   );
-  report(`removal${args.quick ? "-quick" : ""}`, figures, {
+  // Runs with other sizes or batching write files of their own.
+  const suffix = `${args["per-side"] ? `-n${perSide}` : ""}${args["batch-window"] ? `-bw${batchWindowMs}` : ""}`;
+  report(`removal${args.quick ? "-quick" : ""}${suffix}`, figures, {
     perSide,
     rounds,
     samplesPerSide: perSide * rounds,

@@ -38,10 +38,12 @@ export type PeerRequest = PeerStart | { op: "stats" } | { op: "stop" };
 export interface PeerStats {
   probes: number;
   writes: number;
+  /** CPU time of this process (user + system). */
+  cpuMicros: number;
 }
 
 const agent = new Agent({ keepAlive: true, maxSockets: 64 });
-const stats: PeerStats = { probes: 0, writes: 0 };
+const stats = { probes: 0, writes: 0 };
 const timers = new Set<NodeJS.Timeout>();
 let stopped = false;
 
@@ -140,7 +142,7 @@ process.on("message", (m: { id: number; req: PeerRequest }) => {
       start(m.req);
       return reply(true);
     case "stats":
-      return reply(stats);
+      return reply({ ...stats, cpuMicros: process.cpuUsage().user + process.cpuUsage().system });
     case "stop":
       stopped = true;
       for (const t of timers) clearTimeout(t);
