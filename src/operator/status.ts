@@ -408,14 +408,14 @@ export function policyStatus(input: PolicyStatusInput): {
     if (conditions.some((c) => c.type === ConditionTypes.Conflict))
       set(ConditionTypes.Conflict, "False", "NoConflict", "");
     const roleless = outcome.noRoleProbe;
-    const rolelessMessage =
-      roleless &&
-      `publish.role is ${roleless.role}, but ${roleless.names.length} of ${roleless.total} instances have no postgres or redis probe, so their role is never known and they are never published: ${listed(roleless.names)}`;
-    if (roleless && rolelessMessage) set(ROLE_UNKNOWN, "True", "NoRoleProbe", rolelessMessage);
+    const rolelessMessage = roleless
+      ? `publish.role is ${roleless.role}, but ${roleless.names.length} of ${roleless.total} instances have no postgres or redis probe, so their role is never known and they are never published: ${listed(roleless.names)}`
+      : "";
+    if (roleless) set(ROLE_UNKNOWN, "True", "NoRoleProbe", rolelessMessage);
     else if (conditions.some((c) => c.type === ROLE_UNKNOWN))
       set(ROLE_UNKNOWN, "False", "RoleProbes", "every instance has a postgres or redis probe");
     if (outcome.stale) set(ConditionTypes.Ready, "False", "PublishFailed", outcome.stale);
-    else if (roleless && rolelessMessage && roleless.names.length === roleless.total)
+    else if (roleless && roleless.names.length === roleless.total)
       set(ConditionTypes.Ready, "False", "NoRoleProbe", rolelessMessage);
     else
       set(
