@@ -8,14 +8,15 @@
  *
  * - `off`: recheckInterval = interval (one run per interval: Roster before
  *   fast confirmation);
- * - `default`: recheckInterval absent (interval/4 = 250 ms);
+ * - `default`: recheckInterval absent (a retry at once, then interval/4 = 250 ms);
  * - `floor`: recheckInterval 10 ms (the API minimum: about back-to-back retries).
  *
  * Per round every target of every engine fails at a random point within one
  * interval and the time from the flip to its Unhealthy transition is taken;
  * then all recover. Steady-state probes per target per second are measured
  * apart (nothing failing), to show fast confirmation costs nothing there.
- * Detection only: publication (batching, API write, watch) comes on top.
+ * Detection only: publication (batching, API write, watch) comes on top;
+ * `bench/removal.bench.ts` measures removal end to end against a peer.
  *
  *   node bench/detection.bench.ts            # 100 targets per variant, 10 rounds
  *   node bench/detection.bench.ts --quick    # 50 targets, 4 rounds

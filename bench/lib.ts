@@ -75,6 +75,8 @@ export interface Targets {
   hosts: string[];
   /** `/h/<id>` answers 503 for these ids, 200 otherwise. */
   failing: Set<number>;
+  /** id → when its first 503 was served (kept until the caller deletes it). */
+  failedAt: Map<number, number>;
   close(): Promise<void>;
 }
 
@@ -89,11 +91,14 @@ export async function startTargets(hostCount: number | string[], prefix = "127.0
       ? Array.from({ length: hostCount }, (_, i) => `${prefix}.${i + 1}`)
       : hostCount;
   const failing = new Set<number>();
+  const failedAt = new Map<number, number>();
   const servers: Server[] = [];
   let port = 0;
   for (const host of hosts) {
     const server = createServer((req, res) => {
-      const ok = !failing.has(Number(req.url?.slice(3)));
+      const id = Number(req.url?.slice(3));
+      const ok = !failing.has(id);
+      if (!ok && !failedAt.has(id)) failedAt.set(id, Date.now());
       res.writeHead(ok ? 200 : 503, { "content-type": "text/plain", "content-length": "2" });
       res.end(ok ? "ok" : "no");
     });
@@ -111,6 +116,7 @@ export async function startTargets(hostCount: number | string[], prefix = "127.0
     port,
     hosts,
     failing,
+    failedAt,
     close: () =>
       Promise.all(
         servers.map((s) => {

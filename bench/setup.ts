@@ -70,6 +70,8 @@ export interface InstanceOptions {
   zone?: string;
   /** Published address; default `benchAddress(i)` (198.18.0.0/15, never contacted). */
   address?(i: number): string;
+  /** healthCheck.recheckInterval of instance i; absent: the default. */
+  recheckInterval?(i: number): string | undefined;
 }
 
 /** ServiceInstance `i-<i>`: its own HTTP probe, so that single instances can fail. */
@@ -95,6 +97,7 @@ export function instanceBody(i: number, o: InstanceOptions): object {
         failureThreshold: o.failureThreshold,
         successThreshold: o.successThreshold ?? 1,
         jitter: o.jitter ?? 0,
+        ...(o.recheckInterval?.(i) ? { recheckInterval: o.recheckInterval(i) } : {}),
       },
     },
   };

@@ -773,7 +773,7 @@ export const HealthCheck = withRules(
     recheckInterval: durationBetween("10ms", "1h")
       .optional()
       .describe(
-        "After a result that differs from the verdict, the next probes come this soon until the threshold is met or a result agrees (10ms to interval; default interval/4, at most timeout; interval turns it off).",
+        "After a result that differs from the verdict, the instance is retried at once and then probed this often until the threshold is met or a result agrees (10ms to interval; default interval/4, at most timeout; interval turns it off).",
       ),
   }),
   [

@@ -21,7 +21,7 @@ import { type DestinationPolicy, type DestinationPolicyConfig, destinationPolicy
 import { postgresProbe } from "./postgres-probe.ts";
 import { fail, type Outcome, ok, ProbeTimeout, Reason, withLatency } from "./reasons.ts";
 import { redisProbe } from "./redis-probe.ts";
-import { jitterFor, nextSlot, phaseOf, slotAtOrAfter } from "./schedule.ts";
+import { jitterFor, nextRun, nextSlot, phaseOf, slotAtOrAfter } from "./schedule.ts";
 import { ProbeSignal } from "./signal.ts";
 import { type StallMonitor, stallMonitor } from "./stall.ts";
 import { tcpProbe } from "./tcp-probe.ts";
@@ -354,9 +354,9 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
 
   /**
    * A result differs from the verdict it would have to overturn: the next
-   * runs come at recheckInterval until the threshold is met or a result
-   * agrees again (fast confirmation, like Envoy's edge intervals), so a
-   * threshold of 3 costs 2 rechecks, not 2 intervals. Judged on the threshold
+   * runs are rechecks (the first at once, then at recheckInterval: `nextRun`)
+   * until the threshold is met or a result agrees again (fast confirmation),
+   * so a threshold of 3 costs one recheckInterval, not 2 intervals. Judged on the threshold
    * verdict (not the damped one), so flap damping does not keep rechecking.
    */
   function confirming(ts: TargetState): boolean {
@@ -405,23 +405,18 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
     const after = () => {
       if (ts.gen !== gen || ts.removed) return;
       ts.running = false;
-      const now = clock.now();
       const check = ts.target.check;
-      // A recheck only when it comes sooner than the regular run would (a
-      // slow probe can end close to its next slot).
-      const recheckAt = now + recheckMsOf(check);
-      if (confirming(ts) && recheckAt < nextSlot(planned, now, check.intervalMs).at) {
-        schedule(ts, recheckAt, true);
-        return;
-      }
-      if (ts.rechecking) {
-        // Confirmed either way: back on the target's phase, at least a recheck away.
-        schedule(ts, slotAtOrAfter(recheckAt, ts.phase, check.intervalMs));
-        return;
-      }
-      const next = nextSlot(planned, now, check.intervalMs);
+      const next = nextRun({
+        planned,
+        now: clock.now(),
+        phase: ts.phase,
+        intervalMs: check.intervalMs,
+        recheckMs: recheckMsOf(check),
+        rechecking: ts.rechecking,
+        confirming: confirming(ts),
+      });
       counters.skippedSlots += next.skipped;
-      schedule(ts, next.at);
+      schedule(ts, next.at, next.recheck);
     };
     run(ts, gen, due).then(after, (err: unknown) => {
       onError(err);

@@ -48,3 +48,41 @@ export function jitterFor(jitterMs: number, intervalMs: number, random: () => nu
   const bound = Math.min(Math.max(0, jitterMs), intervalMs / 2);
   return bound > 0 ? Math.floor(random() * bound) : 0;
 }
+
+/** What a finished run needs to decide its target's next run. */
+export interface RunEnd {
+  /** The slot the run was planned at (its phase grid point; a recheck's own time). */
+  planned: number;
+  /** When the run finished. */
+  now: number;
+  phase: number;
+  intervalMs: number;
+  recheckMs: number;
+  /** The run was a recheck. */
+  rechecking: boolean;
+  /** A result differs from the verdict and its threshold is not met yet (fast confirmation). */
+  confirming: boolean;
+}
+
+/**
+ * The next run after one finished (fast confirmation, issue 19). While a
+ * differing result is being confirmed, the first recheck comes at once (a
+ * retry, as operators that retry back to back do) and the further ones
+ * `recheckMs` apart, so a failure must last (failureThreshold − 2) ×
+ * recheckInterval to flip a threshold of 3 or more, and a one-off failure
+ * costs one extra probe. A recheck is only taken when it comes sooner than
+ * the regular slot (a slow probe can end close to it). Once confirmed either
+ * way, the target is back on its phase, at least a recheck away; otherwise
+ * the regular next slot (`nextSlot`). Steady state: one run per interval.
+ */
+export function nextRun(r: RunEnd): { at: number; recheck: boolean; skipped: number } {
+  const regular = nextSlot(r.planned, r.now, r.intervalMs);
+  if (r.confirming) {
+    const at = r.now + (r.rechecking ? r.recheckMs : 0);
+    if (at < regular.at) return { at, recheck: true, skipped: 0 };
+  }
+  if (r.rechecking) {
+    return { at: slotAtOrAfter(r.now + r.recheckMs, r.phase, r.intervalMs), recheck: false, skipped: 0 };
+  }
+  return { at: regular.at, recheck: false, skipped: regular.skipped };
+}

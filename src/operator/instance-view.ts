@@ -15,8 +15,17 @@
  *   host override, every probed address); unknown when one of them reported
  *   none (not probed yet, failing) or they disagree. Fresh only: a role
  *   recorded before a restart is not trusted for publishing by role.
+ *   Whether its check can learn a role at all (a postgres or redis probe):
+ *   without one, publish.role leaves it out for good, which the policy's
+ *   status says (RoleUnknown, see publish-plan.ts).
  */
-import { ConditionTypes, type DatabaseRole, type ServiceInstanceStatus, type Verdict } from "../api/index.ts";
+import {
+  ConditionTypes,
+  type DatabaseRole,
+  type EffectiveHealthCheck,
+  type ServiceInstanceStatus,
+  type Verdict,
+} from "../api/index.ts";
 import type { Degradation } from "../health/index.ts";
 import type { InstanceInput } from "../publish/index.ts";
 import type { InstanceObject, OperatorContext } from "./context.ts";
@@ -48,6 +57,8 @@ export interface PublishedInstance {
   healthySince?: number;
   /** The database role; absent when unknown. */
   role?: DatabaseRole;
+  /** Its check has a postgres or redis probe (learns a role); undefined while its check is not known. */
+  roleProbe?: boolean;
 }
 
 export interface InstanceView {
@@ -90,6 +101,22 @@ export function healthySince(
     if (Number.isFinite(recorded)) return recorded;
   }
   return verdict?.verdict === "Healthy" ? verdict.since : undefined;
+}
+
+/** Probe types that report the server's role (status.role). */
+const ROLE_PROBES = new Set(["postgres", "redis"]);
+
+/**
+ * Whether a check, as its status shows it, has a probe that learns the
+ * database role; undefined when the check is not known. Each line is
+ * `[name: ]type ...` (a probe name is a DNS label: no space, no colon).
+ */
+export function learnsRole(check: EffectiveHealthCheck | undefined): boolean | undefined {
+  if (!check) return undefined;
+  return check.probes.some((line) => {
+    const [first, second] = line.split(" ");
+    return ROLE_PROBES.has((first?.endsWith(":") ? second : first) ?? "");
+  });
 }
 
 /** The one role all these addresses' servers reported; undefined when one reported none or they differ. */
@@ -167,6 +194,7 @@ export function instanceView(ctx: OperatorContext, runtimes: RuntimeStore): Inst
         degraded,
         addresses,
         ...withRole(role),
+        ...withRoleProbe(learnsRole(si.status?.effectiveHealthCheck)),
         ...(since !== undefined ? { healthySince: since } : {}),
       };
     }
@@ -186,6 +214,7 @@ export function instanceView(ctx: OperatorContext, runtimes: RuntimeStore): Inst
       degraded,
       addresses: list,
       ...withRole(role),
+      ...withRoleProbe(learnsRole(rt.healthCheck)),
       ...(since !== undefined ? { healthySince: since } : {}),
     };
   }
@@ -219,6 +248,7 @@ export function instanceView(ctx: OperatorContext, runtimes: RuntimeStore): Inst
           tags: si.spec.tags,
           metadata: si.spec.metadata,
           ...withRole(v.role),
+          ...(v.roleProbe === false ? { noRoleProbe: true } : {}),
           ...(v.healthySince !== undefined ? { healthySince: v.healthySince } : {}),
         });
       }
@@ -231,6 +261,10 @@ export function instanceView(ctx: OperatorContext, runtimes: RuntimeStore): Inst
 /** `role` only when known: an unknown role is an absent field, in status and published documents alike. */
 function withRole(role: DatabaseRole | undefined): { role?: DatabaseRole } {
   return role ? { role } : {};
+}
+
+function withRoleProbe(roleProbe: boolean | undefined): { roleProbe?: boolean } {
+  return roleProbe === undefined ? {} : { roleProbe };
 }
 
 /** A status's `healthy` (absent: no verdict yet) as the one Verdict (src/api/common.ts). */

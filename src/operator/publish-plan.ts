@@ -73,6 +73,8 @@ export interface ServicePlan {
   replace?: WriteStep;
   /** Create or update the Service (empty: nothing to write, or no port to publish yet). */
   steps: WriteStep[];
+  /** publish.role: the instances left out for good, their check having no postgres or redis probe (sorted). */
+  noRoleProbe: string[];
 }
 
 export function planServicePublication(input: PublicationInput): ServicePlan {
@@ -82,6 +84,14 @@ export function planServicePublication(input: PublicationInput): ServicePlan {
   // states have no value for "healthy but the other role" (a new one would be
   // a new major format version), and panic must never fail open to a replica.
   const instances = publish.role ? input.instances.filter((i) => i.role === publish.role) : input.instances;
+  // Those whose check cannot learn a role would be left out silently, for
+  // ever: named, for the policy's status (RoleUnknown).
+  const noRoleProbe = publish.role
+    ? input.instances
+        .filter((i) => i.noRoleProbe)
+        .map((i) => i.name)
+        .sort()
+    : [];
   const desired = computeDesired(namespace, service, instances, {
     panicThreshold: publish.panicThreshold,
     trafficDistribution: publish.trafficDistribution,
@@ -122,7 +132,7 @@ export function planServicePublication(input: PublicationInput): ServicePlan {
       });
     }
   }
-  return { desired, replace, steps };
+  return { desired, replace, steps, noRoleProbe };
 }
 
 /** The slice writes (creates, then updates, then deletes); all deletes without an owner Service. */

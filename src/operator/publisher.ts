@@ -128,6 +128,13 @@ export function servicePublisher(ctx: OperatorContext, view: InstanceView): { re
     const key = `${input.namespace}/${input.service}`;
     const plan = planServicePublication(input);
     outcome.desired = plan.desired;
+    if (plan.noRoleProbe.length > 0 && input.publish.role) {
+      outcome.noRoleProbe = {
+        role: input.publish.role,
+        names: plan.noRoleProbe,
+        total: input.instances.length,
+      };
+    }
     const { counts, panic } = plan.desired;
     ctx.logger.debug({ service: key, counts, panic }, "desired publication");
     if (plan.replace) {

@@ -332,6 +332,8 @@ export interface PublicationOutcome {
   failed?: string;
   /** The ConfigMap was published stale (over budget), with this message; the rest is published. */
   stale?: string;
+  /** publish.role is set and these instances' checks have no postgres or redis probe: never published. */
+  noRoleProbe?: { role: string; names: readonly string[]; total: number };
 }
 
 export interface PolicyStatusInput {
@@ -405,7 +407,16 @@ export function policyStatus(input: PolicyStatusInput): {
     const d = outcome.desired;
     if (conditions.some((c) => c.type === ConditionTypes.Conflict))
       set(ConditionTypes.Conflict, "False", "NoConflict", "");
+    const roleless = outcome.noRoleProbe;
+    const rolelessMessage = roleless
+      ? `publish.role is ${roleless.role}, but ${roleless.names.length} of ${roleless.total} instances have no postgres or redis probe, so their role is never known and they are never published: ${listed(roleless.names)}`
+      : "";
+    if (roleless) set(ROLE_UNKNOWN, "True", "NoRoleProbe", rolelessMessage);
+    else if (conditions.some((c) => c.type === ROLE_UNKNOWN))
+      set(ROLE_UNKNOWN, "False", "RoleProbes", "every instance has a postgres or redis probe");
     if (outcome.stale) set(ConditionTypes.Ready, "False", "PublishFailed", outcome.stale);
+    else if (roleless && roleless.names.length === roleless.total)
+      set(ConditionTypes.Ready, "False", "NoRoleProbe", rolelessMessage);
     else
       set(
         ConditionTypes.Ready,
@@ -445,3 +456,11 @@ export function policyStatus(input: PolicyStatusInput): {
 }
 
 const PANIC = "Panic";
+/** DiscoveryPolicy: publish.role is set and some instances can never have a role (no database probe). */
+export const ROLE_UNKNOWN = "RoleUnknown";
+
+/** Up to five names, then how many more. */
+function listed(names: readonly string[]): string {
+  const shown = names.slice(0, 5).join(", ");
+  return names.length > 5 ? `${shown} and ${names.length - 5} more` : shown;
+}

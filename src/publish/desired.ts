@@ -87,6 +87,8 @@ export interface InstanceInput {
   healthySince?: number;
   /** The database role its probe reported (the instance view decides it); absent when unknown. */
   role?: "primary" | "replica";
+  /** Its check has no postgres or redis probe: its role is never known (publish.role leaves it out for good). */
+  noRoleProbe?: boolean;
 }
 
 export interface PublishPolicy {

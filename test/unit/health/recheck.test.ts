@@ -1,6 +1,7 @@
 // Fast confirmation with a fake clock: after a result that differs from the
-// verdict, the next runs come at recheckInterval until the threshold flips
-// the verdict or a result agrees again; in steady state one run per interval.
+// verdict, the next runs are rechecks (the first at once, then at
+// recheckInterval) until the threshold flips the verdict or a result agrees
+// again; in steady state one run per interval.
 // Driven through heartbeat probes (a Lease read, no network).
 import assert from "node:assert/strict";
 import { test } from "node:test";
@@ -10,7 +11,10 @@ import type { CheckSpec, Transition } from "../../../src/health/types.ts";
 import { type FakeClock, fakeClock } from "../../../src/util/clock.ts";
 
 const T0 = 1_000_000;
-const flush = () => new Promise<void>((r) => setImmediate(r));
+// Two turns: a retry started at once by a run's end must finish within the same fake millisecond.
+const flush = async () => {
+  for (let i = 0; i < 2; i++) await new Promise<void>((r) => setImmediate(r));
+};
 
 async function advance(clock: FakeClock, ms: number, stepMs = 1): Promise<void> {
   for (let t = 0; t < ms; t += stepMs) {
@@ -67,7 +71,7 @@ test("steady state: one run per interval on the target's phase", async (t) => {
   assert.equal(engine.stats().rechecks, 0);
 });
 
-test("a differing result is confirmed at recheckInterval: failureThreshold 3 takes 2 rechecks, not 2 intervals", async (t) => {
+test("a differing result is retried at once, then rechecked at recheckInterval: failureThreshold 3 takes one recheckInterval, not 2 intervals", async (t) => {
   const { clock, engine, runs, transitions, set } = setup();
   t.after(() => engine.close());
   engine.set({ id: "ns/a", host: "10.0.0.1", check: check({ successThreshold: 1 }) });
@@ -78,12 +82,13 @@ test("a differing result is confirmed at recheckInterval: failureThreshold 3 tak
   set(false);
   await advance(clock, phase + 1000);
   const after = runs.filter((r) => r >= failAt);
-  assert.deepEqual(after.slice(0, 3), [failAt, failAt + 250, failAt + 500]);
+  // The retry starts at once and ends when the fake clock moves on (1 ms steps).
+  assert.deepEqual(after.slice(0, 3), [failAt, failAt, failAt + 251]);
   const down = transitions.find((x) => x.to === "Unhealthy")!;
-  assert.equal(down.at - T0, failAt + 500, "unhealthy after 500 ms, not 2 s");
+  assert.equal(down.at - T0, failAt + 251, "unhealthy after 250 ms, not 2 s");
   // Confirmed: back to one run per interval on the phase.
   await advance(clock, 5000);
-  const later = runs.filter((r) => r > failAt + 500);
+  const later = runs.filter((r) => r > failAt + 251);
   assert.ok(later.length >= 5 && later.length <= 6, `${later.length} runs in 5.5 s`);
   assert.ok(
     later.every((r) => (r - phase) % 1000 === 0),
@@ -105,16 +110,16 @@ test("a one-off failure is rechecked once, then the verdict stands and runs go b
   set(true);
   await advance(clock, 4000);
   const after = runs.filter((r) => r >= failAt);
-  assert.deepEqual(after.slice(0, 3), [failAt, failAt + 250, failAt + 1000]);
+  assert.deepEqual(after.slice(0, 3), [failAt, failAt, failAt + 1000]);
   assert.ok(!transitions.some((x) => x.to === "Unhealthy"), "one failure is below the threshold");
   assert.equal(engine.stats().rechecks, 1);
 });
 
-test("recovery is confirmed at recheckInterval too (successThreshold 2)", async (t) => {
+test("recovery is confirmed the same way (successThreshold 3: a retry at once, then a recheck)", async (t) => {
   const { clock, engine, transitions, set } = setup();
   t.after(() => engine.close());
   set(false);
-  engine.set({ id: "ns/a", host: "10.0.0.1", check: check() });
+  engine.set({ id: "ns/a", host: "10.0.0.1", check: check({ successThreshold: 3 }) });
   await advance(clock, 3000);
   assert.equal(engine.summary("ns/a")?.verdict, "Unhealthy");
   const phase = phaseOf("ns/a", 1000);
@@ -122,7 +127,7 @@ test("recovery is confirmed at recheckInterval too (successThreshold 2)", async 
   set(true);
   await advance(clock, 2000 + phase);
   const healthy = transitions.find((x) => x.to === "Healthy")!;
-  assert.equal(healthy.at - T0, upAt + 250);
+  assert.equal(healthy.at - T0, upAt + 251); // the retry ends 1 ms on (1 ms steps)
 });
 
 test("a recheckInterval of the whole interval turns fast confirmation off", async (t) => {
@@ -140,4 +145,23 @@ test("a recheckInterval of the whole interval turns fast confirmation off", asyn
   const down = transitions.find((x) => x.to === "Unhealthy")!;
   assert.equal(down.at - T0, 2000 + phase + 2000);
   assert.equal(engine.stats().rechecks, 0);
+});
+
+test("failureThreshold 4: a retry at once, then rechecks recheckInterval apart", async (t) => {
+  const { clock, engine, runs, transitions, set } = setup();
+  t.after(() => engine.close());
+  engine.set({
+    id: "ns/a",
+    host: "10.0.0.1",
+    check: check({ successThreshold: 1, failureThreshold: 4, recheckIntervalMs: 100 }),
+  });
+  await advance(clock, 2000);
+  const phase = phaseOf("ns/a", 1000);
+  const failAt = 2000 + phase;
+  set(false);
+  await advance(clock, phase + 1000);
+  // The retry ends 1 ms on (the fake clock moves in 1 ms steps).
+  assert.deepEqual(runs.filter((r) => r >= failAt).slice(0, 4), [failAt, failAt, failAt + 101, failAt + 201]);
+  assert.equal(transitions.find((x) => x.to === "Unhealthy")!.at - T0, failAt + 201);
+  assert.equal(engine.stats().rechecks, 3);
 });

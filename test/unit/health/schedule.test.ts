@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import fc from "fast-check";
-import { jitterFor, nextSlot, phaseOf, slotAtOrAfter } from "../../../src/health/schedule.ts";
+import { jitterFor, nextRun, nextSlot, phaseOf, slotAtOrAfter } from "../../../src/health/schedule.ts";
 
 test("phases of many targets spread evenly over the interval", () => {
   const interval = 10_000;
@@ -61,4 +61,41 @@ test("jitter stays within its bound and at most half an interval", () => {
     jitterFor(5000, 1000, () => 0.999),
     499,
   );
+});
+
+test("nextRun: steady state, a retry at once, rechecks recheckMs apart, back on the phase", () => {
+  const base = { phase: 300, intervalMs: 1000, recheckMs: 250, rechecking: false, confirming: false };
+  // Every result agrees: the next slot of the phase.
+  assert.deepEqual(nextRun({ ...base, planned: 1300, now: 1305 }), { at: 2300, recheck: false, skipped: 0 });
+  // A differing result on a regular run: retried at once.
+  assert.deepEqual(nextRun({ ...base, confirming: true, planned: 1300, now: 1305 }), {
+    at: 1305,
+    recheck: true,
+    skipped: 0,
+  });
+  // Still pending after a recheck: the next one recheckMs later.
+  assert.deepEqual(nextRun({ ...base, confirming: true, rechecking: true, planned: 1305, now: 1310 }), {
+    at: 1560,
+    recheck: true,
+    skipped: 0,
+  });
+  // Confirmed either way after a recheck: back on the phase, at least a recheck away.
+  assert.deepEqual(nextRun({ ...base, rechecking: true, planned: 1560, now: 1565 }), {
+    at: 2300,
+    recheck: false,
+    skipped: 0,
+  });
+  assert.deepEqual(nextRun({ ...base, rechecking: true, planned: 2200, now: 2200 }), {
+    at: 3300,
+    recheck: false,
+    skipped: 0,
+  });
+  // A retry that would not come before the regular slot (the run ended at it) is not taken.
+  assert.deepEqual(nextRun({ ...base, confirming: true, planned: 1300, now: 2300 }), {
+    at: 2300,
+    recheck: false,
+    skipped: 0,
+  });
+  // An overrun regular run skips slots as nextSlot does.
+  assert.deepEqual(nextRun({ ...base, planned: 1300, now: 3900 }), { at: 4300, recheck: false, skipped: 2 });
 });

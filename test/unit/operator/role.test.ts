@@ -11,15 +11,15 @@ import { destinationPolicy } from "../../../src/health/policy.ts";
 import { ok, Reason } from "../../../src/health/reasons.ts";
 import { combineResults } from "../../../src/health/verdict.ts";
 import type { InstanceObject, OperatorContext } from "../../../src/operator/context.ts";
-import { instanceRole, instanceView } from "../../../src/operator/instance-view.ts";
+import { instanceRole, instanceView, learnsRole } from "../../../src/operator/instance-view.ts";
 import { publicationPolicy } from "../../../src/operator/publication.ts";
 import { type PublicationInput, planServicePublication } from "../../../src/operator/publish-plan.ts";
 import { runtimeStore } from "../../../src/operator/runtime.ts";
-import { instanceStatus } from "../../../src/operator/status.ts";
+import { instanceStatus, policyStatus, ROLE_UNKNOWN } from "../../../src/operator/status.ts";
 import type { InstanceVerdict } from "../../../src/operator/verdicts.ts";
 import type { InstanceInput } from "../../../src/publish/index.ts";
 import { buildServiceResources } from "../../../src/xds/resources.ts";
-import { instance, NS, T0, verdict } from "./fixtures.ts";
+import { instance, NS, policy, T0, verdict } from "./fixtures.ts";
 
 function setup(owned = true) {
   const verdicts = new Map<string, InstanceVerdict>();
@@ -271,4 +271,103 @@ describe("xDS", () => {
   function instances() {
     return [db("db-a", "198.18.0.1", "primary"), db("db-c", "198.18.0.3")];
   }
+});
+
+describe("publish.role with instances whose check has no database probe (issue 19)", () => {
+  const check = (probes: string[]) => ({
+    source: "Policy" as const,
+    probes,
+    combine: "all",
+    interval: "10s",
+    timeout: "1s",
+    initialDelay: "0s",
+    failureThreshold: 3,
+    successThreshold: 1,
+    jitter: 0,
+  });
+
+  it("learnsRole: a postgres or redis probe, named or not; unknown without a check", () => {
+    assert.equal(learnsRole(check(["postgres app@<address>:pg/app"])), true);
+    assert.equal(
+      learnsRole(check(["http GET http://<address>:http/ (200-399)", "cache: redis <address>:6379"])),
+      true,
+    );
+    // A probe named after a database type is still what its type says.
+    assert.equal(learnsRole(check(["postgres: tcp <address>:5432"])), false);
+    assert.equal(learnsRole(check([])), false);
+    assert.equal(learnsRole(undefined), undefined);
+  });
+
+  it("the view marks them, from the runtime's check (owned) or the recorded one (another replica's)", () => {
+    const { view, runtimes, verdicts } = setup();
+    runtimes.set(`${NS}/a`, { generation: 1, healthCheck: check(["tcp <address>:5432"]) });
+    runtimes.set(`${NS}/b`, { generation: 1, healthCheck: check(["postgres app@<address>:5432/app"]) });
+    runtimes.set(`${NS}/c`, { generation: 1 }); // check not known yet: not marked
+    for (const k of ["a", "b", "c"]) verdicts.set(`${NS}/${k}`, verdict("Healthy"));
+    const marks = view.inputs([si("a"), si("b"), si("c")]).map((i) => [i.name, i.noRoleProbe]);
+    assert.deepEqual(marks, [
+      ["a", true],
+      ["b", undefined],
+      ["c", undefined],
+    ]);
+    const other = setup(false).view;
+    const recorded = si("d", {
+      healthy: true,
+      addresses: ["198.18.0.9"],
+      effectiveHealthCheck: check(["tcp x:1"]),
+    });
+    assert.equal(other.published(recorded).roleProbe, false);
+  });
+
+  it("the plan names them only when publish.role is set", () => {
+    const marked = [
+      { ...db("db-b", "198.18.0.2"), noRoleProbe: true },
+      db("db-a", "198.18.0.1", "primary"),
+      { ...db("db-c", "198.18.0.3"), noRoleProbe: true },
+    ];
+    assert.deepEqual(planServicePublication(input(marked, Publish.parse({ role: "primary" }))).noRoleProbe, [
+      "db-b",
+      "db-c",
+    ]);
+    assert.deepEqual(planServicePublication(input(marked)).noRoleProbe, []);
+  });
+
+  it("the policy gets RoleUnknown (NoRoleProbe); not Ready when no instance can ever be published", () => {
+    const p = policy("p", { service: "orders-db", publish: { role: "primary" } });
+    const desired = { panic: false, counts: { total: 1, ready: 1, healthy: 1, draining: 0 } };
+    const some = policyStatus({
+      policy: p,
+      outcome: { desired, noRoleProbe: { role: "primary", names: ["db-b", "db-c"], total: 3 } },
+      now: T0,
+    }).status;
+    const cond = (s: typeof some, type: string) => s.conditions?.find((c) => c.type === type);
+    assert.equal(cond(some, ROLE_UNKNOWN)?.status, "True");
+    assert.equal(cond(some, ROLE_UNKNOWN)?.reason, "NoRoleProbe");
+    assert.match(
+      cond(some, ROLE_UNKNOWN)?.message ?? "",
+      /2 of 3 instances have no postgres or redis probe.*db-b, db-c/,
+    );
+    assert.equal(cond(some, "Ready")?.status, "True", "the primary is still published");
+
+    const none = policyStatus({
+      policy: p,
+      outcome: {
+        desired: { panic: false, counts: { total: 0, ready: 0, healthy: 0, draining: 0 } },
+        noRoleProbe: { role: "primary", names: ["a", "b", "c", "d", "e", "f", "g"], total: 7 },
+      },
+      now: T0,
+    }).status;
+    assert.equal(cond(none, "Ready")?.status, "False");
+    assert.equal(cond(none, "Ready")?.reason, "NoRoleProbe");
+    assert.match(cond(none, "Ready")?.message ?? "", /a, b, c, d, e and 2 more$/);
+
+    // Fixed (database probes added): the condition turns False; a policy that never had it gets none.
+    const fixed = policyStatus({ policy: { ...p, status: some }, outcome: { desired }, now: T0 }).status;
+    assert.equal(cond(fixed, ROLE_UNKNOWN)?.status, "False");
+    assert.equal(cond(fixed, ROLE_UNKNOWN)?.reason, "RoleProbes");
+    assert.equal(
+      cond(policyStatus({ policy: p, outcome: { desired }, now: T0 }).status, ROLE_UNKNOWN),
+      undefined,
+    );
+  });
 });
