@@ -245,6 +245,7 @@ bench: deps $(SANDBOX) $(COREDNS) net-deps ## All benchmarks (half an hour or mo
 	node bench/informer.bench.ts
 	node bench/operator.bench.ts
 	node bench/peer.bench.ts
+	node bench/peer-scale.bench.ts
 	node bench/suite.bench.ts
 	node bench/storm.bench.ts
 	node bench/xds.bench.ts
@@ -260,6 +261,10 @@ bench-storm: deps $(SANDBOX) ## Zone outage and churn at 10k instances against t
 .PHONY: bench-dataplane
 bench-dataplane: deps $(SANDBOX) $(COREDNS) net-deps ## Instance dies → last new connection to it through kube-proxy, Roster vs the pod path (~7 min, root); bench/results/dataplane.json
 	node bench/dataplane.bench.ts
+
+.PHONY: bench-peer-scale
+bench-peer-scale: deps $(SANDBOX) ## 10,000 Pods vs 10,000 instances, a third flipped at once: time to the last EndpointSlice (~15-25 min); bench/results/peer-scale.json
+	node bench/peer-scale.bench.ts
 
 .PHONY: bench-quick
 bench-quick: deps $(SANDBOX) ## About 2 minutes: peer comparison and the 1k scale scenarios in one sandbox, ratios to bench/baseline.json

@@ -107,7 +107,7 @@ export function writeSummary(results: ScenarioResult[], options: SummaryOptions 
       );
   }
   for (const file of existsSync(resultsDir) ? readdirSync(resultsDir) : []) {
-    if (!/^peer(-quick)?\.json$/.test(file)) continue;
+    if (!/^peer(-quick|-scale)?\.json$/.test(file)) continue;
     const peer = JSON.parse(readFileSync(resolve(resultsDir, file), "utf8")) as {
       at: string;
       figures: Figure[];
