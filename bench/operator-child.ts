@@ -15,11 +15,16 @@ import { readdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs"
 import { Session } from "node:inspector/promises";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { getHeapSpaceStatistics, getHeapStatistics, writeHeapSnapshot } from "node:v8";
-import { KubeConfig } from "@kubernetes/client-node";
-import { DefaultPolicy } from "../src/config/schema.ts";
+// Before anything loads client-node, as in `roster run` (src/cli/main.ts).
+import "../src/kube/lean-client-node.ts";
 import type { EngineStats } from "../src/health/engine.ts";
-import { createLogger, type LogLevel } from "../src/kube/log.ts";
-import { createOperator, type Operator } from "../src/operator/operator.ts";
+import type { LogLevel } from "../src/kube/log.ts";
+import type { Operator } from "../src/operator/operator.ts";
+
+const { KubeConfig } = await import("@kubernetes/client-node/dist/config.js");
+const { DefaultPolicy } = await import("../src/config/schema.ts");
+const { createLogger } = await import("../src/kube/log.ts");
+const { createOperator } = await import("../src/operator/operator.ts");
 
 export interface ChildStart {
   op: "start";

@@ -21,10 +21,14 @@
  *   options: --instances N --services S --interval 10s --warmup 20 --window 60
  *            --rounds R --variants 'flags|flags' (',' separates flags of one variant)
  *            --profile <file> --name <report name>
+ *            --wakeups: what wakes the loop (callbacks by source, bench/wakeups.ts, and the main
+ *            thread's epoll waits under strace); perturbs the CPU figures of that run
  */
+import { spawn } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { loadavg } from "node:os";
-import { resolve } from "node:path";
+import { dirname, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import {
   createNamespace,
@@ -50,6 +54,7 @@ const { values: args } = parseArgs({
     variants: { type: "string", default: "" },
     trees: { type: "string", default: "" },
     profile: { type: "string" },
+    wakeups: { type: "boolean", default: false },
     name: { type: "string" },
   },
 });
@@ -66,6 +71,43 @@ const variantName = (v: { tree: string; flags: string[] }) =>
 const svc = (s: number) => `svc-${String(s).padStart(4, "0")}`;
 /** One loopback address per instance: 127.0.4.1 ... 127.0.4.250, 127.0.5.1, ... */
 const hosts = Array.from({ length: N }, (_, i) => `127.0.${4 + Math.floor(i / 250)}.${(i % 250) + 1}`);
+
+const wakeupsModule = resolve(dirname(fileURLToPath(import.meta.url)), "wakeups.ts");
+
+/** Callbacks by source since the previous call (bench/wakeups.ts, preloaded in the child). */
+function takeWakeups(child: import("node:child_process").ChildProcess): Promise<Record<string, number>> {
+  return new Promise((done) => {
+    const on = (m: { wakeups?: Record<string, number> }) => {
+      if (!m?.wakeups) return;
+      child.off("message", on);
+      done(m.wakeups);
+    };
+    child.on("message", on);
+    child.send({ wakeups: true });
+  });
+}
+
+/** Counts the main thread's epoll waits (each one ends in a wake-up) until `stop()`. */
+function countLoopWaits(pid: number): { stop(): Promise<number> } {
+  const st = spawn("strace", ["-c", "-e", "trace=epoll_wait,epoll_pwait,epoll_pwait2", "-p", String(pid)], {
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  let err = "";
+  st.stderr.on("data", (d: Buffer) => {
+    err += d;
+  });
+  return {
+    stop: () =>
+      new Promise((done) => {
+        st.once("exit", () => {
+          const row = err.split("\n").find((l) => /epoll_p?wait/.test(l));
+          const f = row?.trim().split(/\s+/) ?? [];
+          done(Number(f[3] ?? Number.NaN));
+        });
+        st.kill("SIGINT");
+      }),
+  };
+}
 
 interface Round {
   variant: string;
@@ -88,6 +130,9 @@ interface Round {
   load1: number;
   /** CPU share per thread name over the window (/proc, 10 ms ticks), cores. */
   threads: Record<string, number>;
+  /** With --wakeups: main-thread epoll waits per second, and callbacks per second by source. */
+  loopWaitsPerSecond?: number;
+  callbacksPerSecond?: Record<string, number>;
 }
 
 /** CPU seconds (user + system) per thread name of a process, from /proc (clock ticks of 10 ms). */
@@ -134,7 +179,7 @@ try {
       const { flags } = v;
       const variant = variantName(v);
       const op = await startOperatorProcess(
-        flags,
+        args.wakeups ? [...flags, `--import=${wakeupsModule}`] : flags,
         v.tree ? resolve(v.tree, "bench/operator-child.ts") : undefined,
       );
       try {
@@ -149,9 +194,13 @@ try {
         if (profiling) await op.cpuProfile();
         const pid = op.child.pid!;
         const t0 = threadCpu(pid);
+        if (args.wakeups) await takeWakeups(op.child);
+        const waits = args.wakeups ? countLoopWaits(pid) : undefined;
         const a: ChildStats = await op.stats();
         await sleep(windowS * 1000);
         const b: ChildStats = await op.stats();
+        const loopWaits = await waits?.stop();
+        const callbacks = args.wakeups ? await takeWakeups(op.child) : undefined;
         const t1 = threadCpu(pid);
         if (profiling) console.log(`cpu profile: ${await op.cpuProfile(args.profile)}`);
         const mem = await op.memory(false);
@@ -180,6 +229,14 @@ try {
             [...t1].map(([k, v]) => [k, Math.round(((v - (t0.get(k) ?? 0)) / windowS) * 1e4) / 1e4]),
           ),
         };
+        if (callbacks) {
+          round.loopWaitsPerSecond = (loopWaits ?? Number.NaN) / seconds;
+          round.callbacksPerSecond = Object.fromEntries(
+            Object.entries(callbacks)
+              .sort((x, y) => y[1] - x[1])
+              .map(([k, n]) => [k, Math.round((n / seconds) * 100) / 100]),
+          );
+        }
         results.push(round);
         console.log(
           `${variant} round ${r}: ${round.cpuPerProbeMicros.toFixed(0)} µs/probe, ${round.cores.toFixed(4)} cores, ` +
@@ -190,6 +247,13 @@ try {
         console.log(
           `  user ${round.userCores.toFixed(4)} + system ${round.systemCores.toFixed(4)} cores; threads ${JSON.stringify(round.threads)}`,
         );
+        if (round.callbacksPerSecond) {
+          console.log(
+            `  loop wake-ups (main-thread epoll waits) ${round.loopWaitsPerSecond?.toFixed(1)}/s; callbacks/s:`,
+          );
+          for (const [k, n] of Object.entries(round.callbacksPerSecond).slice(0, 25))
+            console.log(`    ${String(n).padStart(7)}  ${k}`);
+        }
       } finally {
         await op.stop();
       }

@@ -3,7 +3,8 @@ import { existsSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { type ParseArgsConfig, parseArgs } from "node:util";
-import { KubeConfig } from "@kubernetes/client-node";
+// Not the package root: it loads every generated API and model (src/kube/lean-client-node.ts).
+import { KubeConfig } from "@kubernetes/client-node/dist/config.js";
 import { ApiError, kubeClient, RequestTimeoutError } from "../kube/index.ts";
 
 export class CliError extends Error {

@@ -4,7 +4,10 @@
  * file only dispatches and turns errors into messages and exit codes
  * (0 ok, 1 failure, 2 usage error).
  */
-import { CliError, usage } from "./common.ts";
+// First, and the only static import: the rest of the module graph loads after its resolve hook.
+import "../kube/lean-client-node.ts";
+
+const { CliError, usage } = await import("./common.ts");
 
 const commands: Record<string, { summary: string; run: (args: string[]) => Promise<number> }> = {
   run: { summary: "run the operator", run: async (a) => (await import("./run.ts")).run(a) },

@@ -21,7 +21,7 @@ import { type DestinationPolicy, type DestinationPolicyConfig, destinationPolicy
 import { postgresProbe } from "./postgres-probe.ts";
 import { fail, type Outcome, ok, ProbeTimeout, Reason, withLatency } from "./reasons.ts";
 import { redisProbe } from "./redis-probe.ts";
-import { jitterFor, nextRun, nextSlot, phaseOf, slotAtOrAfter } from "./schedule.ts";
+import { jitterFor, nextRun, nextSlot, onTick, phaseOf, slotAtOrAfter, tickFor } from "./schedule.ts";
 import { ProbeSignal } from "./signal.ts";
 import { type StallMonitor, stallMonitor } from "./stall.ts";
 import { tcpProbe } from "./tcp-probe.ts";
@@ -99,11 +99,14 @@ export interface ProbeEngineOptions {
   /** Default 60 s. */
   httpConnectionMaxAgeMs?: number;
   /**
-   * Runs due within the same `tickMs` window start together at its end
-   * (default 10 ms): far fewer timer wake-ups at thousands of probes a
-   * second, for at most `tickMs` of lateness.
+   * Runs due within the same tick start together at its end: fewer timer
+   * wake-ups, for at most a tick of lateness. Rechecks use `tickMs` (default
+   * 10 ms); regular runs a tick that widens while runs are sparse, up to 1 %
+   * of their interval and at most `maxTickMs` (default 100 ms): see
+   * `tickFor` in schedule.ts. A run never starts before its time.
    */
   tickMs?: number;
+  maxTickMs?: number;
   /** Randomness for per-run jitter (tests inject a fixed one). */
   random?: () => number;
   onTransition?: (t: Transition) => void;
@@ -202,7 +205,10 @@ interface TargetState {
 }
 
 interface HeapEntry {
+  /** When the run timer serves it: `due` rounded up to its tick. */
   at: number;
+  /** When the run is due: its slot (`planned`) plus this run's jitter. */
+  due: number;
   planned: number;
   slot: number;
   ts: TargetState;
@@ -302,9 +308,15 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
   });
   const httpDeps = { pool, resolveAllowed };
   const tickMs = Math.max(1, options.tickMs ?? 10);
+  const maxTickMs = Math.max(tickMs, options.maxTickMs ?? 100);
+  /** Regular runs per second of all targets together (what the tick adapts to). */
+  let runsPerSecond = 0;
+  const rateOf = (t: Target) =>
+    t.check.probes.every((p) => p.type === "none") ? 0 : 1000 / t.check.intervalMs;
   const grpc = grpcPool(() => clock.now());
   const targets = new Map<string, TargetState>();
   const hostRefs = new Map<string, number>();
+  // The heap's own rounding is `tickMs`; entries come rounded to their tick already (`schedule`).
   const runs = timerHeap<HeapEntry>(clock, tickMs, (top, now) => due(top, now));
   let closed = false;
   const counters = { runs: 0, probes: 0, skippedSlots: 0, rechecks: 0, expired: 0, voidedByStalls: 0 };
@@ -373,7 +385,7 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
     // A target has one current entry; older ones (changed, removed) are dropped here.
     if (ts.removed || ts.slot !== top.slot || ts.running) return;
     const interval = ts.target.check.intervalMs;
-    if (now - top.at > interval / 2) {
+    if (now - top.due > interval / 2) {
       // The process stalled (GC, CPU starvation): skip this slot rather than probe
       // everything at once when it resumes; the target keeps its phase.
       const next = ts.rechecking
@@ -384,17 +396,18 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
       return;
     }
     if (ts.rechecking) counters.rechecks++;
-    startRun(ts, top.planned, top.at);
+    startRun(ts, top.planned, top.due);
   }
 
   function schedule(ts: TargetState, planned: number, recheck = false): void {
     ts.slot++;
     ts.plannedAt = planned;
     ts.rechecking = recheck;
-    const at = recheck
-      ? planned
-      : planned + jitterFor(ts.target.check.jitterMs ?? 0, ts.target.check.intervalMs, random);
-    runs.push({ at, planned, slot: ts.slot, ts });
+    const check = ts.target.check;
+    // Rechecks keep the fine tick: they are what makes a verdict change fast.
+    const due = recheck ? planned : planned + jitterFor(check.jitterMs ?? 0, check.intervalMs, random);
+    const tick = recheck ? tickMs : tickFor(check.intervalMs, runsPerSecond, tickMs, maxTickMs);
+    runs.push({ at: onTick(due, tick), due, planned, slot: ts.slot, ts });
   }
 
   /** `planned` is the slot (the phase); `due` adds this run's jitter. */
@@ -837,6 +850,7 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
     const ts = targets.get(id);
     if (!ts) return;
     targets.delete(id);
+    runsPerSecond = targets.size === 0 ? 0 : Math.max(0, runsPerSecond - rateOf(ts.target));
     ts.removed = true;
     ts.gen++;
     cancelInFlight(ts);
@@ -869,6 +883,7 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
           if (literal) syncAddresses(existing, [target.host.toLowerCase()], now);
           updateOverall(existing, now);
         }
+        runsPerSecond = Math.max(0, runsPerSecond - rateOf(existing.target)) + rateOf(target);
         existing.target = target;
         existing.tenant = tenantOf(target);
         existing.config = config;
@@ -900,6 +915,7 @@ export function createProbeEngine(options: ProbeEngineOptions = {}): ProbeEngine
       };
       if (literal) ts.addresses.set(target.host.toLowerCase(), newAddress(target.host.toLowerCase(), now));
       targets.set(target.id, ts);
+      runsPerSecond += rateOf(target);
       ref(target.host);
       schedule(ts, firstSlot(target, now));
     },

@@ -86,3 +86,49 @@ export function nextRun(r: RunEnd): { at: number; recheck: boolean; skipped: num
   }
   return { at: regular.at, recheck: false, skipped: regular.skipped };
 }
+
+/**
+ * The lateness a regular run may have by design: 1 % of its interval, at
+ * most `maxTickMs` (100 ms by default). A run never starts before its time.
+ */
+export function latenessBoundMs(intervalMs: number, maxTickMs: number): number {
+  return Math.min(intervalMs / 100, maxTickMs);
+}
+
+/**
+ * Runs started by one wake-up, on average, that the tick may widen to: the
+ * tick grows only while runs are sparse (where each wake-up costs more than
+ * the runs it serves), never into bursts (10 runs are 1–2 ms of the loop).
+ */
+export const RUNS_PER_TICK = 10;
+
+/**
+ * The tick a regular run's start is rounded up to (the engine's run timer
+ * fires only on multiples of it, so runs due close together share one
+ * wake-up): the largest of `tickMs` × 1, 2, 5, 10, 20, 50, ... that is at
+ * most the run's lateness bound and at most the time in which all targets
+ * together make `RUNS_PER_TICK` runs (`runsPerSecond`), and never less than
+ * `tickMs`. The steps divide each other's multiples of 10, so targets of
+ * different intervals mostly share wake-ups.
+ */
+export function tickFor(
+  intervalMs: number,
+  runsPerSecond: number,
+  tickMs: number,
+  maxTickMs: number,
+): number {
+  const sparse = runsPerSecond > 0 ? (RUNS_PER_TICK * 1000) / runsPerSecond : Number.POSITIVE_INFINITY;
+  const limit = Math.min(latenessBoundMs(intervalMs, maxTickMs), sparse);
+  let tick = tickMs;
+  for (let decade = tickMs; ; decade *= 10) {
+    for (const step of [1, 2, 5]) {
+      if (decade * step > limit) return tick;
+      tick = decade * step;
+    }
+  }
+}
+
+/** `at` rounded up to a multiple of `tick`. */
+export function onTick(at: number, tick: number): number {
+  return Math.ceil(at / tick) * tick;
+}

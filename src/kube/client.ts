@@ -29,13 +29,14 @@
  *   the server closes the response or `close()` is called; `close()` is
  *   idempotent and makes the iterator finish without throwing.
  */
+import type { KubeConfig } from "@kubernetes/client-node";
+// Deep imports: the package root loads every generated API and model (lean-client-node.ts).
 import {
   HttpMethod,
-  IsomorphicFetchHttpLibrary,
-  type KubeConfig,
   RequestContext,
   type ResponseContext,
-} from "@kubernetes/client-node";
+} from "@kubernetes/client-node/dist/gen/http/http.js";
+import { IsomorphicFetchHttpLibrary } from "@kubernetes/client-node/dist/gen/http/isomorphic-fetch.js";
 
 export type Method = "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
 
@@ -225,7 +226,15 @@ export function kubeClient(kc: KubeConfig, options: KubeClientOptions = {}): Kub
     },
 
     async request<T>(req: KubeRequest): Promise<T> {
-      const timeout = AbortSignal.timeout(timeoutMs);
+      // A timer cancelled when the request ends (AbortSignal.timeout's is not: every request
+      // would wake the process once more, timeoutMs later).
+      const ac = new AbortController();
+      const timeout = ac.signal;
+      const timer = setTimeout(
+        () => ac.abort(new DOMException("request timed out", "TimeoutError")),
+        timeoutMs,
+      );
+      timer.unref();
       const signal = req.signal ? AbortSignal.any([req.signal, timeout]) : timeout;
       try {
         // The signal also aborts reading the body: a server that sends headers and then stalls is covered.
@@ -239,6 +248,8 @@ export function kubeClient(kc: KubeConfig, options: KubeClientOptions = {}): Kub
           throw new RequestTimeoutError(`${req.method} ${req.path}`, timeoutMs, { cause: err });
         }
         throw err;
+      } finally {
+        clearTimeout(timer);
       }
     },
 

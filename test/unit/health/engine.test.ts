@@ -50,6 +50,7 @@ function setup(extra: ProbeEngineOptions = {}) {
     onProbe: (o) => probedAt.set(o.id, [...(probedAt.get(o.id) ?? []), o.at - T0]),
     // Exact run times; batching into ticks is tested on its own.
     tickMs: 1,
+    maxTickMs: 1,
     ...extra,
   });
   /** Transitions as compact strings, target-level ones marked with "*". */
@@ -480,6 +481,7 @@ test("after a stall, slots late by more than half an interval are skipped, not r
   const engine = createProbeEngine({
     clock,
     tickMs: 1,
+    maxTickMs: 1,
     leaseReader: () => ({ renewTimeMs: now, leaseDurationMs: 30_000 }),
     onProbe: (o) => runs.push({ id: o.id, at: o.at }),
   });

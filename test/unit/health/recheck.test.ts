@@ -42,6 +42,7 @@ function setup() {
   const engine = createProbeEngine({
     clock,
     tickMs: 1,
+    maxTickMs: 1,
     leaseReader: () => ({ renewTimeMs: up ? clock.now() : clock.now() - 60_000, leaseDurationMs: 30_000 }),
     onProbe: (o) => runs.push(o.at - T0),
     onTransition: (t) => {
