@@ -85,7 +85,11 @@ export interface Targets {
  * own path, so single instances can fail while the servers stay few and
  * cheap (keep-alive connections, a two-byte body).
  */
-export async function startTargets(hostCount: number | string[], prefix = "127.0.3"): Promise<Targets> {
+export async function startTargets(
+  hostCount: number | string[],
+  prefix = "127.0.3",
+  firstPort = 0,
+): Promise<Targets> {
   const hosts =
     typeof hostCount === "number"
       ? Array.from({ length: hostCount }, (_, i) => `${prefix}.${i + 1}`)
@@ -93,7 +97,7 @@ export async function startTargets(hostCount: number | string[], prefix = "127.0
   const failing = new Set<number>();
   const failedAt = new Map<number, number>();
   const servers: Server[] = [];
-  let port = 0;
+  let port = firstPort;
   for (const host of hosts) {
     const server = createServer((req, res) => {
       const id = Number(req.url?.slice(3));

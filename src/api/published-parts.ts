@@ -101,9 +101,9 @@ export function sha256OfText(text: string): string {
   return createHash("sha256").update(text, "utf8").digest("hex");
 }
 
-function lines(endpoints: readonly PublishedEndpoint[]): string {
-  if (endpoints.length === 0) return "[]";
-  return `[\n${endpoints.map((ep) => `    ${canonicalJson(ep)}`).join(",\n")}\n  ]`;
+function lines(endpointJson: readonly string[]): string {
+  if (endpointJson.length === 0) return "[]";
+  return `[\n${endpointJson.map((json) => `    ${json}`).join(",\n")}\n  ]`;
 }
 
 /** Canonical head text (fixed field order, like format 1). */
@@ -128,6 +128,18 @@ export function serializePublishedHead(head: PublishedHead): string {
  * planner passes them normalized and sorted (a run of the format-1 order).
  */
 export function serializePublishedPart(part: PublishedPart): string {
+  return serializePublishedPartJson(part, part.endpoints.map(canonicalJson));
+}
+
+/**
+ * serializePublishedPart with each endpoint already in canonical JSON
+ * (canonicalJson(endpoint), in order): the planner renders every endpoint
+ * once, to measure the cut and to write the text.
+ */
+export function serializePublishedPartJson(
+  part: Omit<PublishedPart, "endpoints">,
+  endpointJson: readonly string[],
+): string {
   return [
     "{",
     `  "formatVersion": ${part.formatVersion},`,
@@ -136,7 +148,7 @@ export function serializePublishedPart(part: PublishedPart): string {
     `  "service": ${JSON.stringify(part.service)},`,
     `  "head": ${JSON.stringify(part.head)},`,
     `  "index": ${part.index},`,
-    `  "endpoints": ${lines(part.endpoints)}`,
+    `  "endpoints": ${lines(endpointJson)}`,
     "}",
     "",
   ].join("\n");
@@ -144,7 +156,12 @@ export function serializePublishedPart(part: PublishedPart): string {
 
 /** Bytes one endpoint line costs in a part (indent, comma, newline). */
 export function partLineBytes(ep: PublishedEndpoint): number {
-  return Buffer.byteLength(canonicalJson(ep), "utf8") + 6;
+  return partJsonBytes(canonicalJson(ep));
+}
+
+/** partLineBytes of an endpoint already in canonical JSON. */
+export function partJsonBytes(endpointJson: string): number {
+  return Buffer.byteLength(endpointJson, "utf8") + 6;
 }
 
 /** What a published ConfigMap's data holds. */

@@ -41,14 +41,17 @@ export interface SecondaryWatch<S extends KubeObject = KubeObject> {
   informer: Informer<S>;
   /** Primary keys affected by this object. */
   map(obj: S): readonly string[];
+  /** Map an update only if this says so (resyncs, where old and new are one object, always pass). */
+  updateFilter?(oldObj: S, newObj: S): boolean;
 }
 
 /** A secondary watch, typed by its informer (erases the type for the controller's list). */
 export function secondary<S extends KubeObject>(
   informer: Informer<S>,
   map: (obj: S) => readonly string[],
+  updateFilter?: (oldObj: S, newObj: S) => boolean,
 ): SecondaryWatch {
-  return { informer, map } as unknown as SecondaryWatch;
+  return { informer, map, ...(updateFilter ? { updateFilter } : {}) } as unknown as SecondaryWatch;
 }
 
 export interface ControllerOptions<T extends KubeObject> {
@@ -139,7 +142,10 @@ export function createController<T extends KubeObject>(options: ControllerOption
         w.informer.addHandler({
           onAdd: mapped,
           onUpdate: (oldObj, newObj) => {
-            if (oldObj !== newObj) mapped(oldObj);
+            if (oldObj !== newObj) {
+              if (w.updateFilter && !w.updateFilter(oldObj, newObj)) return;
+              mapped(oldObj);
+            }
             mapped(newObj);
           },
           onDelete: mapped,

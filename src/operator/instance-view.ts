@@ -90,7 +90,7 @@ export function instanceHealthy(
  * which survives operator restarts (the engine's own `since` starts again
  * with the process), else the fresh verdict's `since` (it just turned
  * healthy and the status writer has not recorded it yet; it records the
- * same time, see instanceStatus()). Undefined when neither says healthy.
+ * same second, see instanceStatus()). Undefined when neither says healthy.
  */
 export function healthySince(
   status: ServiceInstanceStatus | undefined,
@@ -100,7 +100,9 @@ export function healthySince(
     const recorded = Date.parse(status.lastTransitionTime);
     if (Number.isFinite(recorded)) return recorded;
   }
-  return verdict?.verdict === "Healthy" ? verdict.since : undefined;
+  // To the second, as the status records it (metaTime) and readers measure
+  // it: the instance as published does not change when its status is written.
+  return verdict?.verdict === "Healthy" ? Math.floor(verdict.since / 1000) * 1000 : undefined;
 }
 
 /** Probe types that report the server's role (status.role). */

@@ -220,11 +220,13 @@ export function planConfigMapPublication(
       maxParts > 1
         ? planPartedConfigMaps({ ...planInput, previousParts: ownParts, maxParts }, budget)
         : undefined;
-    // Already split and unchanged (the steady state of a large service): no
-    // format-1 attempt, whose document is known to be over the budget.
+    // Already split: the steady state of a large service. Unchanged, or
+    // still over the budget, it makes no format-1 attempt.
     let split = isHead(previous) ? planSplit() : undefined;
     const unchanged = split && !split.headChanged && split.writeParts.length + split.deleteParts.length === 0;
-    const plan = unchanged ? undefined : planConfigMap(planInput, budget);
+    // Its lines alone over the budget: format 1 cannot fit, so it is not rendered again.
+    const tooLarge = split !== undefined && split.lineBytes > budget;
+    const plan = unchanged || tooLarge ? undefined : planConfigMap(planInput, budget);
     if (plan && !plan.overBudget) split = undefined;
     else if (plan?.overBudget && !split) split = planSplit();
     if (split) {

@@ -23,6 +23,7 @@
  */
 import type { V1ConfigMap } from "@kubernetes/client-node";
 import {
+  canonicalJson,
   compareEndpoints,
   normalizeEndpoint,
   PUBLISHED_DATA_KEY,
@@ -37,12 +38,12 @@ import {
   PUBLISHED_PART_DATA_KEY,
   PUBLISHED_PARTS_FORMAT_VERSION,
   type PublishedHead,
-  type PublishedPart,
+  partJsonBytes,
   partLabels,
-  partLineBytes,
   partName,
   serializePublishedHead,
   serializePublishedPart,
+  serializePublishedPartJson,
   sha256OfText,
 } from "../api/published-parts.ts";
 import type { ConfigMapPlanInput } from "./configmap.ts";
@@ -69,6 +70,8 @@ export interface PartedPlan {
   contentChanged: boolean;
   /** Bytes of the head and the parts together. */
   bytes: number;
+  /** Bytes of the endpoint lines alone: a format-1 document of this content is longer. */
+  lineBytes: number;
 }
 
 /** The endpoint runs, each within `limit` bytes of part text; undefined when more than maxParts. */
@@ -79,21 +82,31 @@ export function splitEndpoints(
   maxParts: number,
 ): PublishedEndpoint[][] | undefined {
   const sorted = endpoints.map(normalizeEndpoint).sort(compareEndpoints);
-  const runs: PublishedEndpoint[][] = [];
-  let run: PublishedEndpoint[] = [];
+  const cuts = cutRuns(sorted.map(canonicalJson), headerBytes, limit, maxParts);
+  return cuts?.map(([from, to]) => sorted.slice(from, to));
+}
+
+/** splitEndpoints over the endpoints' canonical JSON (in format-1 order): each run as [from, to). */
+function cutRuns(
+  json: readonly string[],
+  headerBytes: number,
+  limit: number,
+  maxParts: number,
+): [number, number][] | undefined {
+  const runs: [number, number][] = [];
+  let from = 0;
   let bytes = headerBytes;
-  for (const ep of sorted) {
-    const cost = partLineBytes(ep);
+  for (let i = 0; i < json.length; i++) {
+    const cost = partJsonBytes(json[i]!);
     if (headerBytes + cost > limit) return undefined;
-    if (run.length > 0 && bytes + cost > limit) {
-      runs.push(run);
-      run = [];
+    if (i > from && bytes + cost > limit) {
+      runs.push([from, i]);
+      from = i;
       bytes = headerBytes;
     }
-    run.push(ep);
     bytes += cost;
   }
-  if (run.length > 0 || runs.length === 0) runs.push(run);
+  if (from < json.length || runs.length === 0) runs.push([from, json.length]);
   return runs.length > maxParts ? undefined : runs;
 }
 
@@ -114,22 +127,27 @@ export function planPartedConfigMaps(input: PartedPlanInput, limit: number): Par
     }),
     "utf8",
   );
-  const runs = splitEndpoints(content.endpoints, headerBytes, limit, input.maxParts);
-  if (!runs) return undefined;
+  // Every endpoint rendered once: its JSON both measures the cut and is the part's line.
+  const sorted = content.endpoints.map(normalizeEndpoint).sort(compareEndpoints);
+  const json = sorted.map(canonicalJson);
+  const cuts = cutRuns(json, headerBytes, limit, input.maxParts);
+  if (!cuts) return undefined;
+  const runs = cuts.map(([from, to]) => ({ from, to, length: to - from }));
 
   const build = (revision: number) => {
-    const texts = runs.map((endpoints, index) => {
-      const part: PublishedPart = {
-        formatVersion: PUBLISHED_PARTS_FORMAT_VERSION,
-        revision,
-        namespace,
-        service,
-        head: name,
-        index,
-        endpoints,
-      };
-      return serializePublishedPart(part);
-    });
+    const texts = runs.map(({ from, to }, index) =>
+      serializePublishedPartJson(
+        {
+          formatVersion: PUBLISHED_PARTS_FORMAT_VERSION,
+          revision,
+          namespace,
+          service,
+          head: name,
+          index,
+        },
+        json.slice(from, to),
+      ),
+    );
     const head: PublishedHead = {
       formatVersion: PUBLISHED_PARTS_FORMAT_VERSION,
       revision,
@@ -214,6 +232,7 @@ export function planPartedConfigMaps(input: PartedPlanInput, limit: number): Par
     revision,
     contentChanged,
     bytes,
+    lineBytes: json.reduce((n, j) => n + partJsonBytes(j), 0) - 1,
   };
 }
 

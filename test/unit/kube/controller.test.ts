@@ -203,6 +203,43 @@ describe("controller", () => {
     await c.stop();
   });
 
+  test("a secondary's update filter drops the updates it rejects; adds and deletes always map", async () => {
+    const primary = fakeInformer<KubeObject>();
+    const slices = fakeInformer<KubeObject>();
+    primary.markSynced();
+    slices.markSynced();
+    const seen: string[] = [];
+    const c = createController({
+      name: "filtered",
+      primary,
+      secondaries: [
+        secondary(
+          slices,
+          (o) => [`${o.metadata.namespace}/${o.metadata.labels?.svc}`],
+          (o, n) => o.metadata.labels?.svc !== n.metadata.labels?.svc,
+        ),
+      ],
+      reconcile: (k) => void seen.push(k),
+    });
+    await c.start();
+    const at = (rv: string, svc: string) => {
+      const s = configMap("slice-1", "ns", rv);
+      s.metadata.labels = { svc };
+      return s;
+    };
+    slices.upsert(at("1", "web"));
+    await ticks(5);
+    slices.upsert(at("2", "web")); // rejected: same service
+    await ticks(5);
+    assert.deepEqual(seen, ["ns/web"]);
+    slices.upsert(at("3", "api")); // passes: both sides mapped
+    await ticks(5);
+    slices.remove("ns/slice-1");
+    await ticks(5);
+    assert.deepEqual(seen.sort(), ["ns/api", "ns/api", "ns/web", "ns/web"]);
+    await c.stop();
+  });
+
   test("stop waits for running reconciles, aborts their signal, and nothing runs afterwards", async () => {
     const inf = fakeInformer<KubeObject>();
     inf.markSynced();
