@@ -2,7 +2,7 @@
  * Memory of the per-instance parts, each on its own (V8 heap after a full
  * GC, per object): the informer's cached ServiceInstance (a real object as
  * the API server lists it, managedFields included), the probe engine's
- * target state, and one idle keep-alive connection in the HTTP pool (the
+ * target state (and the target spec the operator builds for it), and one idle keep-alive connection in the HTTP pool (the
  * servers run in a child process, so only the client side is counted).
  * The figures in docs/scaling.md ("Memory") come from here.
  *
@@ -11,6 +11,8 @@
 import { fork } from "node:child_process";
 import { createServer } from "node:http";
 import { parseArgs } from "node:util";
+import { type ServiceInstance, validateServiceInstance } from "../src/api/index.ts";
+import { parseConfig } from "../src/config/load.ts";
 import { createProbeEngine } from "../src/health/engine.ts";
 import { httpProbe } from "../src/health/http-probe.ts";
 import { connectionPool } from "../src/health/http1.ts";
@@ -19,6 +21,7 @@ import { createInformer } from "../src/kube/informer.ts";
 import { createLogger } from "../src/kube/log.ts";
 import type { KubeObject } from "../src/kube/object.ts";
 import { rosterResources } from "../src/operator/context.ts";
+import { effectiveSettings, instanceTarget } from "../src/operator/effective.ts";
 import { fakeClock } from "../src/util/clock.ts";
 import { report } from "./report.ts";
 
@@ -74,6 +77,27 @@ if (process.argv[2] === "serve") {
   informer.start();
   await informer.waitForSync();
   const cachePer = (heap() - h0) / n;
+
+  // Probe targets as the probe-target reconciler builds them from the cached
+  // instances (src/operator/targets.ts): what it and the engine keep per instance.
+  const defaults = parseConfig("").defaultPolicy;
+  h0 = heap();
+  const built = informer.list().flatMap((obj) => {
+    const parsed = validateServiceInstance(obj);
+    if (!parsed.ok) return [];
+    const instance: ServiceInstance = {
+      ...parsed.value,
+      metadata: obj.metadata as ServiceInstance["metadata"],
+    };
+    const t = instanceTarget(
+      instance,
+      effectiveSettings(undefined, defaults, instance).healthCheck,
+      () => undefined,
+    );
+    return t.ok ? [t.target] : [];
+  });
+  const targetPer = (heap() - h0) / n;
+  if (built.length !== n) throw new Error(`built ${built.length} targets of ${n}`);
   void informer.stop();
 
   // Probe engine: targets as the operator builds them, scheduled but not probed yet.
@@ -135,6 +159,7 @@ if (process.argv[2] === "serve") {
     "memory-parts",
     [
       { name: "informer cache per ServiceInstance", value: Math.round(cachePer), unit: "B" },
+      { name: "probe target spec per instance (instanceTarget)", value: Math.round(targetPer), unit: "B" },
       { name: "engine per target", value: Math.round(enginePer), unit: "B" },
       { name: "pool per idle connection", value: Math.round(connPer), unit: "B" },
       { name: "idle connections", value: idle, unit: "" },

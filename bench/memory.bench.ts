@@ -17,6 +17,7 @@
  *            --variants 'flags|flags...' (',' separates flags of one variant; '' is the default)
  *            --snapshot <file> --profile (V8 sampling heap profile at the peak and at the end)
  *            --max-wait 900 (seconds to wait for every status before measuring anyway)
+ *            --limit MiB (the V8 limits `roster run` derives from that container memory limit)
  *            --metadata none|max|max-astral (max: every instance carries the largest
  *              spec.metadata the API admits, 32 keys and 4,096 characters, distinct per
  *              instance; max-astral: the same with characters outside the BMP, 4 bytes
@@ -26,6 +27,7 @@
 import { parseArgs } from "node:util";
 import { CustomObjectsApi, PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
 import { METADATA_LIMITS } from "../src/api/serviceinstance.ts";
+import { heapFlags, heapLimitsFor } from "../src/cli/v8-limits.ts";
 import {
   benchAddress,
   createNamespace,
@@ -54,6 +56,7 @@ const { values: args } = parseArgs({
     "max-wait": { type: "string", default: "900" },
     name: { type: "string" },
     metadata: { type: "string", default: "none" },
+    limit: { type: "string" },
   },
 });
 
@@ -61,7 +64,10 @@ const N = Number(args.instances);
 const S = Number(args.services ?? Math.min(5000, Math.max(100, Math.round(N / 10))));
 const intervalSeconds = Number.parseFloat(args.interval);
 const settleMs = Number(args.settle) * 1000;
-const variants = args.variants.split("|").map((v) => v.split(",").filter(Boolean));
+// `--limit 640`: every variant also gets the V8 limits `roster run` derives from a
+// container memory limit of that many MiB (the chart's default is 640).
+const limitFlags = args.limit ? heapFlags(heapLimitsFor(Number(args.limit) * 2 ** 20)) : [];
+const variants = args.variants.split("|").map((v) => [...limitFlags, ...v.split(",").filter(Boolean)]);
 const svc = (s: number) => `svc-${String(s).padStart(4, "0")}`;
 const round = (x: number) => Math.round(x * 10) / 10;
 if (!["none", "max", "max-astral"].includes(args.metadata))

@@ -58,6 +58,21 @@ if (!command) {
   process.stderr.write(`roster: unknown command ${JSON.stringify(name)}\n\n${help()}`);
   process.exit(2);
 }
+if (name === "run") {
+  // V8 fixes its heap limits at start: re-execute once with limits derived
+  // from the container's memory limit (the flags then set them, so this
+  // happens once). Same PID, so signals and PID 1 stay as they were.
+  const { heapFlagsForThisProcess } = await import("./v8-limits.ts");
+  const flags = heapFlagsForThisProcess();
+  if (flags && typeof process.execve === "function") {
+    process.execve(process.execPath, [
+      process.execPath,
+      ...process.execArgv,
+      ...flags,
+      ...process.argv.slice(1),
+    ]);
+  }
+}
 try {
   process.exitCode = await command.run(rest);
 } catch (err) {

@@ -1,4 +1,5 @@
 /** `roster run`: the operator. */
+import { getHeapStatistics } from "node:v8";
 import {
   ConfigError,
   loadConfig,
@@ -199,7 +200,12 @@ export async function run(args: string[]): Promise<number> {
   let watcher: ReturnType<typeof watchConfig> | undefined;
   if (first === "started") {
     logger.info(
-      { server: kc.getCurrentCluster()?.server, identity: operator.manager.identity },
+      {
+        server: kc.getCurrentCluster()?.server,
+        identity: operator.manager.identity,
+        // What V8 runs with (derived from the memory limit unless set, src/cli/v8-limits.ts).
+        heapLimitMiB: Math.round(getHeapStatistics().heap_size_limit / 2 ** 20),
+      },
       "roster started",
     );
     watcher = values.config

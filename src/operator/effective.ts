@@ -23,6 +23,7 @@ import {
 import type { FieldError } from "../api/validate.ts";
 import type { DefaultPolicy } from "../config/schema.ts";
 import type { CheckSpec, ProbeSpec, Target, TlsSpec } from "../health/index.ts";
+import { subtreeInterner } from "../kube/transform.ts";
 
 /** The operator-wide default policy (from its config file). */
 export type { DefaultPolicy };
@@ -321,6 +322,18 @@ function describeProbe(p: Probe): string {
 /** Header values and CA bundles from Secrets (default) or ConfigMaps, resolved by the caller: `(name, key, kind) => value`. */
 export type SecretLookup = (name: string, key: string, kind?: "Secret" | "ConfigMap") => string | undefined;
 
+/**
+ * Parts of targets that most instances have in common (port maps, expected
+ * status ranges, headers) are shared, frozen, instead of built anew for each
+ * of 50,000 targets: the engine and the probe-target controller keep every
+ * target for as long as the instance is probed.
+ */
+const targetParts = subtreeInterner(1024, 256);
+function shared<T extends object>(value: T): T {
+  const json = JSON.stringify(value);
+  return json.length <= targetParts.maxJson ? (targetParts.share(json, value) as T) : value;
+}
+
 export type TargetResult =
   | { ok: true; target: Target; hostOverride?: string }
   | { ok: false; reason: string; message: string };
@@ -336,7 +349,7 @@ export function instanceTarget(
   secrets: SecretLookup,
 ): TargetResult {
   const { namespace, name } = instance.metadata;
-  const ports = Object.fromEntries(instance.spec.ports.map((p) => [p.name, p.port]));
+  const ports = shared(Object.fromEntries(instance.spec.ports.map((p) => [p.name, p.port])));
   const hosts = new Set(healthCheck.probes.map(probeHost).filter((h) => h !== undefined));
   if (hosts.size > 1) {
     return {
@@ -426,24 +439,26 @@ function toProbeSpec(
         headers[header.name] = value;
         if (ref) secretHeaders.push(header.name);
       }
+      // Fields left out rather than undefined: each costs a slot in every target.
       return {
         type: "http",
         port: p,
         path: h.path,
         scheme: h.scheme,
         method: h.method,
-        headers,
+        // Secret values stay out of the shared table.
+        headers: secretHeaders.length > 0 ? headers : shared(headers),
         ...(secretHeaders.length > 0 ? { secretHeaders } : {}),
-        expectedStatuses: h.expectedStatuses.map((r) => ({ from: r.min, to: r.max })),
+        expectedStatuses: shared(h.expectedStatuses.map((r) => ({ from: r.min, to: r.max }))),
         ...(h.degradedStatuses
-          ? { degradedStatuses: h.degradedStatuses.map((r) => ({ from: r.min, to: r.max })) }
+          ? { degradedStatuses: shared(h.degradedStatuses.map((r) => ({ from: r.min, to: r.max }))) }
           : {}),
         ...(h.degradeOnWarning ? { degradeOnWarning: true } : {}),
-        bodyMatch: h.bodyMatch?.substring,
-        bodyRegex: h.bodyMatch?.regex,
-        maxBodyBytes: h.bodyMatch?.maxBytes,
+        ...(h.bodyMatch?.substring !== undefined ? { bodyMatch: h.bodyMatch.substring } : {}),
+        ...(h.bodyMatch?.regex !== undefined ? { bodyRegex: h.bodyMatch.regex } : {}),
+        ...(h.bodyMatch?.maxBytes !== undefined ? { maxBodyBytes: h.bodyMatch.maxBytes } : {}),
         followRedirects: h.followRedirects,
-        tls,
+        ...(tls ? { tls } : {}),
       };
     }
     case "tcp": {

@@ -17,6 +17,7 @@ import type {
   V1RoleBinding,
   V1Service,
 } from "@kubernetes/client-node";
+import { derivedHeapFlags, heapLimitsFor } from "../../../src/cli/v8-limits.ts";
 import { parseConfig } from "../../../src/config/load.ts";
 import type { OperatorConfig } from "../../../src/config/schema.ts";
 import {
@@ -158,11 +159,15 @@ describe("default values", () => {
     assert.deepEqual(c.livenessProbe?.httpGet, { path: "/healthz", port: "health" });
     assert.deepEqual(c.readinessProbe?.httpGet, { path: "/readyz", port: "health" });
     assert.ok(c.resources?.requests?.cpu && c.resources.requests.memory && c.resources.limits?.memory);
-    // The heap is capped below the memory limit, leaving room for native memory.
-    // Sized for 4,000 instances with maximal metadata (docs/scaling.md, "Sizing the memory limit"):
-    // heap cap 2 × (45 MiB + 36 KiB × 4,000) rounded up, limit = cap + 256 MiB.
-    assert.equal(c.env?.find((e) => e.name === "NODE_OPTIONS")?.value, "--max-old-space-size=384");
+    // No NODE_OPTIONS: `roster run` derives V8's limits from the memory limit, leaving room for
+    // native memory. Sized for 4,000 instances with maximal metadata (docs/scaling.md, "Sizing
+    // the memory limit"): old space 2 × (45 MiB + 36 KiB × 4,000) rounded up, limit = that + 256 MiB.
+    assert.equal(
+      c.env?.find((e) => e.name === "NODE_OPTIONS"),
+      undefined,
+    );
     assert.equal(c.resources?.limits?.memory, "640Mi");
+    assert.deepEqual(heapLimitsFor(640 * 2 ** 20), { oldSpaceMiB: 384, semiSpaceMiB: 16 });
     // /tmp is the only writable path: an emptyDir, next to the read-only config volume.
     assert.deepEqual(
       c.volumeMounts?.map((m) => [m.mountPath, m.readOnly ?? false]),
@@ -176,6 +181,15 @@ describe("default values", () => {
     assert.equal(pod.volumes?.find((v) => v.name === "config")?.configMap?.name, `${fullname}-config`);
     // Two replicas prefer different nodes.
     assert.ok(pod.affinity?.podAntiAffinity?.preferredDuringSchedulingIgnoredDuringExecution?.length);
+  });
+
+  test("heapLimitMiB overrides the derived heap limit through NODE_OPTIONS", async () => {
+    const objects = await render({ heapLimitMiB: 1024 }, { release, namespace: ns });
+    const c = one<V1Deployment>(objects, "Deployment", fullname).spec!.template.spec!.containers[0]!;
+    const options = c.env?.find((e) => e.name === "NODE_OPTIONS")?.value ?? "";
+    assert.equal(options, "--max-old-space-size=1024");
+    // roster run then keeps Node's flags as they are.
+    assert.equal(derivedHeapFlags([], options, 640 * 2 ** 20, 2 ** 40), undefined);
   });
 
   test("the config file matches the operator's schema and the chart's ports and Lease", async () => {

@@ -9,7 +9,12 @@ import { ApiError, type KubeRequest } from "../../../src/kube/client.ts";
 import { createInformer } from "../../../src/kube/informer.ts";
 import type { KubeObject } from "../../../src/kube/object.ts";
 import { resources } from "../../../src/kube/object.ts";
-import { internStrings, lastAppliedAnnotation, stringInterner } from "../../../src/kube/transform.ts";
+import {
+  internStrings,
+  lastAppliedAnnotation,
+  stringInterner,
+  subtreeInterner,
+} from "../../../src/kube/transform.ts";
 import { fakeClock } from "../../../src/util/clock.ts";
 import { configMap, type ScriptedStream, scriptedClient, scriptedStream } from "./fakes.ts";
 
@@ -310,6 +315,38 @@ describe("informer", () => {
     // The table stays bounded whatever comes through it.
     for (let i = 0; i < 100; i++) intern(`v${i}`);
     assert.equal(intern("shop"), "shop");
+  });
+
+  test("equal small subtrees are shared between cached objects, frozen; metadata stays each object's own", () => {
+    type Obj = KubeObject & { spec: { ports: { name: string; port: number }[]; big: { note: string } } };
+    const parse = (name: string) =>
+      JSON.parse(
+        `{"metadata":{"name":"${name}","uid":"u-${name}","namespace":"shop","labels":{"app":"web"}},` +
+          `"spec":{"ports":[{"name":"http","port":80}],"big":{"note":"${"x".repeat(300)}"}}}`,
+      ) as Obj;
+    const subtrees = subtreeInterner(8, 256);
+    const a = internStrings(parse("a"), stringInterner(), subtrees);
+    const b = internStrings(parse("b"), stringInterner(), subtrees);
+    // Nothing observable changes, but equal parts are one object.
+    assert.deepEqual(b, parse("b"));
+    assert.equal(a.spec.ports, b.spec.ports);
+    assert.equal(a.metadata.labels, b.metadata.labels);
+    assert.ok(Object.isFrozen(a.spec.ports) && Object.isFrozen(a.spec.ports[0]));
+    assert.throws(() => {
+      a.spec.ports[0]!.port = 81;
+    }, TypeError);
+    // Past maxJson: each object keeps its own (unique values would only fill the table).
+    assert.notEqual(a.spec.big, b.spec.big);
+    assert.equal(Object.isFrozen(a.spec.big), false);
+    assert.notEqual(a.metadata, b.metadata);
+    assert.equal(Object.isFrozen(a.metadata), false);
+    assert.equal(Object.isFrozen(a), false);
+    // Bounded: however many distinct subtrees pass, equal ones are still shared.
+    for (let i = 0; i < 100; i++)
+      internStrings(JSON.parse(`{"metadata":{},"spec":{"v":${i}}}`), stringInterner(), subtrees);
+    const c = internStrings(parse("c"), stringInterner(), subtrees);
+    const d = internStrings(parse("d"), stringInterner(), subtrees);
+    assert.equal(c.spec.ports, d.spec.ports);
   });
 
   test("kubectl's last-applied annotation is dropped by default; other annotations stay", async () => {

@@ -274,21 +274,18 @@ describe("instanceTarget", () => {
         { name: "admin", port: 9000 },
       ],
     });
-    const r = instanceTarget(
-      si,
-      check({
-        probes: [{ type: "http", http: { port: "admin", path: "/healthz" } }, { type: "tcp" }],
-        combine: "any",
-        interval: "2s",
-        timeout: "500ms",
-        initialDelay: "1s",
-        failureThreshold: 4,
-        successThreshold: 2,
-        jitter: 25,
-        flapDamping: { maxTransitions: 3, window: "1m" },
-      }),
-      noSecrets,
-    );
+    const hc = check({
+      probes: [{ type: "http", http: { port: "admin", path: "/healthz" } }, { type: "tcp" }],
+      combine: "any",
+      interval: "2s",
+      timeout: "500ms",
+      initialDelay: "1s",
+      failureThreshold: 4,
+      successThreshold: 2,
+      jitter: 25,
+      flapDamping: { maxTransitions: 3, window: "1m" },
+    });
+    const r = instanceTarget(si, hc, noSecrets);
     assert.ok(r.ok);
     assert.equal(r.hostOverride, undefined);
     assert.equal(r.target.id, "shop/web-1");
@@ -316,12 +313,16 @@ describe("instanceTarget", () => {
       method: "GET",
       headers: {},
       expectedStatuses: [{ from: 200, to: 399 }],
-      bodyMatch: undefined,
-      bodyRegex: undefined,
-      maxBodyBytes: undefined,
       followRedirects: false,
-      tls: undefined,
     });
+    // Parts most targets have in common are one shared, frozen object.
+    const again = instanceTarget({ ...si, metadata: { ...si.metadata, name: "web-2" } }, hc, noSecrets);
+    assert.ok(again.ok);
+    assert.equal(again.target.ports, r.target.ports);
+    const [p0, p1] = [r.target.check.probes[0], again.target.check.probes[0]];
+    assert.ok(p0?.type === "http" && p1?.type === "http");
+    assert.equal(p1.expectedStatuses, p0.expectedStatuses);
+    assert.ok(Object.isFrozen(r.target.ports));
     assert.deepEqual(c.probes[1], { type: "tcp", port: 8080 }, "no port: the first one");
   });
 
