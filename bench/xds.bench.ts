@@ -10,36 +10,39 @@
  * operator's `roster_xds_push_latency_seconds` histogram measures, seen from
  * the client.
  *
- * The operator runs in a process of its own (`bench/operator-child.ts`) with
- * xDS on; the sandbox, the HTTP probe targets and the clients are the
- * bench's. The clients are real grpc-js ADS streams on loopback that decode
- * every response with the real protos (their decoding shares the 2 cores
- * with the operator and the API server, so the figures are pessimistic).
+ * Three processes: the operator (`bench/operator-child.ts`, xDS on); the
+ * ADS clients (`bench/xds-clients-child.ts`: 100 real grpc-js ADS streams,
+ * each on its own HTTP/2 connection, decoding with the real protos); this
+ * one (sandbox driver, HTTP probe targets). Clients that shared the probe
+ * targets' event loop and one HTTP/2 connection measured themselves: 100
+ * decodes per push in one process delayed probe answers past their timeout,
+ * the spurious verdicts made more pushes, and the one connection's flow
+ * control paced all 100 streams behind the slowest reader (the 27 s tail).
  * Flips are sequential: one instance fails, every client sees it, it
- * recovers, every client sees it, then the next.
+ * recovers, every client sees it, then the next. Besides the latency the
+ * report says what the machine did meanwhile: load average, CPU per
+ * process, and how long each process's event loop waited runnable for a CPU
+ * (/proc/<pid>/schedstat), so a figure dominated by an overloaded machine
+ * shows as such.
  *
  * Sizes: S services × M endpoints, every client subscribed to every
- * service's assignment: `--services 1 --instances 1000` (default) and
- * `--services 10 --instances 1000` (10,000 endpoints; one service of 10,000
- * does not fit the ConfigMap's 1 MB budget and is published stale, so the
- * xDS server alone at that size is bench/xds-server.bench.ts).
+ * service's assignment: `--instances 1000` (default) and `--instances 10000`
+ * (one service, published split across ConfigMaps, format 2; a slower
+ * `--interval 5s` keeps 10,000 probes from saturating 2 cores).
  *
- *   node bench/xds.bench.ts [--services 1] [--instances 1000] [--clients 100] [--flips 10]
+ *   node bench/xds.bench.ts [--services 1] [--instances 1000] [--clients 100] [--flips 10] [--interval 1s]
  */
+import { fork } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { createServer } from "node:net";
+import { loadavg } from "node:os";
+import { dirname, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { type ClientDuplexStream, credentials, makeGenericClientConstructor } from "@grpc/grpc-js";
-import { adsServiceDefinition, TYPE } from "../src/xds/protos.ts";
-import {
-  benchAddress,
-  createNamespace,
-  startCluster,
-  startOperatorProcess,
-  startTargets,
-  until,
-} from "./lib.ts";
+import { benchAddress, createNamespace, startCluster, startOperatorProcess, startTargets } from "./lib.ts";
 import { type Figure, percentile, report } from "./report.ts";
 import { createInstances, operatorDefaults } from "./setup.ts";
+import type { ClientsRequest } from "./xds-clients-child.ts";
 
 const { values } = parseArgs({
   options: {
@@ -47,6 +50,7 @@ const { values } = parseArgs({
     instances: { type: "string", default: "1000" },
     clients: { type: "string", default: "100" },
     flips: { type: "string", default: "10" },
+    interval: { type: "string", default: "1s" },
   },
 });
 const S = Number(values.services);
@@ -57,18 +61,18 @@ const NS = "bench";
 const svc = (s: number) => `svc-${String(s).padStart(3, "0")}`;
 const clusterName = (s: number) => `${svc(s)}.${NS}`;
 
-interface Assignment {
-  cluster_name?: string;
-  endpoints?: {
-    lb_endpoints?: {
-      endpoint?: { address?: { socket_address?: { address?: string } } };
-      health_status?: string;
-    }[];
-  }[];
-}
-interface Response {
-  type_url: string;
-  resources?: Assignment[];
+/**
+ * Nanoseconds a process's main thread (the JS event loop) has run, and has
+ * waited runnable for a CPU (/proc/<pid>/schedstat): the wait is what an
+ * overloaded machine adds to every step, measured rather than guessed.
+ */
+function schedstat(pid: number): { run: number; wait: number } {
+  try {
+    const [run, wait] = readFileSync(`/proc/${pid}/schedstat`, "utf8").trim().split(" ").map(Number);
+    return { run: run!, wait: wait! };
+  } catch {
+    return { run: Number.NaN, wait: Number.NaN };
+  }
 }
 
 async function freePort(): Promise<number> {
@@ -82,13 +86,55 @@ async function freePort(): Promise<number> {
 const cluster = await startCluster();
 const targets = await startTargets(20, "127.0.2");
 const op = await startOperatorProcess();
-const streams: ClientDuplexStream<unknown, Response>[] = [];
+interface Clients {
+  call(req: ClientsRequest, timeoutMs?: number): Promise<unknown>;
+  kill(): void;
+  pid: number;
+}
+let clientsRef: Clients | undefined;
+
+/** The ADS clients' process (bench/xds-clients-child.ts) and a call over its IPC. */
+async function startClients(): Promise<Clients> {
+  const child = fork(resolve(dirname(fileURLToPath(import.meta.url)), "xds-clients-child.ts"), [], {
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+  });
+  let seq = 0;
+  const pending = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
+  child.on("message", (m: { id?: number; value?: unknown; error?: string }) => {
+    const p = m.id === undefined ? undefined : pending.get(m.id);
+    if (!p) return;
+    pending.delete(m.id!);
+    if (m.error) p.reject(new Error(m.error));
+    else p.resolve(m.value);
+  });
+  await new Promise((r) => child.once("message", r));
+  const call = (req: ClientsRequest, timeoutMs = 180_000) =>
+    new Promise<unknown>((res, rej) => {
+      const id = seq++;
+      const timer = setTimeout(() => {
+        pending.delete(id);
+        rej(
+          new Error(`ADS clients: timed out after ${timeoutMs} ms on ${JSON.stringify(req).slice(0, 120)}`),
+        );
+      }, timeoutMs);
+      const settle =
+        <T>(f: (v: T) => void) =>
+        (v: T) => {
+          clearTimeout(timer);
+          f(v);
+        };
+      pending.set(id, { resolve: settle(res), reject: settle(rej) });
+      child.send({ id, req });
+    });
+  clientsRef = { call, kill: () => child.kill(), pid: child.pid! };
+  return clientsRef;
+}
 try {
   await createNamespace(cluster.kc, NS);
   await createInstances(cluster.kc, NS, S * M, {
     service: (i) => svc(Math.floor(i / M)),
     targets,
-    interval: "1s",
+    interval: values.interval,
     timeout: "500ms",
     failureThreshold: 1,
     jitter: 10,
@@ -101,44 +147,17 @@ try {
     xdsPort,
   });
 
-  /** Per client: address -> (health_status, when it was last seen changed). */
-  const health: Map<string, { status: string; at: number }>[] = [];
-  const Ads = makeGenericClientConstructor(adsServiceDefinition(), "ADS");
-  for (let c = 0; c < CLIENTS; c++) {
-    const view = new Map<string, { status: string; at: number }>();
-    health.push(view);
-    const client = new Ads(`127.0.0.1:${xdsPort}`, credentials.createInsecure(), {
-      "grpc.max_receive_message_length": 64 * 1024 * 1024,
-    }) as unknown as { StreamAggregatedResources(): ClientDuplexStream<unknown, Response> };
-    const call = client.StreamAggregatedResources();
-    call.on("data", (r: Response) => {
-      const at = Date.now();
-      for (const cla of r.resources ?? []) {
-        for (const locality of cla.endpoints ?? []) {
-          for (const lb of locality.lb_endpoints ?? []) {
-            const address = lb.endpoint?.address?.socket_address?.address ?? "";
-            const status = lb.health_status ?? "UNKNOWN";
-            if (view.get(address)?.status !== status) view.set(address, { status, at });
-          }
-        }
-      }
-    });
-    call.on("error", () => {});
-    call.write({
-      node: { id: `bench-${c}` },
-      type_url: TYPE.endpoints,
-      resource_names: Array.from({ length: S }, (_, s) => clusterName(s)),
-    });
-    streams.push(call);
-  }
-  const allSee = (address: string, status: string, after: number) =>
-    health.every((v) => {
-      const e = v.get(address);
-      return e !== undefined && e.status === status && e.at >= after;
-    });
+  const clients = await startClients();
+  await clients.call({
+    op: "start",
+    port: xdsPort,
+    names: Array.from({ length: S }, (_, s) => clusterName(s)),
+    clients: CLIENTS,
+  });
   const startedAt = Date.now();
-  await until("every endpoint healthy at every client", 600_000, () =>
-    Array.from({ length: S * M }, (_, i) => i).every((i) => allSee(benchAddress(i), "HEALTHY", 0)),
+  await clients.call(
+    { op: "healthy", addresses: Array.from({ length: S * M }, (_, i) => benchAddress(i)) },
+    600_000,
   );
   console.log(
     `${S} × ${M} endpoints healthy at ${CLIENTS} clients ${(Date.now() - startedAt) / 1000} s after start`,
@@ -146,6 +165,16 @@ try {
 
   const latency: number[] = [];
   const detect: number[] = [];
+  const load: number[] = [];
+  const pids = { operator: op.child.pid!, clients: clients.pid, bench: process.pid };
+  const cpuAt = async () => ({
+    at: performance.now(),
+    sched: Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, schedstat(pid)])),
+    bench: process.cpuUsage().user + process.cpuUsage().system,
+    clients: (await clients.call({ op: "cpu" })) as number,
+    operator: await op.stats().then((s) => s.userMicros + s.systemMicros),
+  });
+  const cpu0 = await cpuAt();
   for (let k = 0; k < FLIPS; k++) {
     // Spread over the services and over each service's endpoints.
     const i = (k % S) * M + ((k * 97) % M);
@@ -156,12 +185,29 @@ try {
       const flipAt = Date.now();
       if (fail) targets.failing.add(i);
       else targets.failing.delete(i);
-      await until(`i-${i} ${status} at every client`, 180_000, () => allSee(benchAddress(i), status, flipAt));
+      const seen = (await clients.call({
+        op: "await",
+        address: benchAddress(i),
+        status,
+        after: flipAt,
+      })) as number[];
       const [since] = await op.since([`${NS}/i-${i}`]);
       detect.push(since! - flipAt);
-      for (const v of health) latency.push(v.get(benchAddress(i))!.at - since!);
+      for (const at of seen) latency.push(at - since!);
+      load.push(loadavg()[0]!);
     }
   }
+  const cpu1 = await cpuAt();
+  const wall = cpu1.at - cpu0.at;
+  const share = (k: "bench" | "clients" | "operator") => (cpu1[k] - cpu0[k]) / 1000 / wall;
+  /** Per process: the share of the wall time its event loop ran, and waited runnable for a CPU. */
+  const sched = Object.fromEntries(
+    Object.keys(pids).map((k) => {
+      const a = cpu0.sched[k]!;
+      const b = cpu1.sched[k]!;
+      return [k, { ran: (b.run - a.run) / 1e6 / wall, waitedForCpu: (b.wait - a.wait) / 1e6 / wall }];
+    }),
+  );
   latency.sort((a, b) => a - b);
   detect.sort((a, b) => a - b);
   const label = `${S * M} endpoints (${S} × ${M}), ${CLIENTS} clients`;
@@ -177,11 +223,21 @@ try {
     transitions: FLIPS * 2,
     samples: latency.length,
     "detection (flip to verdict) p50 ms": percentile(detect, 50),
+    interval: values.interval,
+    "load average (1 min) during the flips, min / max": [Math.min(...load), Math.max(...load)],
+    "CPU during the flips, cores (operator / ADS clients process / bench: targets and driver)": [
+      share("operator"),
+      share("clients"),
+      share("bench"),
+    ],
+    "event-loop thread during the flips, share of wall time (ran / runnable but waiting for a CPU)": sched,
+    client:
+      "100 grpc-js ADS streams, each on its own HTTP/2 connection, in a process of their own (bench/xds-clients-child.ts)",
     method:
-      "latency = ADS client's Date.now() when the ClusterLoadAssignment with the flipped health_status arrives − engine summary `since` (the verdict time); probes every 1 s, failureThreshold 1",
+      "latency = ADS client's Date.now() when the ClusterLoadAssignment with the flipped health_status arrives − engine summary `since` (the verdict time); probes every `interval`, failureThreshold 1",
   });
 } finally {
-  for (const s of streams) s.cancel();
+  await clientsRef?.call({ op: "stop" }, 5000).catch(() => clientsRef?.kill());
   await op.stop().catch(() => {});
   await targets.close();
   await cluster.stop();

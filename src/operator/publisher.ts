@@ -17,6 +17,7 @@
  */
 import { configMapName, type DiscoveryPolicyStatus } from "../api/index.ts";
 import {
+  type ExecuteResult,
   isConflict,
   planExecutor,
   type Reconciler,
@@ -155,16 +156,28 @@ export function servicePublisher(ctx: OperatorContext, view: InstanceView): { re
     const owner = (wrote.written[0] as ServiceObject | undefined) ?? input.existing;
     const slices = planSlicePublication(input, plan.desired, owner);
     ctx.logger.debug({ steps: slices.steps.length, stats: slices.stats }, "slice plan");
-    const sliced = await executor.run(slices.steps, { group: key, signal });
     const cm = planConfigMapPublication(input, plan.desired, owner);
     outcome.revision = cm.revision;
     outcome.stale = cm.stale;
-    let published = await executor.run(cm.steps, { group: key, signal });
-    // Format 2: the head (and the deletion of unlisted parts) only once every part is written.
-    if (cm.commit && !published.conflict) {
+    // Slices and ConfigMap are two independent renderings of one desired
+    // model: written side by side, so the ConfigMap (what the client library
+    // and every replica's xDS server read) does not wait behind the slice
+    // writes (one after another, and first in the write gate).
+    const writeConfigMap = async (): Promise<ExecuteResult> => {
+      const published = await executor.run(cm.steps, { group: key, signal });
+      // Format 2: the head (and the deletion of unlisted parts) only once every part is written.
+      if (!cm.commit || published.conflict) return published;
       const committed = await executor.run(cm.commit, { group: key, signal });
-      published = { ...committed, behind: published.behind || committed.behind };
-    }
+      return { ...committed, behind: published.behind || committed.behind };
+    };
+    const [slicesDone, configMapDone] = await Promise.allSettled([
+      executor.run(slices.steps, { group: key, signal }),
+      writeConfigMap(),
+    ]);
+    if (slicesDone.status === "rejected") throw slicesDone.reason;
+    if (configMapDone.status === "rejected") throw configMapDone.reason;
+    const sliced = slicesDone.value;
+    const published = configMapDone.value;
     const conflict = published.conflict ?? sliced.conflict;
     if (conflict) outcome.conflict = unmanaged(conflict);
     return wrote.behind || sliced.behind || published.behind;
